@@ -1,0 +1,380 @@
+"""The chain client: connect to the registry, deploy it once, send transactions.
+
+`open_registry(settings)` is the one entry point: it connects to ATTEST_RPC_URL
+or starts the embedded Anvil, makes sure the registry is deployed (recording its
+address and chain id under ATTEST_DATA_DIR) and that the issuer key is funded
+and authorised, and returns a `Registry`. Close it (or use it as a context
+manager) to stop a node it started.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+from web3.exceptions import ContractLogicError, Web3Exception
+
+from config import Settings
+from contracts import load_artifact
+from credentials.keys import load_or_create_key
+from credentials.node import EmbeddedAnvil, NodeError
+
+ZERO_ADDRESS = "0x" + "00" * 20
+# What a dev chain's funded account hands each of our keys when they run low.
+DEV_FUNDING_WEI = Web3.to_wei(100, "ether")
+LOW_BALANCE_WEI = Web3.to_wei(1, "ether")
+
+
+class ChainError(RuntimeError):
+    """Something about the chain a person must act on; the message says what."""
+
+
+class ChainUnreachable(ChainError):
+    pass
+
+
+class RegistryMissing(ChainError):
+    """The recorded registry is not (or no longer) on the chain: a reset chain."""
+
+
+class TransactionReverted(ChainError):
+    pass
+
+
+@dataclass(frozen=True)
+class AnchorRecord:
+    root: str
+    issuer: str
+    timestamp: int
+    block_number: int
+    count: int
+
+
+@dataclass(frozen=True)
+class RevocationRecord:
+    revoked: bool
+    timestamp: int
+    reason: str
+    revoker: str
+
+
+@dataclass(frozen=True)
+class TxResult:
+    tx_hash: str
+    block_number: int
+    gas_used: int
+
+
+def _b32(value: bytes | str) -> bytes:
+    if isinstance(value, str):
+        value = bytes.fromhex(value.removeprefix("0x"))
+    if len(value) != 32:
+        raise ValueError(f"expected 32 bytes, got {len(value)}")
+    return value
+
+
+def revert_reason(exc: Exception) -> str:
+    """The contract's revert message from a web3 error (Anvil or Ganache style)."""
+    text = str(exc.args[0] if exc.args else exc)
+    if isinstance(exc.args[0] if exc.args else None, dict):
+        text = exc.args[0].get("message", text)
+    for marker in ("execution reverted: ", "revert "):
+        if marker in text:
+            return text.split(marker, 1)[1].strip().strip("'\"")
+    return text
+
+
+class NonceManager:
+    """One nonce sequence per key, so concurrent sends from one process never
+    collide; it re-reads the chain's pending count so other processes' sends
+    are taken into account."""
+
+    def __init__(self, w3: Web3, address: str):
+        self.w3 = w3
+        self.address = address
+        self.lock = threading.Lock()
+        self._next: int | None = None
+
+    def take(self) -> int:
+        chain_next = self.w3.eth.get_transaction_count(self.address, "pending")
+        self._next = max(chain_next, self._next or 0)
+        nonce = self._next
+        self._next += 1
+        return nonce
+
+    def forget(self) -> None:
+        self._next = None
+
+
+class Registry:
+    """A deployed CredentialRegistry and the keys that act on it."""
+
+    def __init__(self, w3: Web3, address: str, issuer: LocalAccount, owner: LocalAccount | None,
+                 rpc_url: str, node: EmbeddedAnvil | None = None, confirmations: int = 0,
+                 deployed_block: int | None = None):
+        artifact = load_artifact()
+        self.w3 = w3
+        self.rpc_url = rpc_url
+        self.address = Web3.to_checksum_address(address)
+        self.contract = w3.eth.contract(address=self.address, abi=artifact["abi"])
+        self.issuer = issuer
+        self.owner = owner
+        self.node = node
+        self.confirmations = confirmations
+        self.deployed_block = deployed_block
+        self.chain_id = w3.eth.chain_id
+        self._nonces: dict[str, NonceManager] = {}
+
+    # ----- life cycle --------------------------------------------------------
+
+    def close(self) -> None:
+        if self.node is not None:
+            self.node.stop()
+            self.node = None
+
+    def __enter__(self) -> "Registry":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ----- transactions ------------------------------------------------------
+
+    def _send(self, account: LocalAccount, fn, wait: bool = True) -> TxResult:
+        """Sign and send one contract call from `account`; wait for its receipt
+        (and the configured confirmations). A revert raises TransactionReverted
+        with the contract's own words, before anything is sent."""
+        manager = self._nonces.setdefault(account.address, NonceManager(self.w3, account.address))
+        with manager.lock:
+            try:
+                tx = fn.build_transaction({"from": account.address, "nonce": manager.take(),
+                                           "chainId": self.chain_id})
+            except (ContractLogicError, Web3Exception, ValueError) as exc:
+                manager.forget()
+                raise TransactionReverted(revert_reason(exc)) from exc
+            signed = account.sign_transaction(tx)
+            try:
+                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            except (Web3Exception, ValueError) as exc:
+                manager.forget()
+                raise ChainError(f"the node refused the transaction: {revert_reason(exc)}") from exc
+        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+        if receipt["status"] != 1:
+            raise TransactionReverted(f"transaction {tx_hash.to_0x_hex()} reverted")
+        self.wait_confirmations(receipt["blockNumber"])
+        return TxResult(tx_hash.to_0x_hex(), receipt["blockNumber"], receipt["gasUsed"])
+
+    def wait_confirmations(self, block_number: int, poll: float = 1.0, timeout: float = 600) -> None:
+        if self.confirmations <= 0:
+            return
+        deadline = time.monotonic() + timeout
+        while self.w3.eth.block_number < block_number + self.confirmations:
+            if time.monotonic() > deadline:
+                raise ChainError(f"block {block_number} did not reach {self.confirmations} confirmations")
+            time.sleep(poll)
+
+    def anchor(self, root: bytes | str, count: int) -> TxResult:
+        return self._send(self.issuer, self.contract.functions.anchor(_b32(root), count))
+
+    def revoke(self, fingerprint: bytes | str, reason: str) -> TxResult:
+        return self._send(self.issuer, self.contract.functions.revoke(_b32(fingerprint), reason))
+
+    def authorize_issuer(self, address: str) -> TxResult:
+        return self._send(self._owner(), self.contract.functions.authorizeIssuer(address))
+
+    def deauthorize_issuer(self, address: str) -> TxResult:
+        return self._send(self._owner(), self.contract.functions.deauthorizeIssuer(address))
+
+    def _owner(self) -> LocalAccount:
+        if self.owner is None:
+            raise ChainError("this registry's owner key is not available here")
+        return self.owner
+
+    # ----- reads -------------------------------------------------------------
+
+    def anchor_of(self, root: bytes | str) -> AnchorRecord | None:
+        issuer, ts, block, count = self.contract.functions.anchorOf(_b32(root)).call()
+        if int(issuer, 16) == 0:
+            return None
+        return AnchorRecord("0x" + _b32(root).hex(), issuer, ts, block, count)
+
+    def revocation_of(self, fingerprint: bytes | str) -> RevocationRecord:
+        revoked, ts, reason, revoker = self.contract.functions.revocationOf(_b32(fingerprint)).call()
+        return RevocationRecord(revoked, ts, reason, revoker)
+
+    def is_authorized(self, address: str) -> bool:
+        return self.contract.functions.isAuthorized(address).call()
+
+    def was_authorized_at(self, address: str, block_number: int) -> bool:
+        return self.contract.functions.wasAuthorizedAt(address, block_number).call()
+
+    def verify_proof(self, leaf: bytes | str, proof: list, root: bytes | str) -> bool:
+        return self.contract.functions.verify(_b32(leaf), [_b32(p) for p in proof], _b32(root)).call()
+
+    def status(self) -> dict:
+        return {
+            "rpc_url": self.rpc_url,
+            "chain_id": self.chain_id,
+            "registry": self.address,
+            "block": self.w3.eth.block_number,
+            "embedded": self.node is not None or self.rpc_url_is_embedded,
+            "deployed_block": self.deployed_block,
+            "issuer": self.issuer.address,
+            "issuer_authorized": self.is_authorized(self.issuer.address),
+            "owner": self.contract.functions.owner().call(),
+        }
+
+    rpc_url_is_embedded = False
+
+
+# ----- connecting and deploying ----------------------------------------------
+
+def connect_web3(url: str, timeout: float = 30.0) -> Web3:
+    """A connected Web3, or ChainUnreachable naming the URL."""
+    w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))
+    try:
+        w3.eth.chain_id
+    except Exception as exc:  # noqa: BLE001 - any failure here means "cannot reach it"
+        reason = exc.__class__.__name__
+        raise ChainUnreachable(
+            f"cannot reach the chain at {url} ({reason}); check ATTEST_RPC_URL "
+            "or unset it to use the embedded Anvil node"
+        ) from exc
+    return w3
+
+
+def _send_plain(w3: Web3, account: LocalAccount, tx: dict) -> dict:
+    tx = {"from": account.address, "nonce": w3.eth.get_transaction_count(account.address, "pending"),
+          "chainId": w3.eth.chain_id, **tx}
+    if "gas" not in tx:
+        tx["gas"] = w3.eth.estimate_gas(tx)
+    if "maxFeePerGas" not in tx and "gasPrice" not in tx:
+        base = w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0
+        tx["maxPriorityFeePerGas"] = Web3.to_wei(1, "gwei")
+        tx["maxFeePerGas"] = base * 2 + tx["maxPriorityFeePerGas"]
+    signed = account.sign_transaction(tx)
+    receipt = w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(signed.raw_transaction))
+    if receipt["status"] != 1:
+        raise TransactionReverted("deployment transaction reverted")
+    return receipt
+
+
+def fund_from_dev_account(w3: Web3, address: str) -> bool:
+    """Top up `address` from the node's first unlocked account (a dev chain's
+    funded account). Returns False where the node has none (a real network)."""
+    if w3.eth.get_balance(address) >= LOW_BALANCE_WEI:
+        return True
+    try:
+        accounts = w3.eth.accounts
+    except Web3Exception:
+        return False
+    for dev in accounts:
+        if w3.eth.get_balance(dev) > DEV_FUNDING_WEI * 2:
+            tx_hash = w3.eth.send_transaction({"from": dev, "to": address, "value": DEV_FUNDING_WEI})
+            w3.eth.wait_for_transaction_receipt(tx_hash)
+            return True
+    return False
+
+
+def deploy_registry(w3: Web3, owner: LocalAccount) -> tuple[str, int]:
+    artifact = load_artifact()
+    factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
+    receipt = _send_plain(w3, owner, {"data": factory.constructor().data_in_transaction})
+    return receipt["contractAddress"], receipt["blockNumber"]
+
+
+class DeploymentRecord:
+    """ATTEST_DATA_DIR/chain/deployments.json: chain id -> registry address."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def read(self) -> dict:
+        try:
+            return json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return {}
+
+    def get(self, chain_id: int) -> dict | None:
+        return self.read().get(str(chain_id))
+
+    def put(self, chain_id: int, entry: dict | None) -> None:
+        data = self.read()
+        if entry is None:
+            data.pop(str(chain_id), None)
+        else:
+            data[str(chain_id)] = entry
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2))
+        tmp.replace(self.path)
+
+
+def check_registry_code(w3: Web3, address: str, chain_id: int, record_path: Path) -> None:
+    code = w3.eth.get_code(Web3.to_checksum_address(address))
+    if len(code) == 0:
+        raise RegistryMissing(
+            f"the registry recorded at {address} on chain {chain_id} has no code there: "
+            f"the chain was reset or its state lost. Credentials anchored in it cannot be "
+            f"verified on this chain. To start afresh, run `flask --app app chain deploy --new` "
+            f"(record: {record_path})"
+        )
+    if code.to_0x_hex() != load_artifact()["deployedBytecode"]:
+        raise RegistryMissing(
+            f"the contract at {address} on chain {chain_id} is not this version of "
+            f"CredentialRegistry (its code differs from contracts/CredentialRegistry.json)"
+        )
+
+
+def open_registry(settings: Settings, deploy: bool = True, new: bool = False) -> Registry:
+    """Connect, deploy once, fund and authorise the issuer; see the module doc."""
+    node = None
+    if settings.rpc_url:
+        url = settings.rpc_url
+    else:
+        node = EmbeddedAnvil(settings.chain_dir)
+        try:
+            url = node.start()
+        except NodeError as exc:
+            raise ChainError(f"cannot start the embedded Anvil node: {exc}") from exc
+    try:
+        w3 = connect_web3(url)
+        chain_id = w3.eth.chain_id
+        owner = load_or_create_key(settings.keys_dir, "owner", "ATTEST_OWNER_KEY")
+        issuer = load_or_create_key(settings.keys_dir, "issuer", "ATTEST_ISSUER_KEY")
+        records = DeploymentRecord(settings.chain_dir / "deployments.json")
+        entry = None if new else records.get(chain_id)
+        fresh = False
+        if entry is None:
+            if not deploy:
+                raise RegistryMissing(f"no registry is recorded for chain {chain_id}")
+            for acct in (owner, issuer):
+                if not fund_from_dev_account(w3, acct.address):
+                    raise ChainError(
+                        f"account {acct.address} has no funds on chain {chain_id} and the node "
+                        "has no funded dev account: send it some ether first"
+                    )
+            address, block = deploy_registry(w3, owner)
+            entry = {"registry": address, "deployed_block": block, "owner": owner.address}
+            fresh = True
+        else:
+            check_registry_code(w3, entry["registry"], chain_id, records.path)
+        registry = Registry(w3, entry["registry"], issuer, owner, url, node=node,
+                            confirmations=settings.confirmations,
+                            deployed_block=entry.get("deployed_block"))
+        registry.rpc_url_is_embedded = node is not None
+        fund_from_dev_account(w3, issuer.address)
+        if fresh:
+            # Authorised once, at deployment; a later de-authorisation by the
+            # owner is a decision this code must not undo on the next start.
+            registry.authorize_issuer(issuer.address)
+            records.put(chain_id, entry)
+        return registry
+    except BaseException:
+        if node is not None:
+            node.stop()
+        raise
