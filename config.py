@@ -29,7 +29,7 @@ class Settings:
     extra: dict = field(default_factory=dict)
 
     @classmethod
-    def from_env(cls, **overrides) -> "Settings":
+    def from_env(cls, **overrides) -> Settings:
         env = os.environ
         data_dir = Path(overrides.pop("data_dir", None) or env.get("ATTEST_DATA_DIR") or ROOT / "instance")
         return cls(

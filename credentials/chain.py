@@ -137,7 +137,7 @@ class Registry:
             self.node.stop()
             self.node = None
 
-    def __enter__(self) -> "Registry":
+    def __enter__(self) -> Registry:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -238,7 +238,7 @@ def connect_web3(url: str, timeout: float = 30.0) -> Web3:
     """A connected Web3, or ChainUnreachable naming the URL."""
     w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))
     try:
-        w3.eth.chain_id
+        _ = w3.eth.chain_id
     except Exception as exc:  # noqa: BLE001 - any failure here means "cannot reach it"
         reason = exc.__class__.__name__
         raise ChainUnreachable(

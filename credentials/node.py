@@ -100,7 +100,7 @@ class EmbeddedAnvil:
     def start(self) -> str:
         if not self.binary.exists():
             raise NodeError(
-                f"the Anvil binary is missing ({self.binary.relative_to(ROOT)}): "
+                f"the Anvil binary is missing ({self.binary}): "
                 "run `make setup` (it runs npm ci) first"
             )
         with _locked(self.chain_dir / "node.lock"):
@@ -159,7 +159,7 @@ class EmbeddedAnvil:
                 proc.kill()
                 proc.wait()
 
-    def __enter__(self) -> "EmbeddedAnvil":
+    def __enter__(self) -> EmbeddedAnvil:
         self.start()
         return self
 

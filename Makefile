@@ -1,0 +1,55 @@
+# Attest: `make run` serves the app, `make test` runs the tests.
+# Both do the whole set-up first, and the set-up is idempotent: a second run
+# only does what changed (stamps track requirements.txt and package-lock.json).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+FLASK := $(VENV)/bin/flask --app app
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup run test test-fast lint compile bench serve-prod clean-data browser
+
+setup: $(VENV)/.requirements-stamp node_modules/.package-lock-stamp
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch first and alone: 2.13.0 is a CPU build on this machine's disk; letting
+# the resolver pick torch for sentence-transformers would pull a CUDA build.
+$(VENV)/.requirements-stamp: requirements.txt $(VENV)/bin/python
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -r requirements.txt
+	touch $@
+
+node_modules/.package-lock-stamp: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# Debian's chromium for the browser tests (never a browser download).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; }
+
+run: setup
+	$(FLASK) serve
+
+test: setup browser
+	$(VENV)/bin/pytest
+
+test-fast: setup
+	$(VENV)/bin/pytest -m "not browser and not slow"
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+compile: setup
+	$(PY) -m contracts.compile
+
+bench: setup
+	$(PY) bench/bench_chain.py

@@ -1,0 +1,121 @@
+"""The database: SQLAlchemy, so ATTEST_DATABASE_URL can name PostgreSQL; SQLite
+under ATTEST_DATA_DIR by default.
+
+Schema changes are migrations, applied in order and recorded in
+`schema_migrations`, never drop-and-create. A package registers its steps with
+`@migration("0003_name")`; steps must be safe to re-run (the helpers below skip
+what already exists), so a crash half-way through a step is recoverable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, Connection, DateTime, Engine, String, create_engine, event, inspect
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+_MIGRATIONS: dict[str, Callable[[Connection], None]] = {}
+
+
+def migration(name: str):
+    """Register a schema step; names sort into the order they run in."""
+
+    def register(fn: Callable[[Connection], None]):
+        if name in _MIGRATIONS and _MIGRATIONS[name] is not fn:
+            raise ValueError(f"migration {name} is registered twice")
+        _MIGRATIONS[name] = fn
+        return fn
+
+    return register
+
+
+def create_tables(conn: Connection, *models) -> None:
+    """Create the tables of `models` that do not exist yet (as the model is now;
+    later columns are added by later steps through `add_column`)."""
+    Base.metadata.create_all(conn, tables=[m.__table__ for m in models], checkfirst=True)
+
+
+def add_column(conn: Connection, table: str, column: Column) -> None:
+    if column.name in {c["name"] for c in inspect(conn).get_columns(table)}:
+        return
+    ddl = column.type.compile(dialect=conn.dialect)
+    conn.exec_driver_sql(f'ALTER TABLE {table} ADD COLUMN "{column.name}" {ddl}')
+
+
+class SchemaMigration(Base):
+    __tablename__ = "schema_migrations"
+    name = Column(String(200), primary_key=True)
+    applied_at = Column(DateTime, nullable=False, default=utcnow)
+
+
+def make_engine(url: str) -> Engine:
+    engine = create_engine(url, future=True)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record):
+            cur = dbapi_conn.cursor()
+            # WAL lets the web server read while a batch is being written.
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+    return engine
+
+
+def migrate(engine: Engine) -> list[str]:
+    """Apply every registered step not yet applied; returns the names applied."""
+    import_models()
+    applied: list[str] = []
+    with engine.begin() as conn:
+        SchemaMigration.__table__.create(conn, checkfirst=True)
+        done = {row[0] for row in conn.execute(SchemaMigration.__table__.select().with_only_columns(
+            SchemaMigration.__table__.c.name))}
+    for name in sorted(_MIGRATIONS):
+        if name in done:
+            continue
+        with engine.begin() as conn:
+            _MIGRATIONS[name](conn)
+            conn.execute(SchemaMigration.__table__.insert().values(name=name, applied_at=utcnow()))
+        applied.append(name)
+    return applied
+
+
+def import_models() -> None:
+    """Import every module that registers tables and migrations."""
+    import audit  # noqa: F401
+    import users  # noqa: F401
+
+    for module in ("credentials.storage", "plagiarism.store"):
+        try:
+            __import__(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+
+
+class Database:
+    """An engine and its session factory, made once per process."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = make_engine(url)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False, future=True)
+
+    def migrate(self) -> list[str]:
+        return migrate(self.engine)
+
+    def session(self) -> Session:
+        return self.sessions()

@@ -1,0 +1,69 @@
+"""`flask --app app serve`: what `make run` starts.
+
+Starts (or finds) the chain, deploys the registry if needed, seeds a demo
+registrar and instructor on an empty database and prints their login, then
+serves on 127.0.0.1:5000 until Ctrl-C, and stops the node it started.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import current_app
+from sqlalchemy import select
+from werkzeug.serving import run_simple
+
+import audit
+from credentials.chain import ChainError
+from credentials.keys import load_or_create_secret
+from services import get_registry
+from users import User, create_user
+
+DEMO_USERS = (("registrar@example.edu", "registrar", "Demo Registrar"),
+              ("instructor@example.edu", "instructor", "Demo Instructor"))
+
+
+def seed_demo_users(app) -> list[tuple[str, str]]:
+    """On an empty user table, create the demo accounts; return their logins.
+    The password is random, kept 0600 in ATTEST_DATA_DIR/keys/demo-password."""
+    settings = app.extensions["attest.settings"]
+    password_file = settings.keys_dir / "demo-password"
+    with app.extensions["attest.db"].session() as session:
+        if session.scalar(select(User).limit(1)) is None:
+            password_file.unlink(missing_ok=True)
+            password = load_or_create_secret(password_file, 6)
+            for email, role, name in DEMO_USERS:
+                create_user(session, email, password, role, name)
+                audit.record(session, "system", "user_created", email, role=role, seeded=True)
+            session.commit()
+        if not password_file.exists():
+            return []
+        password = password_file.read_text().strip()
+        present = {u.email for u in session.scalars(select(User))}
+    return [(email, password) for email, _role, _name in DEMO_USERS if email in present]
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True)
+def serve_command(host: str, port: int):
+    """Start the chain and serve the web app (development server, threaded)."""
+    app = current_app._get_current_object()
+    try:
+        registry = get_registry(app)
+    except ChainError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    status = registry.status()
+    click.echo(f"chain    {status['rpc_url']} (chain id {status['chain_id']}, block {status['block']})")
+    click.echo(f"registry {status['registry']}")
+    for email, password in seed_demo_users(app):
+        click.echo(f"login    {email} / {password}")
+    click.echo(f"serving  http://{host}:{port}/   (Ctrl-C to stop)")
+    try:
+        run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
+    finally:
+        registry.close()
+
+
