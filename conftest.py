@@ -9,4 +9,5 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 pytest_plugins = [
     "tests.fixtures_chain",
     "tests.fixtures_app",
+    "tests.fixtures_browser",
 ]

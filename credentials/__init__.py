@@ -1,0 +1,5 @@
+"""The credential domain, free of Flask: the document model (document),
+canonical hashing (canonical), EIP-712 signing (signing), Merkle batches
+(merkle), the chain client and embedded node (chain, node), keys (keys),
+storage, issuance and verification. The web layer (web, api) and the CLI
+(cli, cli_*) are thin faces over these."""

@@ -69,3 +69,15 @@ def up_command():
         stop.wait(0.5)
     registry.close()
     click.echo("stopped; state saved.")
+
+
+credentials_cli = AppGroup("credentials", help="Issue, verify, validate and revoke credentials.")
+
+# The commands live beside the domain they drive; each module attaches its own
+# commands to `credentials_cli` when imported.
+for _module in ("credentials.cli_issue", "credentials.cli_verify"):
+    try:
+        __import__(_module)
+    except ModuleNotFoundError as _exc:
+        if _exc.name != _module:
+            raise

@@ -1,0 +1,175 @@
+"""The credential document: a W3C Verifiable Credential 2.0, typed as a
+1EdTech Open Badges 3.0 `OpenBadgeCredential`.
+
+`build_credential()` makes the unsigned document from one issuance request;
+`make_proof()` makes the `proof` that issuance attaches once the batch's Merkle
+tree is built and its root anchored. The shape, in short:
+
+    {"@context": [VC 2.0, OB 3.0], "id": "urn:uuid:…",
+     "type": ["VerifiableCredential", "OpenBadgeCredential"], "name": …,
+     "issuer": {"id": "did:pkh:eip155:<chainId>:<address>", "type": ["Profile"], "name": …},
+     "validFrom": RFC 3339, "validUntil": RFC 3339 (optional), "awardedDate": RFC 3339,
+     "credentialSubject": {"type": ["AchievementSubject"],
+         "identifier": [IdentityObject name, IdentityObject emailAddress (plain or salted sha256)],
+         "achievement": {"id", "type": ["Achievement"], "name", "description",
+                         "criteria": {"narrative"}, "achievementType"},
+         "result": [{"type": ["Result"], "value": grade}] (optional)},
+     "credentialSchema": [OB 3.0 JSON schema],
+     "proof": {"type": "AttestEip712MerkleProof2026", …}}   (see make_proof)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+
+from eth_utils import to_checksum_address
+
+VC_CONTEXT = "https://www.w3.org/ns/credentials/v2"
+OB_CONTEXT = "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"
+OB_SCHEMA = "https://purl.imsglobal.org/spec/ob/v3p0/schema/json/ob_v3p0_achievementcredential_schema.json"
+PROOF_TYPE = "AttestEip712MerkleProof2026"
+
+# Open Badges 3.0 AchievementType vocabulary (extensions start with "ext:").
+ACHIEVEMENT_TYPES = (
+    "Achievement", "ApprenticeshipCertificate", "Assessment", "Assignment", "AssociateDegree", "Award",
+    "Badge", "BachelorDegree", "Certificate", "CertificateOfCompletion", "Certification",
+    "CommunityService", "Competency", "Course", "CoCurricular", "Degree", "Diploma", "DoctoralDegree",
+    "Fieldwork", "GeneralEducationDevelopment", "JourneymanCertificate", "LearningProgram", "License",
+    "Membership", "ProfessionalDoctorate", "QualityAssuranceCredential", "MasterCertificate",
+    "MasterDegree", "MicroCredential", "ResearchDoctorate", "SecondarySchoolDiploma",
+)
+
+
+@dataclass(frozen=True)
+class IssuerProfile:
+    name: str
+    address: str
+    chain_id: int
+    url: str | None = None
+
+    @property
+    def did(self) -> str:
+        return f"did:pkh:eip155:{self.chain_id}:{to_checksum_address(self.address)}"
+
+    def as_dict(self) -> dict:
+        profile = {"id": self.did, "type": ["Profile"], "name": self.name}
+        if self.url:
+            profile["url"] = self.url
+        return profile
+
+
+@dataclass(frozen=True)
+class CredentialRequest:
+    """One row of the issuance CSV (or one form), already validated."""
+
+    recipient_name: str
+    recipient_email: str
+    achievement_name: str
+    achievement_type: str
+    description: str
+    awarded_on: date
+    valid_until: date | None = None
+    grade: str | None = None
+
+
+def rfc3339(moment: date | datetime) -> str:
+    """UTC, second precision, `Z` suffix; a date is its midnight UTC."""
+    if not isinstance(moment, datetime):
+        moment = datetime(moment.year, moment.month, moment.day, tzinfo=timezone.utc)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def email_identity(email: str, salt: str | None = None) -> dict:
+    """An OB 3.0 IdentityObject for the email: plain, or `sha256$<hex>` of
+    email+salt where the institution prefers not to publish addresses."""
+    email = email.strip().lower()
+    if salt is None:
+        return {"type": "IdentityObject", "identityType": "emailAddress", "hashed": False,
+                "identityHash": email}
+    digest = hashlib.sha256((email + salt).encode()).hexdigest()
+    return {"type": "IdentityObject", "identityType": "emailAddress", "hashed": True,
+            "identityHash": f"sha256${digest}", "salt": salt}
+
+
+def achievement_id(request: CredentialRequest, issuer: IssuerProfile) -> str:
+    """The same achievement (issuer, name, type) keeps the same id across batches."""
+    key = f"{issuer.did}|{request.achievement_type}|{request.achievement_name}"
+    return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, key)}"
+
+
+def build_credential(request: CredentialRequest, issuer: IssuerProfile, *,
+                     credential_id: str | None = None, hash_email_salt: str | None = None) -> dict:
+    """The unsigned credential document for one request."""
+    subject = {
+        "type": ["AchievementSubject"],
+        "identifier": [
+            {"type": "IdentityObject", "identityType": "name", "hashed": False,
+             "identityHash": request.recipient_name},
+            email_identity(request.recipient_email, hash_email_salt),
+        ],
+        "achievement": {
+            "id": achievement_id(request, issuer),
+            "type": ["Achievement"],
+            "name": request.achievement_name,
+            "description": request.description,
+            "criteria": {"narrative": request.description},
+            "achievementType": request.achievement_type,
+        },
+    }
+    if request.grade:
+        subject["result"] = [{"type": ["Result"], "value": request.grade}]
+    credential = {
+        "@context": [VC_CONTEXT, OB_CONTEXT],
+        "id": credential_id or f"urn:uuid:{uuid.uuid4()}",
+        "type": ["VerifiableCredential", "OpenBadgeCredential"],
+        "name": request.achievement_name,
+        "issuer": issuer.as_dict(),
+        "validFrom": rfc3339(request.awarded_on),
+        "awardedDate": rfc3339(request.awarded_on),
+        "credentialSubject": subject,
+        "credentialSchema": [{"id": OB_SCHEMA, "type": "1EdTechJsonSchemaValidator2019"}],
+    }
+    if request.valid_until:
+        credential["validUntil"] = rfc3339(request.valid_until)
+    return credential
+
+
+def make_proof(*, fingerprint: str, signature: str, signer: str, chain_id: int, registry: str,
+               merkle_root: str, merkle_path: list[str], created: str,
+               transaction_hash: str | None = None, batch: str | None = None) -> dict:
+    """The `proof` member. Everything a verifier needs besides the chain:
+    the signed fingerprint and EIP-712 domain, and where the batch root is
+    anchored (chain id, registry, root, this credential's path, transaction)."""
+    signer = to_checksum_address(signer)
+    return {
+        "type": PROOF_TYPE,
+        "created": created,
+        "proofPurpose": "assertionMethod",
+        "verificationMethod": f"did:pkh:eip155:{chain_id}:{signer}#blockchainAccountId",
+        "fingerprint": fingerprint,
+        "signature": signature,
+        "eip712Domain": {"name": "Attest", "version": "1", "chainId": chain_id,
+                         "verifyingContract": to_checksum_address(registry)},
+        "anchor": {
+            "chainId": chain_id,
+            "registry": to_checksum_address(registry),
+            "merkleRoot": merkle_root,
+            "merklePath": merkle_path,
+            "transactionHash": transaction_hash,
+            "batch": batch,
+        },
+    }
+
+
+def signer_from_verification_method(method: str) -> str | None:
+    """The address in `did:pkh:eip155:<chain>:<address>#…`, or None."""
+    did = method.split("#", 1)[0]
+    parts = did.split(":")
+    if len(parts) == 5 and parts[:3] == ["did", "pkh", "eip155"]:
+        return parts[4]
+    return None

@@ -1,0 +1,64 @@
+"""Merkle trees over credential fingerprints, with the rule the registry's
+`verify` view checks (OpenZeppelin's MerkleProof): a parent is keccak256 of its
+two children in sorted order, so a path is just the list of siblings.
+
+An odd node at the end of a level is carried up unchanged. The leaves are the
+credentials' fingerprints themselves, in batch order.
+"""
+
+from __future__ import annotations
+
+from credentials.canonical import keccak256
+
+
+def hash_pair(a: bytes, b: bytes) -> bytes:
+    return keccak256(a + b) if a < b else keccak256(b + a)
+
+
+class MerkleTree:
+    """All levels kept, so every path is read off without re-hashing."""
+
+    def __init__(self, leaves: list[bytes]):
+        if not leaves:
+            raise ValueError("a Merkle tree needs at least one leaf")
+        for leaf in leaves:
+            if len(leaf) != 32:
+                raise ValueError("every leaf must be 32 bytes")
+        self.levels: list[list[bytes]] = [list(leaves)]
+        level = self.levels[0]
+        while len(level) > 1:
+            nxt = [hash_pair(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+            if len(level) % 2:
+                nxt.append(level[-1])
+            self.levels.append(nxt)
+            level = nxt
+
+    @property
+    def root(self) -> bytes:
+        return self.levels[-1][0]
+
+    def __len__(self) -> int:
+        return len(self.levels[0])
+
+    def path(self, index: int) -> list[bytes]:
+        """The siblings from leaf `index` up to the root."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"leaf {index} is not in a tree of {len(self)}")
+        path = []
+        for level in self.levels[:-1]:
+            sibling = index ^ 1
+            if sibling < len(level):
+                path.append(level[sibling])
+            index //= 2
+        return path
+
+
+def root_from_path(leaf: bytes, path: list[bytes]) -> bytes:
+    node = leaf
+    for sibling in path:
+        node = hash_pair(node, sibling)
+    return node
+
+
+def verify_path(leaf: bytes, path: list[bytes], root: bytes) -> bool:
+    return root_from_path(leaf, path) == root
