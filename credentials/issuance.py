@@ -1,0 +1,404 @@
+"""Issuing credentials: one batch = many signed documents, one Merkle root,
+one anchoring transaction.
+
+Never lose, never double. The order of events is what makes that true:
+
+1. every credential is built, fingerprinted and signed, the Merkle tree built;
+2. the batch (`pending`, with its root) and all its credentials are written
+   and COMMITTED — from here on nothing the registrar asked for can be lost;
+3. the root is anchored (one transaction);
+4. each credential's proof gets the transaction hash, the batch becomes
+   `anchored`, and the JSON files are written.
+
+A crash or a dead chain between 2 and 4 leaves the batch `pending` (or
+`anchoring`). `resume_pending` — run by `credentials resume` and meant to be
+run at app start — asks the registry whether the root is already anchored
+*before* sending anything: if it is (the crash came after the transaction), it
+finds that transaction in the `RootAnchored` log and only completes step 4. The
+contract itself refuses a root twice, so even two racing resumers cannot
+anchor a batch twice.
+
+Test-only crash hook: with ATTEST_TEST_CRASH_AT=after_pending (after step 2)
+or after_anchor (after step 3) the process ends on the spot with
+`os._exit(CRASH_EXIT_CODE)`, as a power cut would. The crash-and-resume tests
+use it in a subprocess; nothing else may set it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import NoReturn
+
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.orm import Session
+
+import audit
+from config import Settings
+from credentials import storage
+from credentials.canonical import canonical_json, keccak256, to_hex
+from credentials.chain import ChainError, Registry, TransactionReverted, TxResult
+from credentials.document import CredentialRequest, IssuerProfile, build_credential, make_proof, rfc3339
+from credentials.merkle import MerkleTree
+from credentials.signing import Eip712Domain, Signer
+from credentials.storage import Batch, CredentialRecord, Revocation
+from db import utcnow
+
+CRASH_ENV = "ATTEST_TEST_CRASH_AT"
+CRASH_EXIT_CODE = 86
+DEFAULT_INSTITUTION = "Example University"
+MAX_BATCH = 2**32 - 1  # the contract records the count as uint32
+
+ProgressFn = Callable[[int, int, str], None]
+
+ROOT_ANCHORED_TOPIC = to_hex(keccak256(b"RootAnchored(bytes32,address,uint256)"))
+CREDENTIAL_REVOKED_TOPIC = to_hex(keccak256(b"CredentialRevoked(bytes32,address,string)"))
+
+
+class IssuanceError(RuntimeError):
+    """Issuing cannot go on; the message says why and what to do."""
+
+
+class BatchLeftPending(ChainError):
+    """The chain could not anchor the batch now; it is saved as `pending` and
+    `credentials resume` (or the next start) will anchor it."""
+
+    def __init__(self, batch_id: str, reason: str):
+        super().__init__(f"batch {batch_id} is saved but not anchored: {reason}. It stays pending; "
+                         "`flask --app app credentials resume` (or the next start) anchors it")
+        self.batch_id = batch_id
+
+
+class CredentialNotFound(LookupError):
+    pass
+
+
+class RevocationError(ValueError):
+    pass
+
+
+@dataclass
+class BatchResult:
+    batch_id: str
+    count: int
+    merkle_root: str
+    tx_hash: str | None
+    gas_used: int | None
+    block_number: int | None = None
+    files: list[Path] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        """What `credentials issue` prints (DESIGN.md)."""
+        return {"batch": self.batch_id, "count": self.count, "merkle_root": self.merkle_root,
+                "tx_hash": self.tx_hash, "gas_used": self.gas_used}
+
+
+def issuer_profile(settings: Settings | None, registry: Registry) -> IssuerProfile:
+    """The institution as credentials name it: ATTEST_INSTITUTION_NAME (default
+    "Example University") and optional ATTEST_INSTITUTION_URL, with the
+    registry's issuer address and chain."""
+    extra = settings.extra if settings is not None else {}
+    name = extra.get("institution_name") or os.environ.get("ATTEST_INSTITUTION_NAME") or DEFAULT_INSTITUTION
+    url = extra.get("institution_url") or os.environ.get("ATTEST_INSTITUTION_URL") or None
+    return IssuerProfile(name=name, address=registry.issuer.address, chain_id=registry.chain_id, url=url)
+
+
+def _crash_point(name: str) -> None:
+    """Test-only: die here, without clean-up, when ATTEST_TEST_CRASH_AT names this point."""
+    if os.environ.get(CRASH_ENV) == name:
+        os._exit(CRASH_EXIT_CODE)
+
+
+def document_json(credential: dict) -> str:
+    """The stored and exported form of a credential: compact JSON, keys in
+    document order, UTF-8 text (not \\u-escaped)."""
+    return json.dumps(credential, ensure_ascii=False, separators=(",", ":"))
+
+
+class _Progress:
+    """Calls the callback and records `stage`/`done` on the batch row every
+    `step` credentials (not per row: a commit per row would dominate)."""
+
+    def __init__(self, session: Session, batch_id: str, total: int, callback: ProgressFn | None):
+        self.session, self.batch_id, self.total, self.callback = session, batch_id, total, callback
+        self.step = max(500, total // 20)
+
+    def stage(self, name: str, done: int = 0, commit: bool = True) -> None:
+        self.session.execute(update(Batch).where(Batch.id == self.batch_id).values(stage=name, done=done))
+        if commit:
+            self.session.commit()
+        if self.callback:
+            self.callback(done, self.total, name)
+
+    def tick(self, name: str, done: int) -> None:
+        if done % self.step == 0 and done != self.total:
+            self.stage(name, done)
+
+
+# ----- issuing ------------------------------------------------------------------
+
+def issue_batch(db_session: Session, registry: Registry, issuer_profile: IssuerProfile,
+                requests: Sequence[CredentialRequest], actor: str, progress: ProgressFn | None = None,
+                out_dir: Path | str | None = None, batch_id: str | None = None) -> BatchResult:
+    """Issue `requests` as one anchored batch (see the module doc for the order
+    of events). `batch_id` lets a web page know the id before the work starts
+    (to poll its progress). Raises BatchLeftPending if the chain cannot take
+    the transaction now; the batch is then saved and `resume_pending` finishes it."""
+    total = len(requests)
+    if total == 0:
+        raise IssuanceError("a batch needs at least one credential")
+    if total > MAX_BATCH:
+        raise IssuanceError(f"a batch holds at most {MAX_BATCH} credentials")
+    batch_id = batch_id or str(uuid.uuid4())
+    domain = Eip712Domain(registry.chain_id, registry.address)
+    signer = Signer(registry.issuer.key)
+    if signer.address != issuer_profile.address:
+        raise IssuanceError(f"the issuer profile names {issuer_profile.address} but the key signs as "
+                            f"{signer.address}")
+
+    db_session.add(Batch(id=batch_id, created_by=actor, state=storage.PENDING, count=total,
+                         chain_id=registry.chain_id, registry_address=registry.address, stage="signing", done=0))
+    db_session.commit()
+    tracker = _Progress(db_session, batch_id, total, progress)
+    tracker.stage("signing")
+
+    credentials: list[dict] = []
+    leaves: list[bytes] = []
+    signatures: list[str] = []
+    for i, request in enumerate(requests, 1):
+        credential = build_credential(request, issuer_profile)
+        leaf = keccak256(canonical_json(credential))
+        credentials.append(credential)
+        leaves.append(leaf)
+        signatures.append(to_hex(signer.sign(leaf, domain)))
+        tracker.tick("signing", i)
+
+    tracker.stage("saving", 0, commit=False)
+    tree = MerkleTree(leaves)
+    root = to_hex(tree.root)
+    created = rfc3339(datetime.now(UTC))
+    now = utcnow()
+    rows = []
+    for i, (request, credential) in enumerate(zip(requests, credentials, strict=True)):
+        credential["proof"] = make_proof(
+            fingerprint=to_hex(leaves[i]), signature=signatures[i], signer=signer.address,
+            chain_id=registry.chain_id, registry=registry.address, merkle_root=root,
+            merkle_path=[to_hex(p) for p in tree.path(i)], created=created, batch=batch_id)
+        rows.append({
+            "id": credential["id"], "batch_id": batch_id, "recipient_name": request.recipient_name,
+            "recipient_email": request.recipient_email, "achievement_name": request.achievement_name,
+            "achievement_type": request.achievement_type, "awarded_on": request.awarded_on,
+            "valid_until": request.valid_until, "grade": request.grade, "fingerprint": to_hex(leaves[i]),
+            "document": document_json(credential), "status": storage.CREDENTIAL_PENDING, "created_at": now,
+        })
+    db_session.execute(insert(CredentialRecord.__table__), rows)
+    db_session.execute(update(Batch).where(Batch.id == batch_id).values(merkle_root=root, stage="saved",
+                                                                        done=total))
+    audit.record(db_session, actor, "batch_created", batch_id, count=total, merkle_root=root)
+    db_session.commit()
+    if progress:
+        progress(total, total, "saved")
+    _crash_point("after_pending")
+
+    tx = _anchor(db_session, registry, db_session.get(Batch, batch_id), tracker)
+    _crash_point("after_anchor")
+    return _complete(db_session, db_session.get(Batch, batch_id), credentials, tx, out_dir, actor, tracker)
+
+
+def _anchor(session: Session, registry: Registry, batch: Batch, tracker: _Progress) -> TxResult | None:
+    """Anchor the batch's root exactly once: if the chain already has it, find
+    the transaction that put it there instead of sending another."""
+    _check_same_registry(batch, registry)
+    try:
+        record = registry.anchor_of(batch.merkle_root)
+    except Exception as exc:  # noqa: BLE001 - any failure to ask means "not now"
+        _leave_pending(session, batch, exc)
+    if record is not None:
+        return find_anchor_tx(registry, batch.merkle_root, record.block_number)
+    batch.state, batch.error = storage.ANCHORING, None
+    session.commit()
+    tracker.stage("anchoring")
+    try:
+        return registry.anchor(batch.merkle_root, batch.count)
+    except TransactionReverted as exc:
+        # A racing resumer may have anchored it between our check and our send.
+        record = _anchor_or_none(registry, batch.merkle_root)
+        if record is not None:
+            return find_anchor_tx(registry, batch.merkle_root, record.block_number)
+        batch.state, batch.error = storage.FAILED, f"the registry refused the batch: {exc}"
+        session.commit()
+        raise IssuanceError(f"batch {batch.id}: {batch.error}") from exc
+    except Exception as exc:  # noqa: BLE001 - unreachable node, timeout, refused send: retry later
+        _leave_pending(session, batch, exc)
+
+
+def _anchor_or_none(registry: Registry, root: str):
+    try:
+        return registry.anchor_of(root)
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _leave_pending(session: Session, batch: Batch, exc: Exception) -> NoReturn:
+    session.rollback()
+    batch = session.get(Batch, batch.id)
+    reason = str(exc) or exc.__class__.__name__
+    batch.state, batch.error, batch.stage = storage.PENDING, reason, "waiting for the chain"
+    session.commit()
+    raise BatchLeftPending(batch.id, reason) from exc
+
+
+def _check_same_registry(batch: Batch, registry: Registry) -> None:
+    """A batch's signatures name its registry and chain; anchoring it in
+    another registry would make every credential in it fail verification."""
+    if batch.chain_id != registry.chain_id or (batch.registry_address or "").lower() != registry.address.lower():
+        raise IssuanceError(
+            f"batch {batch.id} was signed for registry {batch.registry_address} on chain {batch.chain_id}, "
+            f"but this is {registry.address} on chain {registry.chain_id}; it can only be anchored there")
+
+
+def find_anchor_tx(registry: Registry, root: str, block_number: int) -> TxResult | None:
+    """The transaction that anchored `root`, from its RootAnchored log."""
+    logs = registry.w3.eth.get_logs({
+        "address": registry.address, "fromBlock": block_number, "toBlock": block_number,
+        "topics": [ROOT_ANCHORED_TOPIC, root.lower()],
+    })
+    if not logs:
+        return None
+    tx_hash = logs[0]["transactionHash"]
+    receipt = registry.w3.eth.get_transaction_receipt(tx_hash)
+    registry.wait_confirmations(receipt["blockNumber"])
+    return TxResult(tx_hash.to_0x_hex(), receipt["blockNumber"], receipt["gasUsed"])
+
+
+def _complete(session: Session, batch: Batch, credentials: list[dict], tx: TxResult | None,
+              out_dir: Path | str | None, actor: str, tracker: _Progress) -> BatchResult:
+    """Step 4: the transaction hash into every proof, the batch `anchored`, the files."""
+    tracker.stage("finishing", 0, commit=False)
+    tx_hash = tx.tx_hash if tx else None
+    documents = []
+    for credential in credentials:
+        credential["proof"]["anchor"]["transactionHash"] = tx_hash
+        documents.append({"b_id": credential["id"], "document": document_json(credential)})
+    table = CredentialRecord.__table__
+    session.execute(update(table).where(table.c.id == bindparam("b_id")).values(document=bindparam("document")),
+                    documents)
+    session.execute(update(table).where(table.c.batch_id == batch.id, table.c.status == storage.CREDENTIAL_PENDING)
+                    .values(status=storage.ACTIVE))
+    batch.state, batch.error, batch.anchored_at = storage.ANCHORED, None, utcnow()
+    batch.stage, batch.done = "anchored", batch.count
+    if tx is not None:
+        batch.tx_hash, batch.block_number, batch.gas_used = tx.tx_hash, tx.block_number, tx.gas_used
+    audit.record(session, actor, "batch_anchored", batch.id, count=batch.count, merkle_root=batch.merkle_root,
+                 tx_hash=tx_hash)
+    session.commit()
+    files = write_files(out_dir, [d["document"] for d in documents], [c["id"] for c in credentials]) \
+        if out_dir is not None else []
+    if tracker.callback:
+        tracker.callback(batch.count, batch.count, "anchored")
+    return BatchResult(batch.id, batch.count, batch.merkle_root, tx_hash, batch.gas_used, batch.block_number,
+                       files)
+
+
+def credential_filename(credential_id: str) -> str:
+    return credential_id.removeprefix("urn:uuid:") + ".json"
+
+
+def write_files(out_dir: Path | str, documents: list[str], ids: list[str]) -> list[Path]:
+    """One `<uuid>.json` per credential, exactly the stored document."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for credential_id, document in zip(ids, documents, strict=True):
+        path = out / credential_filename(credential_id)
+        with open(path, "wb") as fh:
+            fh.write(document.encode("utf-8"))
+        paths.append(path)
+    return paths
+
+
+def export_batch(session: Session, batch_id: str, out_dir: Path | str) -> list[Path]:
+    """Write a stored batch's credentials as files again (e.g. after a resume)."""
+    rows = session.execute(select(CredentialRecord.id, CredentialRecord.document)
+                           .where(CredentialRecord.batch_id == batch_id).order_by(CredentialRecord.id)).all()
+    return write_files(out_dir, [r.document for r in rows], [r.id for r in rows])
+
+
+# ----- resuming -------------------------------------------------------------------
+
+def resume_pending(db_session: Session, registry: Registry, out_dir: Path | str | None = None,
+                   actor: str = "system", progress: ProgressFn | None = None) -> list[BatchResult]:
+    """Finish every batch left `pending`/`anchoring`, each exactly once.
+
+    Returns the batches it finished. A batch signed for another registry is
+    left alone (its error says why); if the chain is down, raises
+    BatchLeftPending at the first batch, leaving it and the rest pending."""
+    finished = []
+    for batch in storage.unfinished_batches(db_session):
+        if batch.merkle_root is None:
+            # Died while signing, before anything was saved or sent.
+            batch.state, batch.stage = storage.FAILED, "failed"
+            batch.error = "interrupted before its credentials were saved; nothing was anchored: issue it again"
+            db_session.commit()
+            continue
+        try:
+            _check_same_registry(batch, registry)
+        except IssuanceError as exc:
+            batch.error = str(exc)
+            db_session.commit()
+            continue
+        tracker = _Progress(db_session, batch.id, batch.count, progress)
+        tx = _anchor(db_session, registry, batch, tracker)
+        rows = db_session.execute(select(CredentialRecord.document).where(CredentialRecord.batch_id == batch.id)).all()
+        credentials = [json.loads(r.document) for r in rows]
+        batch_dir = None if out_dir is None else Path(out_dir)
+        finished.append(_complete(db_session, batch, credentials, tx, batch_dir, actor, tracker))
+    return finished
+
+
+# ----- revoking -------------------------------------------------------------------
+
+def revoke_credential(db_session: Session, registry: Registry, credential_id: str, reason: str,
+                      actor: str) -> Revocation:
+    """Revoke on chain (by fingerprint; the reason is public, so it must hold no
+    personal data), then record it. If the chain already has the revocation
+    (a crash after the transaction), it is recorded without sending again."""
+    record = storage.get_credential(db_session, credential_id)
+    if record is None:
+        raise CredentialNotFound(f"no credential {credential_id}")
+    reason = (reason or "").strip()
+    if not reason:
+        raise RevocationError("a reason is required")
+    if len(reason.encode("utf-8")) > 256:
+        raise RevocationError("the reason is longer than 256 bytes (it is written on chain, keep it short)")
+    if record.status == storage.REVOKED:
+        raise RevocationError(f"credential {record.id} is already revoked")
+    batch = db_session.get(Batch, record.batch_id)
+    _check_same_registry(batch, registry)
+    on_chain = registry.revocation_of(record.fingerprint)
+    if on_chain.revoked:
+        tx_hash = find_revocation_tx(registry, record.fingerprint)
+        reason = on_chain.reason
+    else:
+        tx_hash = registry.revoke(record.fingerprint, reason).tx_hash
+    revocation = Revocation(credential_id=record.id, reason=reason, revoked_by=actor, revoked_at=utcnow(),
+                            tx_hash=tx_hash)
+    db_session.add(revocation)
+    record.status = storage.REVOKED
+    audit.record(db_session, actor, "credential_revoked", record.id, reason=reason, tx_hash=tx_hash,
+                 fingerprint=record.fingerprint)
+    db_session.commit()
+    return revocation
+
+
+def find_revocation_tx(registry: Registry, fingerprint: str) -> str | None:
+    logs = registry.w3.eth.get_logs({
+        "address": registry.address, "fromBlock": registry.deployed_block or 0, "toBlock": "latest",
+        "topics": [CREDENTIAL_REVOKED_TOPIC, fingerprint.lower()],
+    })
+    return logs[-1]["transactionHash"].to_0x_hex() if logs else None

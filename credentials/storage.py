@@ -1,0 +1,206 @@
+"""What Attest keeps about the credentials it issued: batches, credentials and
+revocations, in the application database (SQLAlchemy; SQLite by default,
+PostgreSQL through ATTEST_DATABASE_URL, so no SQLite-only SQL here).
+
+A batch is written `pending`, with every credential and its Merkle root,
+*before* its anchoring transaction is sent; that is what lets a crashed or
+chain-less issuance be finished later exactly once (see `issuance`). The
+progress columns (`stage`, `done`) live here too, so any web worker can show a
+batch's progress by reading the database: workers keep no state of their own.
+
+Migrations 1001-1999 belong to the credentials package.
+"""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import (
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+    or_,
+    select,
+)
+from sqlalchemy.orm import Session
+
+from db import Base, create_tables, migration, utcnow
+
+# Batch states: written `pending`; `anchoring` while its transaction is in
+# flight; `anchored` once mined (and confirmed); `failed` when the chain
+# refused it for a reason a retry will not cure (the error column says which).
+PENDING, ANCHORING, ANCHORED, FAILED = "pending", "anchoring", "anchored", "failed"
+UNFINISHED_STATES = (PENDING, ANCHORING)
+
+# Credential statuses.
+CREDENTIAL_PENDING, ACTIVE, REVOKED = "pending", "active", "revoked"
+CREDENTIAL_STATUSES = (CREDENTIAL_PENDING, ACTIVE, REVOKED)
+
+
+class Batch(Base):
+    __tablename__ = "credential_batches"
+    id = Column(String(64), primary_key=True)
+    created_at = Column(DateTime, nullable=False, default=utcnow, index=True)
+    created_by = Column(String(255), nullable=False)
+    state = Column(String(16), nullable=False, default=PENDING, index=True)
+    count = Column(Integer, nullable=False, default=0)
+    merkle_root = Column(String(66), nullable=True, index=True)
+    tx_hash = Column(String(66), nullable=True)
+    block_number = Column(Integer, nullable=True)
+    gas_used = Column(Integer, nullable=True)
+    chain_id = Column(Integer, nullable=True)
+    # The registry contract address ("registry" in the table; `registry` is
+    # reserved by SQLAlchemy's declarative base, hence the attribute name).
+    registry_address = Column("registry", String(42), nullable=True)
+    error = Column(Text, nullable=True)
+    anchored_at = Column(DateTime, nullable=True)
+    # Progress, for a page that polls: what is being done, and how many of
+    # `count` credentials that stage has finished.
+    stage = Column(String(32), nullable=True)
+    done = Column(Integer, nullable=False, default=0)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in (ANCHORED, FAILED)
+
+    def as_dict(self) -> dict:
+        return {
+            "batch": self.id, "state": self.state, "count": self.count, "merkle_root": self.merkle_root,
+            "tx_hash": self.tx_hash, "block_number": self.block_number, "gas_used": self.gas_used,
+            "chain_id": self.chain_id, "registry": self.registry_address, "error": self.error,
+            "stage": self.stage, "done": self.done, "created_by": self.created_by,
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+            "anchored_at": self.anchored_at.isoformat() if self.anchored_at else None,
+        }
+
+
+class CredentialRecord(Base):
+    __tablename__ = "credentials"
+    id = Column(String(64), primary_key=True)  # urn:uuid:…
+    batch_id = Column(String(64), ForeignKey("credential_batches.id"), nullable=False, index=True)
+    recipient_name = Column(String(255), nullable=False, index=True)
+    recipient_email = Column(String(255), nullable=False, index=True)
+    achievement_name = Column(String(255), nullable=False, index=True)
+    achievement_type = Column(String(64), nullable=False)
+    awarded_on = Column(Date, nullable=False)
+    valid_until = Column(Date, nullable=True)
+    grade = Column(String(64), nullable=True)
+    fingerprint = Column(String(66), nullable=False, unique=True)
+    # The full signed credential JSON. While the batch is pending its proof
+    # has no transaction hash yet; once anchored it is the document as issued.
+    document = Column(Text, nullable=False)
+    status = Column(String(16), nullable=False, default=CREDENTIAL_PENDING, index=True)
+    created_at = Column(DateTime, nullable=False, default=utcnow, index=True)
+
+    @property
+    def document_dict(self) -> dict:
+        return json.loads(self.document)
+
+    @property
+    def uuid(self) -> str:
+        """The id without its `urn:uuid:` prefix: what URLs and file names use."""
+        return self.id.removeprefix("urn:uuid:")
+
+
+class Revocation(Base):
+    __tablename__ = "credential_revocations"
+    id = Column(Integer, primary_key=True)
+    credential_id = Column(String(64), ForeignKey("credentials.id"), nullable=False, unique=True)
+    reason = Column(String(256), nullable=False)
+    revoked_by = Column(String(255), nullable=False)
+    revoked_at = Column(DateTime, nullable=False, default=utcnow)
+    tx_hash = Column(String(66), nullable=True)
+
+
+Index("ix_credentials_batch_status", CredentialRecord.batch_id, CredentialRecord.status)
+
+
+@migration("1001_credential_batches")
+def _create_batches(conn) -> None:
+    create_tables(conn, Batch)
+
+
+@migration("1002_credentials")
+def _create_credentials(conn) -> None:
+    create_tables(conn, CredentialRecord)
+
+
+@migration("1003_credential_revocations")
+def _create_revocations(conn) -> None:
+    create_tables(conn, Revocation)
+
+
+# ----- queries the web UI, the CLI and the verifier share ---------------------
+
+def normalize_id(credential_id: str) -> str:
+    """Accept an id with or without its `urn:uuid:` prefix (QR links and file
+    names carry the bare uuid)."""
+    credential_id = credential_id.strip()
+    return credential_id if credential_id.startswith("urn:") else f"urn:uuid:{credential_id}"
+
+
+def get_credential(session: Session, credential_id: str) -> CredentialRecord | None:
+    return session.get(CredentialRecord, normalize_id(credential_id))
+
+
+def get_credential_by_fingerprint(session: Session, fingerprint: str) -> CredentialRecord | None:
+    return session.scalar(select(CredentialRecord).where(CredentialRecord.fingerprint == fingerprint.lower()))
+
+
+def get_revocation(session: Session, credential_id: str) -> Revocation | None:
+    return session.scalar(select(Revocation).where(Revocation.credential_id == normalize_id(credential_id)))
+
+
+def _search_filter(stmt, q: str | None, status: str | None, batch_id: str | None):
+    if q and q.strip():
+        term = q.strip()
+        pattern = f"%{term.lower()}%"
+        stmt = stmt.where(or_(
+            func.lower(CredentialRecord.recipient_name).like(pattern),
+            func.lower(CredentialRecord.recipient_email).like(pattern),
+            func.lower(CredentialRecord.achievement_name).like(pattern),
+            CredentialRecord.batch_id == term,
+            CredentialRecord.id == normalize_id(term),
+        ))
+    if status:
+        stmt = stmt.where(CredentialRecord.status == status)
+    if batch_id:
+        stmt = stmt.where(CredentialRecord.batch_id == batch_id)
+    return stmt
+
+
+def search_credentials(session: Session, q: str | None = None, status: str | None = None,
+                       batch_id: str | None = None, limit: int = 50, offset: int = 0) -> list[CredentialRecord]:
+    """Credentials whose recipient name, email or achievement contains `q`
+    (case-insensitive), or whose batch id or credential id is `q`; newest first."""
+    stmt = _search_filter(select(CredentialRecord), q, status, batch_id)
+    stmt = stmt.order_by(CredentialRecord.created_at.desc(), CredentialRecord.id).limit(limit).offset(offset)
+    return list(session.scalars(stmt))
+
+
+def count_credentials(session: Session, q: str | None = None, status: str | None = None,
+                      batch_id: str | None = None) -> int:
+    """How many `search_credentials` would find without limit (for paging)."""
+    stmt = _search_filter(select(func.count()).select_from(CredentialRecord), q, status, batch_id)
+    return session.scalar(stmt) or 0
+
+
+def list_batches(session: Session, limit: int = 100, offset: int = 0) -> list[Batch]:
+    stmt = select(Batch).order_by(Batch.created_at.desc(), Batch.id).limit(limit).offset(offset)
+    return list(session.scalars(stmt))
+
+
+def get_batch(session: Session, batch_id: str) -> Batch | None:
+    return session.get(Batch, batch_id)
+
+
+def unfinished_batches(session: Session) -> list[Batch]:
+    """Batches written but not (known to be) anchored: what `resume` finishes."""
+    stmt = select(Batch).where(Batch.state.in_(UNFINISHED_STATES)).order_by(Batch.created_at, Batch.id)
+    return list(session.scalars(stmt))
