@@ -1,0 +1,198 @@
+"""A read-only view of CredentialRegistry contracts, for verifiers.
+
+A verifier has only an RPC URL and the credential: no issuer database, no keys,
+no recorded deployment. `ChainReader(rpc_url)` asks the node its chain id and
+reads whichever registry address a credential states (`reader.registry(addr)`),
+so a credential names where its proof lives and the verifier checks it there.
+
+Why raw JSON-RPC instead of web3's contract objects: the verifier's hot path is
+one `eth_call` per verification (revocation is never cached), and web3's
+middleware and ABI machinery cost about a millisecond each call, a third of the
+budget for 300 verifications a second on two cores. The three calls are
+encoded with eth_abi, as web3 itself does.
+
+Caching follows what can change: an anchored root's record and an issuer's
+authorisation at a block already mined never change (the contract has no way to
+alter them), so they are kept; a root not found yet, and revocation, are asked
+every time. The chain id is re-read every few seconds, in case the URL is
+re-pointed at another node.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import requests
+from eth_abi import decode, encode
+from eth_utils import to_checksum_address
+
+from credentials.canonical import keccak256
+from credentials.chain import AnchorRecord, ChainError, ChainUnreachable, RevocationRecord
+
+
+def _selector(signature: str) -> bytes:
+    return keccak256(signature.encode())[:4]
+
+
+_ANCHOR_OF = _selector("anchorOf(bytes32)")
+_REVOCATION_OF = _selector("revocationOf(bytes32)")
+_WAS_AUTHORIZED_AT = _selector("wasAuthorizedAt(address,uint256)")
+CHAIN_ID_TTL = 5.0
+CACHE_SIZE = 100_000
+
+
+class NotARegistry(ChainError):
+    """The stated address holds no CredentialRegistry on this chain."""
+
+
+@dataclass(frozen=True)
+class CodeInfo:
+    present: bool
+    is_registry: bool
+
+
+def known_registry_code_hashes() -> frozenset[bytes]:
+    """keccak256 of the runtime code of the registry versions this verifier knows."""
+    from contracts import load_artifact
+
+    code = load_artifact()["deployedBytecode"]
+    return frozenset({keccak256(bytes.fromhex(code.removeprefix("0x")))})
+
+
+class _Lru:
+    """A small thread-safe LRU for facts that never change once true."""
+
+    def __init__(self, size: int = CACHE_SIZE):
+        self.size = size
+        self.data: OrderedDict = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key):
+        with self.lock:
+            value = self.data.get(key)
+            if value is not None:
+                self.data.move_to_end(key)
+            return value
+
+    def put(self, key, value) -> None:
+        with self.lock:
+            self.data[key] = value
+            self.data.move_to_end(key)
+            while len(self.data) > self.size:
+                self.data.popitem(last=False)
+
+
+class ChainReader:
+    """JSON-RPC reads against one node; safe to share between threads."""
+
+    def __init__(self, rpc_url: str, timeout: float = 10.0):
+        self.rpc_url = rpc_url
+        self.timeout = timeout
+        self._local = threading.local()
+        self._chain_id: tuple[int, float] | None = None
+        self._facts = _Lru()
+        self._registry_hashes = known_registry_code_hashes()
+
+    # ----- transport -------------------------------------------------------
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = requests.Session()
+        return session
+
+    def rpc(self, method: str, params: list):
+        """One JSON-RPC call; ChainUnreachable (naming the URL) on any transport failure."""
+        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+        try:
+            reply = self._session().post(self.rpc_url, json=body, timeout=self.timeout).json()
+        except (requests.RequestException, ValueError) as exc:
+            raise ChainUnreachable(f"cannot reach the chain at {self.rpc_url} ({exc.__class__.__name__})") from exc
+        if "error" in reply:
+            message = reply["error"].get("message", "error") if isinstance(reply["error"], dict) else reply["error"]
+            raise ChainError(f"the node at {self.rpc_url} answered {method} with an error: {message}")
+        return reply.get("result")
+
+    def call(self, to: str, data: bytes) -> bytes:
+        result = self.rpc("eth_call", [{"to": to, "data": "0x" + data.hex()}, "latest"])
+        return bytes.fromhex((result or "0x")[2:])
+
+    # ----- chain facts -------------------------------------------------------
+
+    def chain_id(self) -> int:
+        cached = self._chain_id
+        if cached is not None and time.monotonic() - cached[1] < CHAIN_ID_TTL:
+            return cached[0]
+        value = int(self.rpc("eth_chainId", []), 16)
+        self._chain_id = (value, time.monotonic())
+        return value
+
+    def code_info(self, address: str) -> CodeInfo:
+        key = ("code", self.chain_id(), address)
+        cached = self._facts.get(key)
+        if cached is not None:
+            return cached
+        code = bytes.fromhex((self.rpc("eth_getCode", [address, "latest"]) or "0x")[2:])
+        info = CodeInfo(present=bool(code), is_registry=keccak256(code) in self._registry_hashes)
+        if info.present:  # code, once deployed, stays (no selfdestruct in the registry)
+            self._facts.put(key, info)
+        return info
+
+    def registry(self, address: str) -> RegistryView:
+        return RegistryView(self, to_checksum_address(address))
+
+
+class RegistryView:
+    """The three reads a verifier needs from one registry contract."""
+
+    def __init__(self, reader: ChainReader, address: str):
+        self.reader = reader
+        self.address = address
+
+    def require_registry(self) -> None:
+        """NotARegistry unless a CredentialRegistry this verifier knows lives here."""
+        info = self.reader.code_info(self.address)
+        chain = self.reader.chain_id()
+        if not info.present:
+            raise NotARegistry(f"there is no contract at {self.address} on chain {chain}")
+        if not info.is_registry:
+            raise NotARegistry(f"the contract at {self.address} on chain {chain} is not a CredentialRegistry "
+                               "(its code differs from contracts/CredentialRegistry.json)")
+
+    def _call(self, selector: bytes, types: list[str], args: list, out: list[str]) -> tuple:
+        raw = self.reader.call(self.address, selector + encode(types, args))
+        try:
+            return decode(out, raw)
+        except Exception as exc:  # noqa: BLE001 - eth_abi raises several unrelated types
+            raise NotARegistry(f"the contract at {self.address} did not answer as a CredentialRegistry") from exc
+
+    def anchor_of(self, root: bytes) -> AnchorRecord | None:
+        key = ("anchor", self.reader.chain_id(), self.address, root)
+        cached = self.reader._facts.get(key)
+        if cached is not None:
+            return cached
+        issuer, ts, block, count = self._call(_ANCHOR_OF, ["bytes32"], [root],
+                                              ["address", "uint256", "uint256", "uint256"])
+        if int(issuer, 16) == 0:
+            return None  # not anchored (yet): ask again next time
+        record = AnchorRecord("0x" + root.hex(), to_checksum_address(issuer), ts, block, count)
+        self.reader._facts.put(key, record)
+        return record
+
+    def was_authorized_at(self, address: str, block_number: int) -> bool:
+        key = ("authorized", self.reader.chain_id(), self.address, address, block_number)
+        cached = self.reader._facts.get(key)
+        if cached is not None:
+            return cached
+        (answer,) = self._call(_WAS_AUTHORIZED_AT, ["address", "uint256"], [address, block_number], ["bool"])
+        # A mined block's authorisation never changes: (de)authorising acts from the current block on.
+        self.reader._facts.put(key, bool(answer))
+        return bool(answer)
+
+    def revocation_of(self, fingerprint: bytes) -> RevocationRecord:
+        revoked, ts, reason, revoker = self._call(_REVOCATION_OF, ["bytes32"], [fingerprint],
+                                                  ["bool", "uint256", "string", "address"])
+        return RevocationRecord(bool(revoked), ts, reason, to_checksum_address(revoker))

@@ -1,0 +1,414 @@
+"""Verifying a credential: an ordered list of small checks whose results are data.
+
+`verify_credential(doc, reader)` runs, in order, `format`, `integrity`,
+`merkle_proof`, `anchor`, `signature`, `issuer_authorized`, `revocation`,
+`valid_from`, `valid_until`. Each check returns `passed`, `failed` or `skipped`
+with a sentence a person can read; a failed check says what was expected and
+what was found. A check that cannot run because one it depends on did not pass
+is `skipped` and says which. The page, the API and the CLI render the same
+`VerificationResult.as_dict()`.
+
+The only outside input is a `ChainReader` (an RPC URL): everything else comes
+from the credential itself, so a credential verifies with the issuer gone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from eth_utils import is_hex_address, to_checksum_address
+
+from credentials.canonical import fingerprint as compute_fingerprint
+from credentials.canonical import from_hex, to_hex
+from credentials.chain import AnchorRecord, ChainError
+from credentials.document import PROOF_TYPE, signer_from_verification_method
+from credentials.merkle import root_from_path
+from credentials.reader import ChainReader, NotARegistry
+from credentials.signing import DOMAIN_NAME, DOMAIN_VERSION, Eip712Domain, SignatureError, recover_signer
+from credentials.validate import Problem, describe, parse_datetime, validate_document
+
+log = logging.getLogger(__name__)
+
+PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
+CHECK_IDS = ("format", "integrity", "merkle_proof", "anchor", "signature", "issuer_authorized",
+             "revocation", "valid_from", "valid_until")
+MAX_PATH_STEPS = 64  # 2**64 credentials per batch is more than enough
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    id: str
+    status: str
+    message: str
+    details: tuple[str, ...] = ()
+    # A skip that says "this does not apply" (no validUntil) rather than "could not run".
+    not_applicable: bool = False
+
+    def as_dict(self) -> dict:
+        out = {"id": self.id, "status": self.status, "message": self.message}
+        if self.details:
+            out["details"] = list(self.details)
+        return out
+
+
+@dataclass
+class VerificationResult:
+    valid: bool
+    checks: list[CheckResult]
+    credential: dict = field(default_factory=dict)
+
+    def check(self, check_id: str) -> CheckResult:
+        return next(c for c in self.checks if c.id == check_id)
+
+    def as_dict(self) -> dict:
+        return {"valid": self.valid, "checks": [c.as_dict() for c in self.checks], "credential": self.credential}
+
+
+@dataclass(frozen=True)
+class StatedProof:
+    """What the proof claims, parsed: the checks test these claims."""
+
+    fingerprint: bytes
+    signature: bytes
+    method_address: str
+    chain_id: int
+    registry: str
+    root: bytes
+    path: list[bytes]
+    transaction_hash: str | None
+
+    @property
+    def domain(self) -> Eip712Domain:
+        return Eip712Domain(self.chain_id, self.registry)
+
+
+def short(value: bytes | str) -> str:
+    text = to_hex(value) if isinstance(value, bytes) else value
+    return text if len(text) <= 18 else f"{text[:10]}…{text[-6:]}"
+
+
+def when(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+# ----- reading the proof ----------------------------------------------------------
+
+def _hex_field(obj: dict, key: str, path: str, length: int, problems: list[Problem]) -> bytes | None:
+    value = obj.get(key)
+    try:
+        return from_hex(value, length)
+    except ValueError:
+        problems.append(Problem(f"{path}.{key}", f"0x and {length * 2} hex digits", describe(value, key not in obj)))
+        return None
+
+
+def read_proof(doc: dict) -> tuple[StatedProof | None, list[Problem]]:
+    """The proof's claims, or None with the problems that make it unreadable."""
+    problems: list[Problem] = []
+    proof = doc.get("proof")
+    if isinstance(proof, list):
+        ours = [p for p in proof if isinstance(p, dict) and p.get("type") == PROOF_TYPE]
+        proof = ours[0] if len(ours) == 1 else proof
+    if not isinstance(proof, dict):
+        return None, [Problem("$.proof", f"one {PROOF_TYPE} proof object", describe(proof, proof is None))]
+    if proof.get("type") != PROOF_TYPE:
+        problems.append(Problem("$.proof.type", PROOF_TYPE, describe(proof.get("type"), "type" not in proof)))
+    fp = _hex_field(proof, "fingerprint", "$.proof", 32, problems)
+    sig = _hex_field(proof, "signature", "$.proof", 65, problems)
+    method = proof.get("verificationMethod")
+    method_address = signer_from_verification_method(method) if isinstance(method, str) else None
+    if method_address is None or not is_hex_address(method_address):
+        problems.append(Problem("$.proof.verificationMethod", "did:pkh:eip155:<chain id>:<address>#blockchainAccountId",
+                                describe(method, method is None)))
+        method_address = None
+    anchor = proof.get("anchor")
+    if not isinstance(anchor, dict):
+        problems.append(Problem("$.proof.anchor", "an object naming chainId, registry, merkleRoot and merklePath",
+                                describe(anchor, anchor is None)))
+        return None, problems
+    chain_id = anchor.get("chainId")
+    if not isinstance(chain_id, int) or isinstance(chain_id, bool) or not 0 < chain_id < 2**63:
+        problems.append(Problem("$.proof.anchor.chainId", "a positive integer chain id", describe(chain_id, chain_id is None)))
+        chain_id = None
+    registry = anchor.get("registry")
+    if not (isinstance(registry, str) and is_hex_address(registry)):
+        problems.append(Problem("$.proof.anchor.registry", "a contract address (0x and 40 hex digits)",
+                                describe(registry, registry is None)))
+        registry = None
+    root = _hex_field(anchor, "merkleRoot", "$.proof.anchor", 32, problems)
+    raw_path = anchor.get("merklePath")
+    path: list[bytes] | None = None
+    if not isinstance(raw_path, list) or len(raw_path) > MAX_PATH_STEPS:
+        problems.append(Problem("$.proof.anchor.merklePath", f"an array of at most {MAX_PATH_STEPS} 32-byte hashes",
+                                describe(raw_path, raw_path is None)))
+    else:
+        try:
+            path = [from_hex(step, 32) for step in raw_path]
+        except ValueError as exc:
+            problems.append(Problem("$.proof.anchor.merklePath", "32-byte hashes (0x and 64 hex digits)", str(exc)))
+    tx_hash = anchor.get("transactionHash")
+    domain = proof.get("eip712Domain")
+    if chain_id is not None and registry is not None:
+        expected = {"name": DOMAIN_NAME, "version": DOMAIN_VERSION, "chainId": chain_id,
+                    "verifyingContract": to_checksum_address(registry)}
+        if not isinstance(domain, dict) or {**domain, "verifyingContract": str(domain.get("verifyingContract", "")).lower()} \
+                != {**expected, "verifyingContract": expected["verifyingContract"].lower()}:
+            problems.append(Problem("$.proof.eip712Domain", f"the anchor's chain and registry {describe(expected)}",
+                                    describe(domain, domain is None)))
+    if problems or None in (fp, sig, method_address, chain_id, registry, root, path):
+        return None, problems
+    return StatedProof(fp, sig, to_checksum_address(method_address), chain_id, to_checksum_address(registry),
+                       root, path, tx_hash if isinstance(tx_hash, str) else None), []
+
+
+def issuer_address(doc: dict) -> str | None:
+    """The Ethereum address the issuer's id names (did:pkh:eip155:<chain>:<address>)."""
+    issuer = doc.get("issuer")
+    issuer_id = issuer.get("id") if isinstance(issuer, dict) else issuer
+    if not isinstance(issuer_id, str):
+        return None
+    address = signer_from_verification_method(issuer_id)
+    return to_checksum_address(address) if address and is_hex_address(address) else None
+
+
+# ----- the checks ----------------------------------------------------------------
+
+class Context:
+    """One verification's inputs and what earlier checks learned."""
+
+    def __init__(self, doc: dict, reader: ChainReader | None, now: datetime):
+        self.doc = doc
+        self.reader = reader
+        self.now = now
+        self.proof, self.proof_problems = read_proof(doc)
+        self.results: dict[str, CheckResult] = {}
+        self.fingerprint: bytes | None = None
+        self.anchor: AnchorRecord | None = None
+        self.signer: str | None = None
+
+    def registry(self):
+        if self.reader is None:
+            raise ChainError("no chain to ask: give the verifier an RPC URL")
+        return self.reader.registry(self.proof.registry)
+
+
+def passed(cid: str, message: str) -> CheckResult:
+    return CheckResult(cid, PASSED, message)
+
+
+def failed(cid: str, message: str, details: tuple[str, ...] = ()) -> CheckResult:
+    return CheckResult(cid, FAILED, message, details)
+
+
+def check_format(ctx: Context) -> CheckResult:
+    problems = validate_document(ctx.doc) + ctx.proof_problems
+    if not problems:
+        return passed("format", "The document is a well-formed W3C Verifiable Credential 2.0 and Open Badges 3.0 "
+                                "credential, and its proof names a fingerprint, signature, Merkle path and anchor.")
+    shown = "; ".join(str(p) for p in problems[:3])
+    more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+    return failed("format", f"The document does not meet the credential format: {shown}{more}.",
+                  tuple(str(p) for p in problems))
+
+
+def check_integrity(ctx: Context) -> CheckResult:
+    try:
+        ctx.fingerprint = compute_fingerprint(ctx.doc)
+    except (ValueError, TypeError, UnicodeError) as exc:
+        return failed("integrity", f"Expected a document that canonical JSON (RFC 8785) can hash; found one it "
+                                   f"cannot ({exc}).")
+    if ctx.fingerprint != ctx.proof.fingerprint:
+        return failed("integrity", f"Expected the document's fingerprint to be the signed {short(ctx.proof.fingerprint)}; "
+                                   f"found {short(ctx.fingerprint)}: the document was changed after it was issued.")
+    return passed("integrity", f"The document's fingerprint {short(ctx.fingerprint)} is the one the issuer signed: "
+                               "nothing in it was changed.")
+
+
+def check_merkle_proof(ctx: Context) -> CheckResult:
+    reached = root_from_path(ctx.fingerprint, ctx.proof.path)
+    steps = len(ctx.proof.path)
+    if reached != ctx.proof.root:
+        return failed("merkle_proof", f"Expected the Merkle path ({steps} steps) to lead from the fingerprint to the "
+                                      f"stated batch root {short(ctx.proof.root)}; it leads to {short(reached)}.")
+    return passed("merkle_proof", f"The Merkle path ({steps} steps) leads from the fingerprint to the batch root "
+                                  f"{short(ctx.proof.root)}.")
+
+
+def check_anchor(ctx: Context) -> CheckResult:
+    proof = ctx.proof
+    if ctx.reader is None:
+        return failed("anchor", "Expected a chain to ask; the verifier was given no RPC URL.")
+    node_chain = ctx.reader.chain_id()
+    if node_chain != proof.chain_id:
+        return failed("anchor", f"Expected chain id {proof.chain_id}, as the credential states; the node at "
+                                f"{ctx.reader.rpc_url} is chain {node_chain}.")
+    registry = ctx.registry()
+    try:
+        registry.require_registry()
+    except NotARegistry as exc:
+        return failed("anchor", f"Expected a CredentialRegistry at {proof.registry} on chain {proof.chain_id}, "
+                                f"as the credential states; but {exc}.")
+    record = registry.anchor_of(proof.root)
+    if record is None:
+        return failed("anchor", f"Expected the batch root {short(proof.root)} to be anchored in registry "
+                                f"{proof.registry} on chain {proof.chain_id}; that registry has no record of it.")
+    ctx.anchor = record
+    return passed("anchor", f"The batch root is anchored in registry {proof.registry} on chain {proof.chain_id}, "
+                            f"block {record.block_number} ({when(record.timestamp)}), by {record.issuer}, in a batch "
+                            f"of {record.count}.")
+
+
+def check_signature(ctx: Context) -> CheckResult:
+    proof = ctx.proof
+    issuer = issuer_address(ctx.doc)
+    if issuer is None:
+        return failed("signature", "Expected the issuer's id to name an Ethereum address "
+                                   f"(did:pkh:eip155:<chain>:<address>); found {describe(ctx.doc.get('issuer'))}.")
+    try:
+        recovered = recover_signer(proof.fingerprint, proof.signature, proof.domain)
+    except SignatureError as exc:
+        return failed("signature", f"Expected an EIP-712 signature by the issuer {issuer}; found one that recovers "
+                                   f"no address: {exc}.")
+    if recovered != issuer:
+        return failed("signature", f"Expected the EIP-712 signature to recover the issuer's address {issuer}; "
+                                   f"it recovers {recovered}.")
+    if proof.method_address != issuer:
+        return failed("signature", f"Expected the proof's verificationMethod to name the issuer {issuer}; "
+                                   f"it names {proof.method_address}.")
+    ctx.signer = recovered
+    return passed("signature", f"The EIP-712 signature recovers the issuer's address {recovered}.")
+
+
+def check_issuer_authorized(ctx: Context) -> CheckResult:
+    block = ctx.anchor.block_number
+    if not ctx.registry().was_authorized_at(ctx.signer, block):
+        return failed("issuer_authorized", f"Expected the issuer {ctx.signer} to be authorised by registry "
+                                           f"{ctx.proof.registry} in block {block}, when the root was anchored; "
+                                           "it was not authorised then.")
+    return passed("issuer_authorized", f"The issuer {ctx.signer} was authorised by the registry in block {block}, "
+                                       "when the root was anchored.")
+
+
+def check_revocation(ctx: Context) -> CheckResult:
+    record = ctx.registry().revocation_of(ctx.fingerprint)
+    if record.revoked:
+        return failed("revocation", f"Expected no revocation; the registry records one: revoked on "
+                                    f"{when(record.timestamp)} by {record.revoker}, reason: {record.reason!r}.")
+    return passed("revocation", "Not revoked: the registry holds no revocation for this credential (asked just now).")
+
+
+def _moment(ctx: Context, key: str) -> datetime | None:
+    return parse_datetime(ctx.doc.get(key))
+
+
+def check_valid_from(ctx: Context) -> CheckResult:
+    start = _moment(ctx, "validFrom")
+    if "validFrom" not in ctx.doc:
+        return CheckResult("valid_from", SKIPPED, "The credential states no validFrom date.", not_applicable=True)
+    if start is None:
+        return CheckResult("valid_from", SKIPPED, "Skipped: validFrom is not a date this verifier can read (see format).")
+    if ctx.now < start:
+        return failed("valid_from", f"Expected validFrom ({ctx.doc['validFrom']}) to have passed; it is now "
+                                    f"{ctx.now:%Y-%m-%dT%H:%M:%SZ}: the credential is not valid yet.")
+    return passed("valid_from", f"Valid since {ctx.doc['validFrom']}.")
+
+
+def check_valid_until(ctx: Context) -> CheckResult:
+    if "validUntil" not in ctx.doc:
+        return CheckResult("valid_until", SKIPPED, "The credential states no validUntil date: it does not expire.",
+                           not_applicable=True)
+    end = _moment(ctx, "validUntil")
+    if end is None:
+        return CheckResult("valid_until", SKIPPED, "Skipped: validUntil is not a date this verifier can read (see format).")
+    if ctx.now > end:
+        return failed("valid_until", f"Expected now ({ctx.now:%Y-%m-%dT%H:%M:%SZ}) to be before validUntil "
+                                     f"({ctx.doc['validUntil']}); the credential expired.")
+    return passed("valid_until", f"Valid until {ctx.doc['validUntil']}.")
+
+
+# (id, check, the checks it needs to have passed, whether it needs a readable proof)
+PIPELINE: list[tuple[str, Callable[[Context], CheckResult], tuple[str, ...], bool]] = [
+    ("format", check_format, (), False),
+    ("integrity", check_integrity, (), True),
+    ("merkle_proof", check_merkle_proof, ("integrity",), True),
+    ("anchor", check_anchor, (), True),
+    ("signature", check_signature, ("integrity",), True),
+    ("issuer_authorized", check_issuer_authorized, ("anchor", "signature"), True),
+    ("revocation", check_revocation, ("integrity", "anchor"), True),
+    ("valid_from", check_valid_from, (), False),
+    ("valid_until", check_valid_until, (), False),
+]
+WHY_SKIPPED = {
+    "integrity": "the document is not the one the issuer signed",
+    "anchor": "the batch root is not anchored in the stated registry on this chain",
+    "signature": "the signature does not show who issued it",
+}
+
+
+def run_check(ctx: Context, cid: str, check, needs: tuple[str, ...], needs_proof: bool) -> CheckResult:
+    if needs_proof and ctx.proof is None:
+        return CheckResult(cid, SKIPPED, "Skipped: the proof is missing or unreadable (see format).")
+    for need in needs:
+        if ctx.results[need].status != PASSED:
+            return CheckResult(cid, SKIPPED, f"Skipped: {WHY_SKIPPED[need]} (see {need}).")
+    try:
+        return check(ctx)
+    except ChainError as exc:
+        return failed(cid, f"Expected an answer from the chain; found none: {exc}.")
+    except Exception as exc:  # noqa: BLE001 - one broken check must not hide the others' results
+        log.exception("verification check %s crashed", cid)
+        return failed(cid, f"The check could not be completed ({exc.__class__.__name__}).")
+
+
+def verify_credential(doc: dict, reader: ChainReader | None, now: datetime | None = None) -> VerificationResult:
+    """Run every check in order; valid when none failed and none was skipped for want of another."""
+    ctx = Context(doc, reader, now or datetime.now(timezone.utc))
+    for cid, check, needs, needs_proof in PIPELINE:
+        ctx.results[cid] = run_check(ctx, cid, check, needs, needs_proof)
+    checks = [ctx.results[cid] for cid in CHECK_IDS]
+    valid = all(c.status == PASSED or (c.status == SKIPPED and c.not_applicable) for c in checks)
+    return VerificationResult(valid, checks, summarize(doc))
+
+
+# ----- what the page shows beside the checks ---------------------------------------
+
+def _text(value) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and isinstance(value.get("@value"), str):
+        return value["@value"]
+    if isinstance(value, list) and value:
+        return _text(value[0])
+    return None
+
+
+def summarize(doc: dict) -> dict:
+    """Holder, achievement, issuer and dates, read defensively from any object."""
+    subject = doc.get("credentialSubject")
+    subject = subject[0] if isinstance(subject, list) and subject else subject
+    subject = subject if isinstance(subject, dict) else {}
+    holder = _text(subject.get("name"))
+    for ident in subject.get("identifier") or []:
+        if isinstance(ident, dict) and ident.get("identityType") == "name" and not ident.get("hashed"):
+            holder = holder or _text(ident.get("identityHash"))
+    achievement = subject.get("achievement") if isinstance(subject.get("achievement"), dict) else {}
+    issuer = doc.get("issuer")
+    issuer_obj = issuer if isinstance(issuer, dict) else {"id": issuer}
+    result = subject.get("result")
+    grade = result[0].get("value") if isinstance(result, list) and result and isinstance(result[0], dict) else None
+    summary = {
+        "id": doc.get("id") if isinstance(doc.get("id"), str) else None,
+        "holder": holder or _text(subject.get("id")),
+        "achievement": _text(achievement.get("name")) or _text(doc.get("name")),
+        "achievement_type": _text(achievement.get("achievementType")),
+        "issuer": _text(issuer_obj.get("name")),
+        "issuer_id": _text(issuer_obj.get("id")),
+        "valid_from": _text(doc.get("validFrom")),
+        "valid_until": _text(doc.get("validUntil")),
+        "awarded": _text(doc.get("awardedDate")),
+        "grade": _text(grade),
+    }
+    return {k: v[:300] for k, v in summary.items() if isinstance(v, str)}

@@ -1,0 +1,123 @@
+"""Mint real credentials for verification tests, from the credential core alone
+(document, canonical, signing, merkle) and `Registry.anchor`: no issuance
+service, no database. That is also what "a verifier needs nothing of the
+issuer" means: these documents come from nowhere but the chain.
+
+`bad_credentials(registry)` makes one credential per failure case, each paired
+with the id of the check that must fail for it.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from datetime import date, datetime, timedelta, timezone
+
+from eth_account import Account
+
+from credentials.canonical import fingerprint, to_hex
+from credentials.chain import Registry, fund_from_dev_account
+from credentials.document import CredentialRequest, IssuerProfile, build_credential, make_proof, rfc3339
+from credentials.merkle import MerkleTree
+from credentials.signing import Eip712Domain, Signer
+
+TODAY = datetime.now(timezone.utc).date()
+
+
+def request(name: str = "Ada Lovelace", *, awarded_on: date | None = None, valid_until: date | None = None,
+            grade: str | None = "First") -> CredentialRequest:
+    return CredentialRequest(
+        recipient_name=name, recipient_email=f"{name.split()[0].lower()}@example.edu",
+        achievement_name="BSc Computer Science", achievement_type="BachelorDegree",
+        description="Awarded for completing the three-year honours programme.",
+        awarded_on=awarded_on or TODAY - timedelta(days=30), valid_until=valid_until, grade=grade)
+
+
+def mint(registry: Registry, requests: list[CredentialRequest] | None = None, *, sign_key: bytes | None = None,
+         anchor_registry: Registry | None = None, issuer_name: str = "University of Testing") -> list[dict]:
+    """Build, sign, Merkle-batch and anchor credentials; return the signed documents.
+
+    `sign_key` signs instead of the registry's issuer key (the documents still
+    name the registry's issuer); `anchor_registry` sends the anchor transaction
+    from another key (another Registry object on the same contract)."""
+    requests = requests or [request()]
+    issuer = IssuerProfile(issuer_name, registry.issuer.address, registry.chain_id, "https://uni.example.edu")
+    signer = Signer(sign_key or bytes(registry.issuer.key))
+    domain = Eip712Domain(registry.chain_id, registry.address)
+    docs = [build_credential(r, issuer) for r in requests]
+    leaves = [fingerprint(d) for d in docs]
+    tree = MerkleTree(leaves)
+    tx = (anchor_registry or registry).anchor(tree.root, len(docs))
+    created = rfc3339(datetime.now(timezone.utc))
+    for i, (doc, leaf) in enumerate(zip(docs, leaves, strict=True)):
+        doc["proof"] = make_proof(
+            fingerprint=to_hex(leaf), signature=to_hex(signer.sign(leaf, domain)), signer=signer.address,
+            chain_id=registry.chain_id, registry=registry.address, merkle_root=to_hex(tree.root),
+            merkle_path=[to_hex(p) for p in tree.path(i)], created=created, transaction_hash=tx.tx_hash,
+            batch=f"test-{tx.block_number}")
+    return docs
+
+
+def other_key_registry(registry: Registry) -> Registry:
+    """The same contract, acting from a fresh, funded and authorised issuer key."""
+    account = Account.create()
+    fund_from_dev_account(registry.w3, account.address)
+    registry.authorize_issuer(account.address)
+    return Registry(registry.w3, registry.address, account, registry.owner, registry.rpc_url)
+
+
+def fresh_credential(registry: Registry, **kwargs) -> dict:
+    return mint(registry, [request(**kwargs), request("Grace Hopper", **kwargs)])[0]
+
+
+def bad_credentials(registry: Registry, second_registry_address: str) -> dict[str, tuple[dict, str]]:
+    """case name -> (credential, the check id that must fail)."""
+    good = fresh_credential(registry)
+    cases: dict[str, tuple[dict, str]] = {}
+
+    tampered = copy.deepcopy(good)
+    tampered["credentialSubject"]["identifier"][0]["identityHash"] = "Mallory Forger"
+    cases["tampered_subject"] = (tampered, "integrity")
+
+    path = copy.deepcopy(good)
+    path["proof"]["anchor"]["merklePath"][0] = to_hex(os.urandom(32))
+    cases["tampered_path"] = (path, "merkle_proof")
+
+    chain = copy.deepcopy(good)
+    chain["proof"]["anchor"]["chainId"] = chain["proof"]["eip712Domain"]["chainId"] = 4242
+    cases["wrong_chain_id"] = (chain, "anchor")
+
+    other = copy.deepcopy(good)
+    other["proof"]["anchor"]["registry"] = other["proof"]["eip712Domain"]["verifyingContract"] = second_registry_address
+    cases["other_registry"] = (other, "anchor")
+
+    cases["signer_not_issuer"] = (mint(registry, sign_key=os.urandom(32))[0], "signature")
+
+    revoked = fresh_credential(registry)
+    registry.revoke(revoked["proof"]["fingerprint"], "awarded in error")
+    cases["revoked"] = (revoked, "revocation")
+
+    cases["not_yet_valid"] = (fresh_credential(registry, awarded_on=TODAY + timedelta(days=10)), "valid_from")
+    cases["expired"] = (fresh_credential(registry, awarded_on=TODAY - timedelta(days=400),
+                                         valid_until=TODAY - timedelta(days=2)), "valid_until")
+
+    # Last: it de-authorises the registry's issuer. Another key anchors the batch
+    # while the signer is no longer authorised.
+    anchorer = other_key_registry(registry)
+    registry.deauthorize_issuer(registry.issuer.address)
+    cases["issuer_deauthorized"] = (mint(registry, anchor_registry=anchorer)[0], "issuer_authorized")
+    return cases
+
+
+class VerifyWorld:
+    """One registry with a good credential and every failure case, built once
+    per test module (anchoring is the slow part)."""
+
+    def __init__(self, registry: Registry, second: Registry):
+        self.registry = registry
+        self.rpc_url = registry.rpc_url
+        self.second_registry = second.address
+        self.good = fresh_credential(registry)
+        self.good_no_expiry = self.good
+        self.good_with_expiry = fresh_credential(registry, valid_until=TODAY + timedelta(days=365))
+        self.cases = bad_credentials(registry, second.address)

@@ -1,0 +1,132 @@
+"""The verification pipeline, called directly: every check passes for a fresh
+credential and fails for its own case; skipped checks say why."""
+
+from __future__ import annotations
+
+import copy
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from config import Settings
+from credentials.chain import open_registry
+from credentials.reader import ChainReader
+from credentials.verification import CHECK_IDS, verify_credential
+from tests.helpers_credentials import VerifyWorld
+
+CASES = ["tampered_subject", "tampered_path", "wrong_chain_id", "other_registry", "signer_not_issuer",
+         "issuer_deauthorized", "revoked", "not_yet_valid", "expired"]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, anvil_url):
+    base = tmp_path_factory.mktemp("verify-world")
+    with open_registry(Settings.from_env(data_dir=base / "issuer", rpc_url=anvil_url)) as reg, \
+            open_registry(Settings.from_env(data_dir=base / "other", rpc_url=anvil_url)) as second:
+        yield VerifyWorld(reg, second)
+
+
+@pytest.fixture(scope="module")
+def reader(world):
+    return ChainReader(world.rpc_url)
+
+
+def statuses(result) -> dict[str, str]:
+    return {c.id: c.status for c in result.checks}
+
+
+def test_fresh_credential_passes_every_check(world, reader):
+    result = verify_credential(world.good_with_expiry, reader)
+    assert result.valid, result.as_dict()
+    assert [c.id for c in result.checks] == list(CHECK_IDS)
+    assert set(statuses(result).values()) == {"passed"}
+    assert "anchored in registry" in result.check("anchor").message
+    assert result.credential["holder"] == "Ada Lovelace"
+    assert result.credential["achievement"] == "BSc Computer Science"
+    assert result.credential["issuer"] == "University of Testing"
+
+
+def test_no_valid_until_is_skipped_not_failed(world, reader):
+    result = verify_credential(world.good, reader)
+    assert result.valid
+    assert result.check("valid_until").status == "skipped"
+    assert "does not expire" in result.check("valid_until").message
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_each_case_fails_its_own_check(world, reader, case):
+    doc, check_id = world.cases[case]
+    result = verify_credential(doc, reader)
+    assert not result.valid
+    check = result.check(check_id)
+    assert check.status == "failed", result.as_dict()
+    assert check.message.startswith("Expected"), check.message
+    assert result.as_dict()["valid"] is False
+
+
+def test_tampered_subject_skips_what_depends_on_integrity(world, reader):
+    result = verify_credential(world.cases["tampered_subject"][0], reader)
+    s = statuses(result)
+    assert s["integrity"] == "failed"
+    assert s["merkle_proof"] == s["signature"] == s["revocation"] == s["issuer_authorized"] == "skipped"
+    assert "see integrity" in result.check("merkle_proof").message
+    assert s["anchor"] == "passed"  # the root itself is real
+
+
+def test_revoked_names_reason_and_date(world, reader):
+    message = verify_credential(world.cases["revoked"][0], reader).check("revocation").message
+    assert "awarded in error" in message and "UTC" in message
+
+
+def test_wrong_chain_names_both_chain_ids(world, reader):
+    message = verify_credential(world.cases["wrong_chain_id"][0], reader).check("anchor").message
+    assert "4242" in message and "31337" in message
+
+
+def test_deauthorised_signer_passes_signature_fails_authorisation(world, reader):
+    result = verify_credential(world.cases["issuer_deauthorized"][0], reader)
+    s = statuses(result)
+    assert s["signature"] == "passed" and s["anchor"] == "passed"
+    assert s["issuer_authorized"] == "failed"
+
+
+def test_time_is_a_parameter(world, reader):
+    doc = world.good_with_expiry
+    later = datetime.now(timezone.utc) + timedelta(days=400)
+    assert statuses(verify_credential(doc, reader, now=later))["valid_until"] == "failed"
+    earlier = datetime.now(timezone.utc) - timedelta(days=400)
+    assert statuses(verify_credential(doc, reader, now=earlier))["valid_from"] == "failed"
+
+
+def test_missing_proof_fails_format_and_skips_chain_checks(world, reader):
+    doc = copy.deepcopy(world.good)
+    del doc["proof"]
+    result = verify_credential(doc, reader)
+    s = statuses(result)
+    assert s["format"] == "failed" and "$.proof" in result.check("format").message
+    assert all(s[c] == "skipped" for c in ("integrity", "merkle_proof", "anchor", "signature", "revocation"))
+
+
+def test_unreachable_chain_fails_with_the_url(world):
+    result = verify_credential(world.good, ChainReader("http://127.0.0.1:9", timeout=1))
+    assert not result.valid
+    assert "cannot reach the chain at http://127.0.0.1:9" in result.check("anchor").message
+
+
+def test_no_contract_at_the_stated_registry(world, reader):
+    doc = copy.deepcopy(world.good)
+    nobody = "0x" + "11" * 20
+    doc["proof"]["anchor"]["registry"] = doc["proof"]["eip712Domain"]["verifyingContract"] = nobody
+    message = verify_credential(doc, reader).check("anchor").message
+    assert "no contract" in message
+
+
+def test_cache_keeps_anchor_but_never_revocation(world):
+    reader = ChainReader(world.rpc_url)
+    doc = world.good
+    verify_credential(doc, reader)
+    calls = []
+    original = reader.call
+    reader.call = lambda to, data: calls.append(data[:4]) or original(to, data)
+    verify_credential(doc, reader)
+    assert len(calls) == 1  # revocationOf only: anchor and authorisation come from the cache
