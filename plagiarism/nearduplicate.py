@@ -1,0 +1,356 @@
+"""Near-duplicate detection: which passages of a submission were copied or paraphrased.
+
+Two kinds of passage-level evidence are combined:
+
+* fingerprints: shared winnowed word 5-grams (MOSS style) find verbatim and
+  lightly edited copying; runs of shared n-grams are merged across small gaps
+  into passages with character spans on both sides;
+* sentence embeddings: each sentence of a submission is compared with the
+  sentences and two-sentence windows of every other text; a match counts
+  when it is very close on its own, or close and supported by a neighbouring
+  match that keeps the same order on both sides (a paraphrase follows its
+  source, while two answers on the same topic share at most a stray sentence).
+
+The score of a submission is the share of its countable characters (quotes,
+bibliography and template excluded) covered by such passages.  Whole-document
+similarity is deliberately not used: it measures topic, not copying.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from plagiarism.fingerprint import NGRAM, WINDOW, all_ngram_positions, normalise_word, winnow
+from plagiarism.segment import Segmented, Span, segment
+
+# Calibrated on the tuning split by `.venv/bin/python bench/eval_near_duplicates.py`
+# (see bench/results/eval_near_duplicates.txt); FLAG_THRESHOLD is the score cut-off.
+FLAG_THRESHOLD = 0.20
+STRONG_SENTENCE_SIM = 0.90   # a sentence this close to a source sentence counts on its own
+SUPPORTED_SENTENCE_SIM = 0.78  # this close counts when a neighbour matches in the same order
+MIN_SENTENCE_WORDS = 5
+MIN_RUN_TOKENS = 8            # shared n-gram runs shorter than this are common phrases
+MERGE_GAP_TOKENS = 6          # runs this close on both sides form one passage
+
+Encoder = Callable[[list[str]], np.ndarray]
+
+
+@dataclass
+class Params:
+    """Tunable thresholds (the bench tunes them; the defaults are the calibrated ones)."""
+
+    strong_sim: float = STRONG_SENTENCE_SIM
+    supported_sim: float = SUPPORTED_SENTENCE_SIM
+    min_run_tokens: int = MIN_RUN_TOKENS
+    merge_gap: int = MERGE_GAP_TOKENS
+    flag_threshold: float = FLAG_THRESHOLD
+    use_embeddings: bool = True
+    use_fingerprints: bool = True
+
+
+@dataclass
+class Text:
+    """One submission or reference source, segmented and normalised."""
+
+    name: str
+    text: str
+    kind: str  # "submission" or "source"
+    seg: Segmented
+    norm: list[str]
+    counted: np.ndarray  # per token: counts towards the score
+    units: list[Span]     # sentences used for paraphrase matching
+
+    @property
+    def starts(self) -> np.ndarray:
+        return np.array([s for s, _, _ in self.seg.words], dtype=np.int64)
+
+    @property
+    def token_chars(self) -> np.ndarray:
+        return np.array([e - s for s, e, _ in self.seg.words], dtype=np.int64)
+
+
+@dataclass
+class Match:
+    """A merged passage of a submission that matches a passage of another text."""
+
+    source: str
+    source_kind: str
+    similarity: float
+    method: str  # "fingerprint", "paraphrase" or "fingerprint+paraphrase"
+    submission_span: tuple[int, int]
+    source_span: tuple[int, int]
+
+    def as_dict(self) -> dict:
+        return {"source": self.source, "source_kind": self.source_kind,
+                "similarity": round(self.similarity, 3), "method": self.method,
+                "submission_span": list(self.submission_span),
+                "source_span": list(self.source_span)}
+
+
+@dataclass
+class SubmissionReport:
+    """Score, flag and passages for one submission."""
+
+    submission: str
+    score: float
+    flagged: bool
+    matches: list[Match] = field(default_factory=list)
+    excluded: list[tuple[int, int, str]] = field(default_factory=list)
+    source_scores: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"submission": self.submission, "score": round(self.score, 4),
+                "flagged": self.flagged, "matches": [m.as_dict() for m in self.matches],
+                "excluded": [{"kind": k, "span": [s, e]} for s, e, k in self.excluded]}
+
+
+@dataclass
+class ScanResult:
+    """Reports for every submission and clusters of submissions that share passages."""
+
+    reports: list[SubmissionReport]
+    clusters: list[list[str]]
+
+
+def prepare(name: str, text: str, kind: str = "submission",
+            templates: list[str] | None = None) -> Text:
+    """Segment a text and choose its sentence units (excluded or tiny ones dropped)."""
+    seg = segment(text, templates)
+    norm = [normalise_word(w) for _, _, w in seg.words]
+    counted = ~np.array(seg.word_excluded, dtype=bool) if seg.words else np.zeros(0, bool)
+    starts = np.array([s for s, _, _ in seg.words], dtype=np.int64)
+    units = []
+    for sent in seg.sentences:
+        lo, hi = np.searchsorted(starts, sent.start), np.searchsorted(starts, sent.end)
+        if hi - lo >= MIN_SENTENCE_WORDS and counted[lo:hi].mean() > 0.5:
+            units.append(sent)
+    return Text(name, text, kind, seg, norm, counted, units)
+
+
+# --------------------------------------------------------------------------- fingerprints
+
+def fingerprint_passages(sub: Text, other: Text, params: Params) -> list[tuple[int, int, int, int, float]]:
+    """Passages shared word for word: (sub_tok_lo, sub_tok_hi, oth_tok_lo, oth_tok_hi, sim).
+
+    Candidate pairs come from the winnowed fingerprints of `sub`; the passage
+    then grows over every shared n-gram of the pair, and runs are merged
+    across gaps of a few words (a light edit breaks the n-grams around it).
+    """
+    n = NGRAM
+    if len(sub.norm) < n or len(other.norm) < n:
+        return []
+    sub_grams = all_ngram_positions(sub.norm, n)
+    other_grams = all_ngram_positions(other.norm, n)
+    sub_hashes = [0] * (len(sub.norm) - n + 1)
+    for h, ps in sub_grams.items():
+        for p in ps:
+            sub_hashes[p] = h
+    if not any(h in other_grams for h, _ in winnow(sub_hashes, WINDOW)):
+        return []
+    pairs: list[tuple[int, int]] = []
+    for i, h in enumerate(sub_hashes):
+        if h in other_grams and sub.counted[i:i + n].all():
+            pairs.extend((i, j) for j in other_grams[h])
+    if not pairs:
+        return []
+    pairs.sort()
+    # Chain matches that progress together on both sides.
+    chains: list[list[tuple[int, int]]] = []
+    for i, j in pairs:
+        for chain in reversed(chains[-8:]):
+            pi, pj = chain[-1]
+            if 0 <= i - pi <= params.merge_gap + n and -n <= j - pj <= params.merge_gap + n:
+                chain.append((i, j))
+                break
+        else:
+            chains.append([(i, j)])
+    out = []
+    for chain in chains:
+        lo, hi = chain[0][0], chain[-1][0] + n
+        olo = min(j for _, j in chain)
+        ohi = max(j for _, j in chain) + n
+        if hi - lo < params.min_run_tokens:
+            continue
+        covered = np.zeros(hi - lo, bool)
+        for i, _ in chain:
+            covered[i - lo:i - lo + n] = True
+        a, b = set(sub.norm[lo:hi]), set(other.norm[olo:ohi])
+        sim = 0.5 * covered.mean() + 0.5 * (len(a & b) / max(1, len(a | b)))
+        out.append((lo, hi, olo, ohi, float(sim)))
+    return out
+
+
+# --------------------------------------------------------------------------- embeddings
+
+@dataclass
+class _Windows:
+    spans: list[tuple[int, int]]   # char spans of the text's sentence windows
+    vectors: np.ndarray
+
+
+def _key(t: Text) -> str:
+    return f"{t.kind}:{t.name}"
+
+
+def _windows(text: Text) -> list[tuple[int, int]]:
+    """Single sentences and pairs of consecutive sentences (paraphrase merges/splits them)."""
+    singles = [(u.start, u.end) for u in text.units]
+    pairs = [(a.start, b.end) for a, b in zip(text.units, text.units[1:])]
+    return singles + pairs
+
+
+def embed_windows(texts: Sequence[Text], encode: Encoder) -> dict[str, _Windows]:
+    """Embed every window of every text once, deduplicated by content."""
+    spans = {_key(t): _windows(t) for t in texts}
+    unique: dict[str, int] = {}
+    for t in texts:
+        for s, e in spans[_key(t)]:
+            unique.setdefault(" ".join(t.text[s:e].split()), len(unique))
+    keys = list(unique)
+    vecs = encode(keys) if keys else np.zeros((0, 384), np.float32)
+    out = {}
+    for t in texts:
+        idx = [unique[" ".join(t.text[s:e].split())] for s, e in spans[_key(t)]]
+        empty = np.zeros((0, vecs.shape[1]), np.float32)
+        out[_key(t)] = _Windows(spans[_key(t)], vecs[idx] if idx else empty)
+    return out
+
+
+def paraphrase_passages(sub: Text, other: Text, sub_w: _Windows, other_w: _Windows,
+                        params: Params) -> list[tuple[int, int, int, int, float]]:
+    """Sentences of `sub` whose meaning follows a window of `other`: char spans + cosine.
+
+    A sentence counts if its best cosine reaches `strong_sim`, or reaches
+    `supported_sim` while a neighbouring sentence (within two) also matches
+    a window near the same place in `other` (local order kept, so swapped
+    neighbours still count but scattered topical echoes do not).
+    """
+    k = len(sub.units)
+    if k == 0 or len(other_w.spans) == 0:
+        return []
+    sims = sub_w.vectors[:k] @ other_w.vectors.T
+    best = sims.argmax(axis=1)
+    best_sim = sims[np.arange(k), best]
+    other_start = np.array([s for s, _ in other_w.spans])
+    pos = other_start[best]
+    candidate = best_sim >= params.supported_sim
+    accepted = best_sim >= params.strong_sim
+    near = max(400, int(np.median([e - s for s, e in other_w.spans]) * 4))
+    for i in np.flatnonzero(candidate):
+        for d in (-2, -1, 1, 2):
+            j = i + d
+            if 0 <= j < k and candidate[j] and abs(pos[j] - pos[i]) <= near * abs(d):
+                accepted[i] = True
+                break
+    return [(sub.units[i].start, sub.units[i].end, *other_w.spans[best[i]], float(best_sim[i]))
+            for i in np.flatnonzero(accepted)]
+
+
+# --------------------------------------------------------------------------- combining
+
+def _tok_range_to_chars(t: Text, lo: int, hi: int) -> tuple[int, int]:
+    return t.seg.words[lo][0], t.seg.words[hi - 1][1]
+
+
+def _chars_to_mask(t: Text, start: int, end: int) -> np.ndarray:
+    mask = np.zeros(len(t.seg.words), bool)
+    lo = int(np.searchsorted(t.starts, start))
+    hi = int(np.searchsorted(t.starts, end))
+    mask[lo:hi] = True
+    return mask
+
+
+def _merge_matches(matches: list[Match]) -> list[Match]:
+    """Merge overlapping passages against the same source into one."""
+    out: list[Match] = []
+    for m in sorted(matches, key=lambda m: (m.source, m.submission_span)):
+        if out and out[-1].source == m.source and m.submission_span[0] <= out[-1].submission_span[1] + 2:
+            p = out[-1]
+            methods = sorted(set(p.method.split("+")) | set(m.method.split("+")))
+            out[-1] = Match(p.source, p.source_kind, max(p.similarity, m.similarity),
+                            "+".join(methods),
+                            (p.submission_span[0], max(p.submission_span[1], m.submission_span[1])),
+                            (min(p.source_span[0], m.source_span[0]),
+                             max(p.source_span[1], m.source_span[1])))
+        else:
+            out.append(m)
+    return sorted(out, key=lambda m: (m.submission_span, m.source))
+
+
+def compare(sub: Text, others: Sequence[Text], windows: dict[str, _Windows] | None,
+            params: Params) -> SubmissionReport:
+    """Score one submission against every other text."""
+    n_tok = len(sub.seg.words)
+    weights = sub.token_chars * sub.counted
+    total = float(weights.sum())
+    covered = np.zeros(n_tok, bool)
+    matches: list[Match] = []
+    per_source: dict[str, float] = {}
+    for other in others:
+        if other.name == sub.name and other.kind == sub.kind:
+            continue
+        mask = np.zeros(n_tok, bool)
+        if params.use_fingerprints:
+            for lo, hi, olo, ohi, sim in fingerprint_passages(sub, other, params):
+                mask[lo:hi] = True
+                matches.append(Match(other.name, other.kind, sim, "fingerprint",
+                                     _tok_range_to_chars(sub, lo, hi),
+                                     _tok_range_to_chars(other, olo, ohi)))
+        if params.use_embeddings and windows is not None:
+            for s, e, os_, oe, sim in paraphrase_passages(sub, other, windows[_key(sub)],
+                                                          windows[_key(other)], params):
+                mask |= _chars_to_mask(sub, s, e)
+                matches.append(Match(other.name, other.kind, sim, "paraphrase", (s, e), (os_, oe)))
+        mask &= sub.counted
+        if mask.any():
+            per_source[other.name] = float((weights * mask).sum() / total) if total else 0.0
+            covered |= mask
+    score = float((weights * covered).sum() / total) if total else 0.0
+    return SubmissionReport(sub.name, score, score >= params.flag_threshold,
+                            _merge_matches(matches), sub.seg.excluded, per_source)
+
+
+def clusters(reports: Sequence[SubmissionReport], threshold: float) -> list[list[str]]:
+    """Groups of submissions linked by a pairwise score at or above the threshold."""
+    names = [r.submission for r in reports]
+    parent = {n: n for n in names}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for r in reports:
+        for other, s in r.source_scores.items():
+            if other in parent and s >= threshold:
+                parent[find(r.submission)] = find(other)
+    groups: dict[str, list[str]] = {}
+    for n in names:
+        groups.setdefault(find(n), []).append(n)
+    return sorted((sorted(g) for g in groups.values() if len(g) > 1), key=lambda g: g[0])
+
+
+def scan(submissions: dict[str, str], sources: dict[str, str] | None = None,
+         templates: list[str] | None = None, encode: Encoder | None = None,
+         params: Params | None = None) -> ScanResult:
+    """Compare every submission with the others and with the reference sources.
+
+    `encode` defaults to the offline sentence-transformer; pass None-returning
+    params.use_embeddings=False for a fingerprint-only scan.
+    """
+    params = params or Params()
+    subs = [prepare(n, t, "submission", templates) for n, t in sorted(submissions.items())]
+    refs = [prepare(n, t, "source", templates) for n, t in sorted((sources or {}).items())]
+    everything = subs + refs
+    windows = None
+    if params.use_embeddings:
+        if encode is None:
+            from plagiarism.embedding import get_embedder
+            encode = get_embedder().encode
+        windows = embed_windows(everything, encode)
+    reports = [compare(s, everything, windows, params) for s in subs]
+    return ScanResult(reports, clusters(reports, params.flag_threshold))
