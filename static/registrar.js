@@ -1,0 +1,39 @@
+// Registrar pages: poll a batch's progress until it is anchored (or failed).
+(function () {
+  "use strict";
+  var box = document.getElementById("batch-progress");
+  if (!box || box.dataset.finished === "true") return;
+  var bar = document.getElementById("progress-bar");
+  var stage = document.getElementById("progress-stage");
+  var count = document.getElementById("progress-count");
+  var error = document.getElementById("progress-error");
+  var delay = 500;
+  var STAGES = { signing: "Signing credentials", saving: "Saving", saved: "Saved",
+    anchoring: "Anchoring on chain", finishing: "Finishing", anchored: "Anchored" };
+
+  function show(p) {
+    bar.style.width = p.percent + "%";
+    bar.parentElement.setAttribute("aria-valuenow", String(p.percent));
+    stage.textContent = p.state === "anchored" ? "Anchored" : (STAGES[p.stage] || p.stage || p.state);
+    count.textContent = (p.state === "anchored" ? p.count : p.done) + " / " + p.count;
+    if (p.error) { error.textContent = p.error; error.hidden = false; }
+  }
+
+  function poll() {
+    fetch(box.dataset.url, { headers: { "Accept": "application/json" }, credentials: "same-origin" })
+      .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
+      .then(function (p) {
+        show(p);
+        if (p.finished || p.resumable) {
+          box.dataset.finished = "true";
+          // Reload once so the list of credentials and the badges are current.
+          window.setTimeout(function () { window.location.reload(); }, 400);
+          return;
+        }
+        window.setTimeout(poll, delay);
+        delay = Math.min(delay * 1.3, 3000);
+      })
+      .catch(function () { window.setTimeout(poll, 3000); });
+  }
+  window.setTimeout(poll, 300);
+})();
