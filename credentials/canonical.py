@@ -1,7 +1,19 @@
 """The credential's fingerprint: keccak256 over its RFC 8785 (JCS) canonical
-JSON, without its `proof`. This is the Merkle leaf and what the issuer signs."""
+JSON, without its `proof`. This is the Merkle leaf and what the issuer signs.
+
+`canonical_json` has a fast path: for documents made only of dicts with ASCII
+keys, lists, strings, booleans, null and integers within ±(2**53 - 1) — every
+credential Attest issues — the JCS form is exactly what the C JSON encoder
+writes with sorted keys and no white space (JCS string escaping is JSON's
+minimal escaping, integers are plain decimals, and sorting ASCII keys by code
+point equals JCS's UTF-16 order). Anything else (floats, huge integers,
+non-ASCII keys, tuples, lone surrogates) goes through the `rfc8785` package.
+A property test checks the two agree byte for byte on generated documents.
+"""
 
 from __future__ import annotations
+
+import json
 
 import rfc8785
 from Crypto.Hash import keccak as _keccak
@@ -13,9 +25,39 @@ def keccak256(data: bytes) -> bytes:
     return h.digest()
 
 
+_SAFE_INT = 2**53 - 1
+_FAST_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True,
+                                 allow_nan=False, check_circular=False)
+
+
+def _simple(value) -> bool:
+    """Is `value` inside the shape where the C encoder's output is JCS?"""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or not key.isascii() or not _simple(item):
+                return False
+        return True
+    if kind is list:
+        for item in value:
+            if not _simple(item):
+                return False
+        return True
+    if kind is int:
+        return -_SAFE_INT <= value <= _SAFE_INT
+    return False
+
+
 def canonical_json(document: dict) -> bytes:
     """RFC 8785 JSON Canonicalization Scheme: sorted keys, no white space,
     ECMAScript number forms, UTF-8."""
+    if _simple(document):
+        try:
+            return _FAST_ENCODER.encode(document).encode("utf-8")
+        except UnicodeEncodeError:
+            pass  # a lone surrogate: let rfc8785 reject it in its own words
     return rfc8785.dumps(document)
 
 

@@ -1,0 +1,134 @@
+"""`flask --app app credentials issue|revoke|resume|list|batches`: issuance, scripted.
+
+stdout carries only the result (one JSON document), so scripts can parse it;
+errors and progress go to stderr. A command that started the embedded node
+stops it before it exits.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from flask import current_app
+
+from credentials import storage
+from credentials.chain import ChainError, open_registry
+from credentials.cli import credentials_cli
+from credentials.csvimport import parse_csv
+from credentials.issuance import (
+    CredentialNotFound,
+    IssuanceError,
+    RevocationError,
+    issue_batch,
+    issuer_profile,
+    resume_pending,
+    revoke_credential,
+)
+
+CLI_ACTOR = "cli"
+PROGRESS_FROM = 1000  # batches at least this large report progress on stderr
+
+
+def _settings():
+    return current_app.extensions["attest.settings"]
+
+
+def _session():
+    return current_app.extensions["attest.db"].session()
+
+
+def _fail(message: str, code: int = 1):
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _stderr_progress(done: int, total: int, stage: str) -> None:
+    end = "\n" if stage == "anchored" else ""
+    click.echo(f"\r{stage:<10} {done:>7}/{total}", err=True, nl=False)
+    if end:
+        click.echo("", err=True)
+
+
+def _print(obj) -> None:
+    click.echo(json.dumps(obj, indent=2))
+
+
+@credentials_cli.command("issue")
+@click.argument("csv_file", metavar="CSV", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Directory for one JSON file per credential.")
+def issue_command(csv_file: Path, out_dir: Path):
+    """Issue one batch from CSV: all rows or none.
+
+    Prints one JSON object: batch, count, merkle_root, tx_hash, gas_used."""
+    parsed = parse_csv(csv_file.read_bytes())
+    if parsed.errors:
+        for error in parsed.errors[:50]:
+            click.echo(f"error: {error}", err=True)
+        if len(parsed.errors) > 50:
+            click.echo(f"... and {len(parsed.errors) - 50} more errors", err=True)
+        _fail(f"{csv_file}: {len(parsed.errors)} error(s); nothing was issued")
+    progress = _stderr_progress if len(parsed.requests) >= PROGRESS_FROM else None
+    try:
+        with open_registry(_settings()) as registry, _session() as session:
+            result = issue_batch(session, registry, issuer_profile(_settings(), registry), parsed.requests,
+                                 CLI_ACTOR, progress=progress, out_dir=out_dir)
+    except (ChainError, IssuanceError) as exc:
+        _fail(str(exc))
+    _print(result.summary())
+
+
+@credentials_cli.command("revoke")
+@click.argument("credential_id", metavar="ID")
+@click.option("--reason", required=True, help="Public and permanent (written on chain): no personal data.")
+def revoke_command(credential_id: str, reason: str):
+    """Revoke a credential on chain, with a reason."""
+    try:
+        with open_registry(_settings()) as registry, _session() as session:
+            revocation = revoke_credential(session, registry, credential_id, reason, CLI_ACTOR)
+            _print({"credential": revocation.credential_id, "revoked": True, "reason": revocation.reason,
+                    "tx_hash": revocation.tx_hash})
+    except CredentialNotFound as exc:
+        _fail(str(exc.args[0]))
+    except (ChainError, IssuanceError, RevocationError) as exc:
+        _fail(str(exc))
+
+
+@credentials_cli.command("resume")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Also write the finished batches' credential files here.")
+def resume_command(out_dir: Path | None):
+    """Anchor every batch left pending by a crash or an unreachable chain, exactly once."""
+    try:
+        with open_registry(_settings()) as registry, _session() as session:
+            results = resume_pending(session, registry, out_dir=out_dir, actor=CLI_ACTOR)
+            left = [b.as_dict() for b in storage.unfinished_batches(session)]
+    except (ChainError, IssuanceError) as exc:
+        _fail(str(exc))
+    _print({"resumed": [r.summary() for r in results], "still_pending": left})
+
+
+@credentials_cli.command("list")
+@click.option("--q", "query", help="Text in the name, email or achievement; or a batch or credential id.")
+@click.option("--status", type=click.Choice(storage.CREDENTIAL_STATUSES))
+@click.option("--batch", "batch_id")
+@click.option("--limit", default=50, show_default=True)
+def list_command(query: str | None, status: str | None, batch_id: str | None, limit: int):
+    """List credentials (newest first) as JSON."""
+    with _session() as session:
+        rows = storage.search_credentials(session, q=query, status=status, batch_id=batch_id, limit=limit)
+        _print([{"id": r.id, "recipient_name": r.recipient_name, "recipient_email": r.recipient_email,
+                 "achievement_name": r.achievement_name, "achievement_type": r.achievement_type,
+                 "awarded_on": r.awarded_on.isoformat(), "status": r.status, "batch": r.batch_id,
+                 "fingerprint": r.fingerprint} for r in rows])
+
+
+@credentials_cli.command("batches")
+@click.option("--limit", default=50, show_default=True)
+def batches_command(limit: int):
+    """List batches (newest first) with their state, as JSON."""
+    with _session() as session:
+        _print([b.as_dict() for b in storage.list_batches(session, limit=limit)])

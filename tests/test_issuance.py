@@ -1,0 +1,207 @@
+"""Issuing batches on a real Anvil: the documents and their proofs, storage and
+search, progress, a dead chain leaving the batch pending, resume, revocation."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pytest
+
+from config import Settings
+from credentials import storage
+from credentials.canonical import fingerprint, from_hex
+from credentials.chain import open_registry
+from credentials.document import CredentialRequest
+from credentials.issuance import (
+    ROOT_ANCHORED_TOPIC,
+    BatchLeftPending,
+    CredentialNotFound,
+    IssuanceError,
+    RevocationError,
+    issue_batch,
+    issuer_profile,
+    resume_pending,
+    revoke_credential,
+)
+from credentials.merkle import verify_path
+from credentials.signing import Eip712Domain, recover_signer
+from db import Database
+
+
+def make_requests(n: int, **overrides) -> list[CredentialRequest]:
+    return [CredentialRequest(
+        recipient_name=f"Student {i}", recipient_email=f"student{i}@example.edu",
+        achievement_name=overrides.get("achievement_name", "BSc Physics"), achievement_type="BachelorDegree",
+        description="Three-year honours programme.", awarded_on=date(2025, 6, 30),
+        valid_until=None, grade="2:1" if i % 2 else None) for i in range(n)]
+
+
+@pytest.fixture
+def db(tmp_path):
+    database = Database(f"sqlite:///{tmp_path / 'issuance.db'}")
+    database.migrate()
+    return database
+
+
+@pytest.fixture
+def session(db):
+    with db.session() as s:
+        yield s
+
+
+def anchor_events(registry, root: str) -> list:
+    return registry.w3.eth.get_logs({"address": registry.address, "fromBlock": 0, "toBlock": "latest",
+                                     "topics": [ROOT_ANCHORED_TOPIC, root]})
+
+
+def test_issue_batch_anchors_signed_credentials(session, registry, chain_settings, tmp_path):
+    seen = []
+    result = issue_batch(session, registry, issuer_profile(chain_settings, registry), make_requests(5), "tester",
+                         progress=lambda done, total, stage: seen.append((stage, done, total)),
+                         out_dir=tmp_path / "out")
+    assert result.count == 5 and len(result.files) == 5
+    assert result.tx_hash.startswith("0x") and 0 < result.gas_used < 100_000
+    record = registry.anchor_of(result.merkle_root)
+    assert record is not None and record.count == 5 and record.issuer == registry.issuer.address
+    assert len(anchor_events(registry, result.merkle_root)) == 1
+    domain = Eip712Domain(registry.chain_id, registry.address)
+    for path in result.files:
+        doc = json.loads(path.read_text())
+        proof = doc["proof"]
+        fp = fingerprint(doc)
+        assert proof["fingerprint"] == "0x" + fp.hex()
+        assert recover_signer(fp, from_hex(proof["signature"]), domain) == registry.issuer.address
+        anchor = proof["anchor"]
+        assert anchor["merkleRoot"] == result.merkle_root
+        assert anchor["transactionHash"] == result.tx_hash
+        assert anchor["chainId"] == registry.chain_id and anchor["registry"] == registry.address
+        path_bytes = [from_hex(p) for p in anchor["merklePath"]]
+        assert verify_path(fp, path_bytes, from_hex(result.merkle_root))
+        assert registry.verify_proof(fp, path_bytes, result.merkle_root)
+        assert doc["issuer"]["name"] == "Example University"
+        stored = storage.get_credential(session, doc["id"])
+        assert stored.document == path.read_text(encoding="utf-8")
+        assert stored.status == storage.ACTIVE and stored.fingerprint == proof["fingerprint"]
+    batch = storage.get_batch(session, result.batch_id)
+    assert batch.state == storage.ANCHORED and batch.tx_hash == result.tx_hash
+    assert batch.stage == "anchored" and batch.done == 5 and batch.anchored_at is not None
+    stages = [s for s, _, _ in seen]
+    assert stages.index("saved") < stages.index("anchoring") < stages.index("anchored")
+
+
+def test_institution_name_comes_from_the_environment(monkeypatch, registry):
+    monkeypatch.setenv("ATTEST_INSTITUTION_NAME", "University of Testing")
+    profile = issuer_profile(None, registry)
+    assert profile.name == "University of Testing"
+    assert profile.did == f"did:pkh:eip155:{registry.chain_id}:{registry.issuer.address}"
+
+
+def test_search_and_lookup(session, registry):
+    first = issue_batch(session, registry, issuer_profile(None, registry), make_requests(3), "tester")
+    second = issue_batch(session, registry, issuer_profile(None, registry),
+                         make_requests(2, achievement_name="Data Science Certificate"), "tester")
+    assert {r.recipient_name for r in storage.search_credentials(session, q="student 1")} == {"Student 1"}
+    assert len(storage.search_credentials(session, q="STUDENT2@example")) == 1
+    assert len(storage.search_credentials(session, q="data science")) == 2
+    assert len(storage.search_credentials(session, q=first.batch_id)) == 3
+    assert len(storage.search_credentials(session, batch_id=second.batch_id)) == 2
+    assert storage.count_credentials(session, status=storage.ACTIVE) == 5
+    assert len(storage.search_credentials(session, limit=2, offset=4)) == 1
+    some = storage.search_credentials(session, batch_id=first.batch_id)[0]
+    assert storage.get_credential(session, some.uuid).id == some.id
+    assert storage.get_credential(session, "urn:uuid:00000000-0000-0000-0000-000000000000") is None
+    assert [b.id for b in storage.list_batches(session)][:2] in ([second.batch_id, first.batch_id],
+                                                                 [first.batch_id, second.batch_id])
+
+
+def test_dead_chain_leaves_the_batch_pending_and_resume_anchors_it_once(tmp_path, db):
+    """The embedded node is stopped right after the batch is saved (as if the
+    chain went away); the batch stays pending; the next start resumes it."""
+    settings = Settings.from_env(data_dir=tmp_path / "embedded", rpc_url="")
+    assert settings.rpc_url is None
+    with db.session() as session:
+        registry = open_registry(settings)
+        try:
+            def stop_the_chain(done, total, stage):
+                if stage == "saved":
+                    registry.close()
+
+            with pytest.raises(BatchLeftPending, match="pending") as raised:
+                issue_batch(session, registry, issuer_profile(settings, registry), make_requests(4), "tester",
+                            progress=stop_the_chain)
+        finally:
+            registry.close()
+        batch = storage.get_batch(session, raised.value.batch_id)
+        assert batch.state == storage.PENDING and batch.error and batch.merkle_root
+        assert storage.count_credentials(session, batch_id=batch.id, status=storage.CREDENTIAL_PENDING) == 4
+
+        with open_registry(settings) as registry:
+            assert registry.anchor_of(batch.merkle_root) is None
+            finished = resume_pending(session, registry, out_dir=tmp_path / "out")
+            assert [r.batch_id for r in finished] == [batch.id]
+            assert len(list((tmp_path / "out").glob("*.json"))) == 4
+            assert resume_pending(session, registry) == [], "nothing left to resume"
+            assert len(anchor_events(registry, batch.merkle_root)) == 1
+        session.refresh(batch)
+        assert batch.state == storage.ANCHORED and batch.error is None
+        assert storage.count_credentials(session, batch_id=batch.id, status=storage.ACTIVE) == 4
+
+
+def test_resume_finds_an_anchor_already_on_chain_instead_of_resending(session, registry):
+    """Simulates a crash after the transaction: the root is on chain but the
+    database still says anchoring."""
+    result = issue_batch(session, registry, issuer_profile(None, registry), make_requests(3), "tester")
+    batch = storage.get_batch(session, result.batch_id)
+    batch.state, batch.tx_hash = storage.ANCHORING, None
+    session.commit()
+    [finished] = resume_pending(session, registry)
+    assert finished.tx_hash == result.tx_hash
+    assert len(anchor_events(registry, result.merkle_root)) == 1
+    doc = storage.get_credential(session, storage.search_credentials(session)[0].id).document_dict
+    assert doc["proof"]["anchor"]["transactionHash"] == result.tx_hash
+
+
+def test_a_batch_signed_for_another_registry_is_not_anchored_here(session, registry):
+    result = issue_batch(session, registry, issuer_profile(None, registry), make_requests(1), "tester")
+    batch = storage.get_batch(session, result.batch_id)
+    batch.state, batch.registry_address = storage.PENDING, "0x" + "11" * 20
+    session.commit()
+    assert resume_pending(session, registry) == []
+    session.refresh(batch)
+    assert batch.state == storage.PENDING and "signed for registry" in batch.error
+
+
+def test_revocation_goes_on_chain_and_into_the_record(session, registry):
+    result = issue_batch(session, registry, issuer_profile(None, registry), make_requests(2), "registrar@x.edu")
+    target = storage.search_credentials(session, batch_id=result.batch_id)[0]
+    revocation = revoke_credential(session, registry, target.uuid, "issued in error", "registrar@x.edu")
+    assert revocation.tx_hash.startswith("0x")
+    on_chain = registry.revocation_of(target.fingerprint)
+    assert on_chain.revoked and on_chain.reason == "issued in error"
+    session.refresh(target)
+    assert target.status == storage.REVOKED
+    assert storage.get_revocation(session, target.id).revoked_by == "registrar@x.edu"
+    from audit import AuditEntry
+
+    entry = session.query(AuditEntry).filter_by(action="credential_revoked", subject=target.id).one()
+    assert entry.detail_dict["reason"] == "issued in error"
+    with pytest.raises(RevocationError, match="already revoked"):
+        revoke_credential(session, registry, target.id, "again", "registrar@x.edu")
+    with pytest.raises(RevocationError, match="reason"):
+        revoke_credential(session, registry, storage.search_credentials(session, status="active")[0].id, " ", "r")
+    with pytest.raises(CredentialNotFound):
+        revoke_credential(session, registry, "urn:uuid:nope", "x", "r")
+
+
+def test_revocation_already_on_chain_is_recorded_without_resending(session, registry):
+    result = issue_batch(session, registry, issuer_profile(None, registry), make_requests(1), "tester")
+    target = storage.search_credentials(session, batch_id=result.batch_id)[0]
+    tx = registry.revoke(target.fingerprint, "withdrawn")  # as if we crashed before the DB write
+    revocation = revoke_credential(session, registry, target.id, "withdrawn", "tester")
+    assert revocation.tx_hash == tx.tx_hash
+
+
+def test_an_empty_batch_is_refused(session, registry):
+    with pytest.raises(IssuanceError):
+        issue_batch(session, registry, issuer_profile(None, registry), [], "tester")

@@ -1,0 +1,113 @@
+"""The issuance CSV: every kind of error names its row (header = row 1) and column."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from credentials.csvimport import COLUMNS, TEMPLATE_CSV, parse_csv
+
+HEADER = ",".join(COLUMNS)
+GOOD = "Ada Lovelace,ada@example.edu,BSc Mathematics,BachelorDegree,Honours programme.,2025-06-30,,First Class"
+DATA = Path(__file__).parent / "data"
+
+
+def csv_of(*rows: str, header: str = HEADER) -> str:
+    return "\n".join([header, *rows]) + "\n"
+
+
+def only_error(text: str | bytes):
+    result = parse_csv(text)
+    assert len(result.errors) == 1, result.errors
+    return result.errors[0]
+
+
+def test_the_template_and_the_sample_parse_cleanly():
+    for source in (TEMPLATE_CSV, (DATA / "issue_sample.csv").read_bytes()):
+        result = parse_csv(source)
+        assert result.ok, result.errors
+    result = parse_csv((DATA / "issue_sample.csv").read_bytes())
+    assert [r.recipient_name for r in result.requests] == ["Ada Lovelace", "Alan Turing", "Zoë Ñúñez"]
+    assert result.rows == [2, 3, 4]
+    turing = result.requests[1]
+    assert turing.valid_until == date(2030, 7, 15) and turing.grade is None
+    assert turing.description == "Twelve-week course, with assessments."
+
+
+def test_a_utf8_bom_is_accepted_and_columns_may_be_reordered():
+    reordered = "grade,valid_until,awarded_on,description,achievement_type,achievement_name,recipient_email,recipient_name"
+    text = "\ufeff" + reordered + "\r\nA,,2025-01-02,Desc,diploma,Diploma in Art,x@example.org,Bo Li\r\n"
+    result = parse_csv(text.encode("utf-8"))
+    assert result.ok, result.errors
+    assert result.requests[0].achievement_type == "Diploma", "type names are matched case-insensitively"
+    assert result.requests[0].recipient_name == "Bo Li"
+
+
+@pytest.mark.parametrize("row, column, words", [
+    (",ada@example.edu,BSc,BachelorDegree,Desc,2025-06-30,,", "recipient_name", "missing"),
+    ("Ada,not-an-email,BSc,BachelorDegree,Desc,2025-06-30,,", "recipient_email", "not an email"),
+    ("Ada,ada@example.edu,BSc,BachelorDegree,Desc,30/06/2025,,", "awarded_on", "ISO 8601"),
+    ("Ada,ada@example.edu,BSc,BachelorDegree,Desc,2025-02-30,,", "awarded_on", "not a real date"),
+    ("Ada,ada@example.edu,BSc,BachelorDegree,Desc,2025-06-30,2024-01-01,", "valid_until", "not after"),
+    ("Ada,ada@example.edu,BSc,Wizardry,Desc,2025-06-30,,", "achievement_type", "BachelorDegree"),
+    ("Ada,ada@example.edu,,BachelorDegree,Desc,2025-06-30,,", "achievement_name", "missing"),
+    ("Ada,ada@example.edu,BSc,BachelorDegree,,2025-06-30,,", "description", "missing"),
+])
+def test_each_row_error_names_its_row_and_column(row, column, words):
+    error = only_error(csv_of(GOOD.replace("Ada Lovelace", "Someone Else"), row))
+    assert error.row == 3 and error.column == column
+    assert words in error.message
+    assert str(error).startswith(f"row 3, column {column}: ")
+
+
+def test_unknown_type_lists_the_allowed_ones():
+    error = only_error(csv_of("Ada,ada@example.edu,BSc,Wizardry,Desc,2025-06-30,,"))
+    for allowed in ("BachelorDegree", "Diploma", "Certificate", "MasterDegree", "ext:Name"):
+        assert allowed in error.message
+
+
+def test_every_error_is_reported_not_just_the_first():
+    result = parse_csv(csv_of(",bad,BSc,Wizardry,Desc,2025-13-01,,", GOOD))
+    assert {(e.row, e.column) for e in result.errors} == {
+        (2, "recipient_name"), (2, "recipient_email"), (2, "achievement_type"), (2, "awarded_on")}
+    assert len(result.requests) == 1, "good rows are still read, for the preview"
+
+
+def test_duplicate_row():
+    error = only_error(csv_of(GOOD, GOOD.replace("ada@", "ADA@")))
+    assert error.row == 3 and "duplicate of row 2" in error.message
+
+
+def test_wrong_header_names_missing_and_unknown_columns():
+    header = HEADER.replace("awarded_on", "date").replace(",grade", "")
+    error = only_error(csv_of(GOOD, header=header))
+    assert error.row == 1
+    assert "missing column(s): awarded_on, grade" in error.message
+    assert "unknown column(s): 'date'" in error.message
+
+
+def test_wrong_number_of_cells():
+    error = only_error(csv_of("Ada,ada@example.edu,BSc"))
+    assert error.row == 2 and "3 cells" in error.message
+
+
+@pytest.mark.parametrize("content", [b"", b"   \n\n", ""])
+def test_empty_file(content):
+    error = only_error(content)
+    assert error.row is None and "empty" in str(error)
+
+
+def test_header_without_rows():
+    assert "no credentials" in str(only_error(csv_of()))
+
+
+def test_not_utf8():
+    error = only_error(csv_of(GOOD.replace("Ada Lovelace", "Zoë")).encode("latin-1"))
+    assert "not UTF-8" in error.message and "line 2" in error.message
+
+
+def test_blank_lines_are_skipped_and_rows_keep_their_line_numbers():
+    result = parse_csv(csv_of(GOOD, "", "Bo,bad-email,BSc,BachelorDegree,Desc,2025-06-30,,"))
+    assert [(e.row, e.column) for e in result.errors] == [(4, "recipient_email")]
