@@ -27,7 +27,7 @@ limiter = Limiter(key_func=get_remote_address, default_limits=[], storage_uri="m
 # grow one package at a time: (module, attribute).
 BLUEPRINTS = [
     ("credentials.web", "registrar_bp"),
-    ("credentials.web", "verify_bp"),
+    ("credentials.web_verify", "verify_bp"),
     ("credentials.api", "api_bp"),
     ("plagiarism.web", "bp"),
 ]

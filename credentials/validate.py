@@ -89,8 +89,14 @@ def _depth(value: Any) -> int:
     return deepest
 
 
-def load_document(raw: bytes | str) -> dict:
-    """A JSON object from untrusted input, or NotACredential saying why not."""
+def json_kind(value: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", int: "number",
+            float: "number", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def load_document(raw: bytes | str, wrapped_ok: bool = False) -> dict:
+    """A JSON object from untrusted input, or NotACredential saying why not.
+    With `wrapped_ok`, `{"credential": {...}}` (the API's envelope) is unwrapped."""
     if isinstance(raw, str):
         raw = raw.encode("utf-8", "surrogatepass")
     if len(raw) > MAX_DOCUMENT_BYTES:
@@ -115,7 +121,11 @@ def load_document(raw: bytes | str) -> dict:
             raise
         raise NotACredential(f"the input is not usable JSON: {exc}") from exc
     if not isinstance(doc, dict):
-        raise NotACredential(f"expected a JSON object (a credential), found a JSON {type(doc).__name__}")
+        raise NotACredential(f"expected a JSON object (a credential), found a JSON {json_kind(doc)}")
+    if wrapped_ok and set(doc) == {"credential"}:
+        doc = doc["credential"]
+        if not isinstance(doc, dict):
+            raise NotACredential(f"expected \"credential\" to hold a JSON object, found a JSON {json_kind(doc)}")
     if _depth(doc) > MAX_DEPTH:
         raise NotACredential(f"the JSON is nested too deeply; a credential nests at most {MAX_DEPTH} levels")
     if not any(key in doc for key in ("@context", "type", "credentialSubject", "proof", "issuer")):

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 
 from eth_account import Account
 
+from config import Settings
 from credentials.canonical import fingerprint, to_hex
-from credentials.chain import Registry, fund_from_dev_account
+from credentials.chain import Registry, fund_from_dev_account, open_registry
 from credentials.document import CredentialRequest, IssuerProfile, build_credential, make_proof, rfc3339
 from credentials.merkle import MerkleTree
 from credentials.signing import Eip712Domain, Signer
@@ -121,3 +123,34 @@ class VerifyWorld:
         self.good_no_expiry = self.good
         self.good_with_expiry = fresh_credential(registry, valid_until=TODAY + timedelta(days=365))
         self.cases = bad_credentials(registry, second.address)
+
+
+CASES = ["tampered_subject", "tampered_path", "wrong_chain_id", "other_registry", "signer_not_issuer",
+         "issuer_deauthorized", "revoked", "not_yet_valid", "expired"]
+
+
+def open_world(tmp_path_factory, anvil_url) -> Iterator[VerifyWorld]:
+    """A VerifyWorld on the session's Anvil node; each test module's `world`
+    fixture yields from this."""
+    base = tmp_path_factory.mktemp("verify-world")
+    with open_registry(Settings.from_env(data_dir=base / "issuer", rpc_url=anvil_url)) as reg, \
+            open_registry(Settings.from_env(data_dir=base / "other", rpc_url=anvil_url)) as second:
+        yield VerifyWorld(reg, second)
+
+
+def issue_stored(app, count: int = 2) -> list[dict]:
+    """Credentials issued by the app's own issuance service (stored in its
+    database, anchored in its registry): what `/v/<id>` and the id box find."""
+    from credentials.issuance import issue_batch, issuer_profile
+    from services import get_registry
+
+    registry = get_registry(app)
+    names = ["Ada Lovelace", "Grace Hopper", "Alan Turing", "Edsger Dijkstra"]
+    with app.extensions["attest.db"].session() as session:
+        issue_batch(session, registry, issuer_profile(app.extensions["attest.settings"], registry),
+                    [request(names[i % len(names)]) for i in range(count)], actor="test")
+        from sqlalchemy import select
+
+        from credentials.storage import CredentialRecord
+        rows = session.scalars(select(CredentialRecord).order_by(CredentialRecord.created_at)).all()
+        return [r.document_dict for r in rows[-count:]]

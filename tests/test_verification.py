@@ -8,23 +8,14 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from config import Settings
-from credentials.chain import open_registry
 from credentials.reader import ChainReader
 from credentials.verification import CHECK_IDS, verify_credential
-from tests.helpers_credentials import VerifyWorld
-
-CASES = ["tampered_subject", "tampered_path", "wrong_chain_id", "other_registry", "signer_not_issuer",
-         "issuer_deauthorized", "revoked", "not_yet_valid", "expired"]
+from tests.helpers_credentials import CASES, open_world
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, anvil_url):
-    base = tmp_path_factory.mktemp("verify-world")
-    with open_registry(Settings.from_env(data_dir=base / "issuer", rpc_url=anvil_url)) as reg, \
-            open_registry(Settings.from_env(data_dir=base / "other", rpc_url=anvil_url)) as second:
-        yield VerifyWorld(reg, second)
-
+    yield from open_world(tmp_path_factory, anvil_url)
 
 @pytest.fixture(scope="module")
 def reader(world):

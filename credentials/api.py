@@ -1,0 +1,114 @@
+"""The JSON API: `POST /api/v1/credentials/verify` and its OpenAPI description.
+
+Thin: read the body (bounded), turn it into a credential or a 400 that says
+why, run `verify_credential`, answer the same JSON as `credentials verify`.
+Every error under /api/v1 is JSON, 404 and 405 included, so scripts never
+have to parse an HTML page. CSRF does not apply (no cookies are used to
+authorise anything here); a per-address rate limit does, set by
+ATTEST_VERIFY_RATE_LIMIT (default 600/minute).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+from flask import Blueprint, Flask, Response, current_app, request
+from werkzeug.exceptions import HTTPException
+
+from app import csrf, limiter
+from credentials.reader import ChainReader
+from credentials.validate import MAX_DOCUMENT_BYTES, NotACredential, load_document
+from credentials.verification import verify_credential
+
+api_bp = Blueprint("api", __name__, url_prefix="/api/v1")
+csrf.exempt(api_bp)
+
+DEFAULT_RATE_LIMIT = "600/minute"
+# The envelope {"credential": …} and white space may add a little to a credential's own limit.
+MAX_BODY_BYTES = MAX_DOCUMENT_BYTES + 4096
+OPENAPI_PATH = Path(__file__).with_name("openapi.json")
+# Our routes and their methods, so an unknown method is a 405, an unknown path a 404.
+ROUTES = {"credentials/verify": ("POST",), "openapi.json": ("GET", "HEAD")}
+_reader_lock = threading.Lock()
+
+
+def chain_reader(app: Flask | None = None) -> ChainReader:
+    """The process's read-only chain client, on the app's RPC URL (the embedded
+    node's, when ATTEST_RPC_URL is unset). Shared: it caches only facts that
+    cannot change, so every request and thread may use it."""
+    app = app or current_app._get_current_object()
+    reader = app.extensions.get("attest.chain_reader")
+    if reader is None:
+        with _reader_lock:
+            reader = app.extensions.get("attest.chain_reader")
+            if reader is None:
+                url = app.config.get("VERIFY_RPC_URL") or app.extensions["attest.settings"].rpc_url
+                if not url:
+                    from services import get_registry
+
+                    url = get_registry(app).rpc_url
+                reader = app.extensions["attest.chain_reader"] = ChainReader(url)
+    return reader
+
+
+def json_response(body: dict, status: int = 200, headers: dict | None = None) -> Response:
+    return current_app.response_class(json.dumps(body, ensure_ascii=False), status=status,
+                                      mimetype="application/json", headers=headers)
+
+
+def error(status: int, message: str, headers: dict | None = None) -> Response:
+    return json_response({"error": message, "status": status}, status, headers)
+
+
+def rate_limit() -> str:
+    return current_app.config.get("VERIFY_RATE_LIMIT") or DEFAULT_RATE_LIMIT
+
+
+def read_body(limit: int = MAX_BODY_BYTES) -> bytes | None:
+    """At most `limit` bytes of the body; None when there are more."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    data = request.stream.read(limit + 1)
+    return None if len(data) > limit else data
+
+
+@api_bp.post("/credentials/verify")
+@limiter.limit(rate_limit)
+def verify():
+    """Verify the credential in the body (raw, or as {"credential": …})."""
+    raw = read_body()
+    if raw is None:
+        return error(413, f"the request body is larger than {MAX_BODY_BYTES:,} bytes; "
+                          "a credential is a few kilobytes")
+    try:
+        document = load_document(raw, wrapped_ok=True)
+    except NotACredential as exc:
+        return error(400, f"not a credential: {exc}")
+    return json_response(verify_credential(document, chain_reader()).as_dict())
+
+
+@api_bp.get("/openapi.json")
+def openapi():
+    return current_app.response_class(OPENAPI_PATH.read_bytes(), mimetype="application/json")
+
+
+@api_bp.route("/", defaults={"path": ""}, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+@api_bp.route("/<path:path>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+def unknown(path: str):
+    """Anything else under /api/v1: a JSON 405 for a known path, else a JSON 404."""
+    allowed = ROUTES.get(path.strip("/"))
+    if allowed:
+        return error(405, f"{request.method} is not allowed on /api/v1/{path}; use {', '.join(allowed)}",
+                     {"Allow": ", ".join(allowed)})
+    return error(404, f"there is no /api/v1/{path}; see /api/v1/openapi.json")
+
+
+@api_bp.errorhandler(HTTPException)
+def http_error(exc: HTTPException):
+    """429 from the rate limit, 413 from the server's own limit, and the rest, as JSON."""
+    headers = {}
+    if exc.code == 429:
+        headers["Retry-After"] = "60"
+    return error(exc.code or 500, exc.description or exc.name, headers)

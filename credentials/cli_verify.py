@@ -1,0 +1,87 @@
+"""`flask --app app credentials verify FILE` and `credentials validate FILE`.
+
+verify: prints the JSON of every check; exit 0 valid, 1 not valid, 2 when the
+input is not a credential at all (then the JSON carries an `error`, and the
+sentence goes to stderr too). validate: the data-model check alone, no chain;
+exit 0 conforming, 1 not (one reason a line), 2 not a credential at all.
+`-` reads standard input. Input is read bounded, so a 50 MB file costs a
+megabyte, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import BinaryIO
+
+import click
+from flask import current_app
+
+from credentials.cli import credentials_cli
+from credentials.reader import ChainReader
+from credentials.validate import MAX_DOCUMENT_BYTES, NotACredential, load_document, validate_document
+from credentials.verification import verify_credential
+
+EXIT_VALID, EXIT_INVALID, EXIT_NOT_A_CREDENTIAL = 0, 1, 2
+
+
+def read_document(source: BinaryIO) -> dict:
+    """The credential in `source`; NotACredential (with a sentence) otherwise."""
+    try:
+        raw = source.read(MAX_DOCUMENT_BYTES + 1)
+    except (OSError, ValueError) as exc:
+        raise NotACredential(f"the input cannot be read ({exc})") from exc
+    return load_document(raw)
+
+
+def not_a_credential(exc: NotACredential, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({"valid": False, "error": f"not a credential: {exc}", "checks": []}))
+    click.echo(f"error: not a credential: {exc}", err=True)
+    sys.exit(EXIT_NOT_A_CREDENTIAL)
+
+
+def default_rpc_url() -> str:
+    """ATTEST_RPC_URL, else the embedded node's (started if need be)."""
+    settings = current_app.extensions["attest.settings"]
+    if settings.rpc_url:
+        return settings.rpc_url
+    from services import get_registry
+
+    return get_registry(current_app._get_current_object()).rpc_url
+
+
+@credentials_cli.command("verify")
+@click.argument("file", type=click.File("rb"))
+@click.option("--rpc-url", envvar="ATTEST_VERIFY_RPC_URL", default=None,
+              help="The EVM node to ask (default: ATTEST_RPC_URL, else the embedded node).")
+def verify_command(file: BinaryIO, rpc_url: str | None) -> None:
+    """Verify a credential JSON file against the chain its proof names and print every check as JSON."""
+    try:
+        document = read_document(file)
+    except NotACredential as exc:
+        not_a_credential(exc, as_json=True)
+    result = verify_credential(document, ChainReader(rpc_url or default_rpc_url()))
+    click.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
+    sys.exit(EXIT_VALID if result.valid else EXIT_INVALID)
+
+
+@credentials_cli.command("validate")
+@click.argument("file", type=click.File("rb"))
+@click.option("--json", "as_json", is_flag=True, help="Print {\"conforming\", \"problems\"} as JSON.")
+def validate_command(file: BinaryIO, as_json: bool) -> None:
+    """Check a credential against the W3C VC 2.0 data model (and Open Badges 3.0) on the document alone."""
+    try:
+        document = read_document(file)
+    except NotACredential as exc:
+        not_a_credential(exc, as_json=as_json)
+    problems = validate_document(document)
+    if as_json:
+        click.echo(json.dumps({"conforming": not problems, "problems": [str(p) for p in problems]}, indent=2))
+    elif problems:
+        click.echo(f"not conforming: {len(problems)} problem{'s' if len(problems) != 1 else ''}")
+        for problem in problems:
+            click.echo(f"  - {problem}")
+    else:
+        click.echo("conforming: the document meets the W3C VC Data Model 2.0 and the Open Badges 3.0 fields checked")
+    sys.exit(EXIT_INVALID if problems else EXIT_VALID)
