@@ -1,0 +1,197 @@
+"""What Attest keeps about submissions: courses, assignments, reference sources,
+submissions, upload jobs, reports and reviews (SQLAlchemy; SQLite by default,
+PostgreSQL through ATTEST_DATABASE_URL, so no SQLite-only SQL here).
+
+An upload is a job row plus one row per file, written *before* any file is
+read: whichever worker (web thread, CLI) processes it records its progress in
+the job row, so any web worker can show the progress by reading the database.
+
+A report keeps its whole JSON body and the keccak256 of that body's canonical
+JSON: the fingerprint anchored on chain, so a report shown to a misconduct
+panel can be proven unchanged since it was made.
+
+Migrations 2001-2999 belong to the plagiarism package.
+"""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+
+from db import Base, create_tables, migration, utcnow
+
+# Upload job states.
+UPLOAD_PENDING, UPLOAD_RUNNING, UPLOAD_DONE, UPLOAD_FAILED = "pending", "running", "done", "failed"
+# Report states: written `building` then `unanchored` (stored, fingerprint
+# known) and `anchored` once the fingerprint's transaction is mined; `failed`
+# keeps the error (the report itself stays usable and can be anchored later).
+REPORT_UNANCHORED, REPORT_ANCHORED, REPORT_ANCHOR_FAILED = "unanchored", "anchored", "anchor_failed"
+
+SOURCE_KINDS = ("reading", "past cohort", "other")
+
+
+class Course(Base):
+    __tablename__ = "plag_courses"
+    id = Column(Integer, primary_key=True)
+    code = Column(String(64), nullable=False, unique=True)
+    title = Column(String(255), nullable=False, default="")
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    created_by = Column(String(255), nullable=False, default="system")
+
+
+class Assignment(Base):
+    __tablename__ = "plag_assignments"
+    __table_args__ = (UniqueConstraint("course_id", "name", name="uq_plag_assignment_name"),)
+    id = Column(Integer, primary_key=True)
+    course_id = Column(Integer, ForeignKey("plag_courses.id"), nullable=False, index=True)
+    name = Column(String(128), nullable=False)
+    title = Column(String(255), nullable=False, default="")
+    # Text the instructor handed out (the question, a scaffold): copying it is
+    # expected, so it is excluded from every score.
+    template_text = Column(Text, nullable=False, default="")
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    created_by = Column(String(255), nullable=False, default="system")
+
+
+class Source(Base):
+    """A reference text: a reading, a past cohort's submission, anything the
+    instructor adds. `assignment_id` empty means it applies to the whole course."""
+
+    __tablename__ = "plag_sources"
+    id = Column(Integer, primary_key=True)
+    course_id = Column(Integer, ForeignKey("plag_courses.id"), nullable=False, index=True)
+    assignment_id = Column(Integer, ForeignKey("plag_assignments.id"), nullable=True, index=True)
+    name = Column(String(255), nullable=False)
+    kind = Column(String(32), nullable=False, default="reading")
+    text = Column(Text, nullable=False)
+    sha256 = Column(String(64), nullable=False, index=True)
+    added_at = Column(DateTime, nullable=False, default=utcnow)
+    added_by = Column(String(255), nullable=False, default="system")
+
+
+class Submission(Base):
+    __tablename__ = "plag_submissions"
+    __table_args__ = (UniqueConstraint("assignment_id", "sha256", name="uq_plag_submission_content"),)
+    id = Column(Integer, primary_key=True)
+    assignment_id = Column(Integer, ForeignKey("plag_assignments.id"), nullable=False, index=True)
+    student_id = Column(String(128), nullable=False, index=True)
+    student_name = Column(String(255), nullable=False, default="")
+    filename = Column(String(255), nullable=False)
+    text = Column(Text, nullable=False)
+    sha256 = Column(String(64), nullable=False, index=True)
+    uploaded_at = Column(DateTime, nullable=False, default=utcnow, index=True)
+    uploaded_by = Column(String(255), nullable=False, default="system")
+
+    @property
+    def label(self) -> str:
+        """The name reports use: unique within an assignment."""
+        return f"{self.student_id}/{self.filename}"
+
+
+class UploadJob(Base):
+    __tablename__ = "plag_upload_jobs"
+    id = Column(Integer, primary_key=True)
+    assignment_id = Column(Integer, ForeignKey("plag_assignments.id"), nullable=False, index=True)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    created_by = Column(String(255), nullable=False, default="system")
+    student_from_filename = Column(Boolean, nullable=False, default=True)
+    state = Column(String(16), nullable=False, default=UPLOAD_PENDING, index=True)
+    stage = Column(String(64), nullable=True)
+    total = Column(Integer, nullable=False, default=0)
+    done = Column(Integer, nullable=False, default=0)
+    added = Column(Integer, nullable=False, default=0)
+    duplicates = Column(Integer, nullable=False, default=0)
+    errors = Column(Text, nullable=True)  # JSON list of {"filename", "reason"}
+    finished_at = Column(DateTime, nullable=True)
+
+    @property
+    def error_list(self) -> list[dict]:
+        return json.loads(self.errors) if self.errors else []
+
+    def as_dict(self) -> dict:
+        return {"job": self.id, "state": self.state, "stage": self.stage, "total": self.total,
+                "done": self.done, "added": self.added, "duplicates": self.duplicates,
+                "errors": self.error_list, "finished": self.state in (UPLOAD_DONE, UPLOAD_FAILED)}
+
+
+class UploadFile(Base):
+    """One uploaded file, kept until its job has read it (then the bytes go)."""
+
+    __tablename__ = "plag_upload_files"
+    id = Column(Integer, primary_key=True)
+    job_id = Column(Integer, ForeignKey("plag_upload_jobs.id"), nullable=False, index=True)
+    filename = Column(String(255), nullable=False)
+    data = Column(LargeBinary, nullable=True)
+    processed = Column(Boolean, nullable=False, default=False)
+
+
+class Report(Base):
+    __tablename__ = "plag_reports"
+    id = Column(Integer, primary_key=True)
+    assignment_id = Column(Integer, ForeignKey("plag_assignments.id"), nullable=False, index=True)
+    created_at = Column(DateTime, nullable=False, default=utcnow, index=True)
+    created_by = Column(String(255), nullable=False, default="system")
+    body = Column(Text, nullable=False)  # canonical JSON text of the report
+    fingerprint = Column(String(66), nullable=False, index=True)
+    state = Column(String(16), nullable=False, default=REPORT_UNANCHORED)
+    anchor_root = Column(String(66), nullable=True)
+    tx_hash = Column(String(66), nullable=True)
+    block_number = Column(Integer, nullable=True)
+    chain_id = Column(Integer, nullable=True)
+    registry_address = Column("registry", String(42), nullable=True)
+    error = Column(Text, nullable=True)
+
+    @property
+    def data(self) -> dict:
+        return json.loads(self.body)
+
+
+class Review(Base):
+    __tablename__ = "plag_reviews"
+    id = Column(Integer, primary_key=True)
+    submission_id = Column(Integer, ForeignKey("plag_submissions.id"), nullable=True, index=True)
+    report_id = Column(Integer, ForeignKey("plag_reports.id"), nullable=True, index=True)
+    reviewer = Column(String(255), nullable=False)
+    reviewed = Column(Boolean, nullable=False, default=True)
+    comment = Column(Text, nullable=False, default="")
+    at = Column(DateTime, nullable=False, default=utcnow)
+
+
+class ScoreRow(Base):
+    """Per-submission numbers of a report, so lists sort and filter in SQL."""
+
+    __tablename__ = "plag_report_rows"
+    id = Column(Integer, primary_key=True)
+    report_id = Column(Integer, ForeignKey("plag_reports.id"), nullable=False, index=True)
+    submission_id = Column(Integer, ForeignKey("plag_submissions.id"), nullable=False, index=True)
+    score = Column(Float, nullable=False, default=0.0)
+    flagged = Column(Boolean, nullable=False, default=False)
+    anomaly_flagged = Column(Boolean, nullable=False, default=False)
+    cluster = Column(Integer, nullable=True)
+
+
+@migration("2001_plagiarism_courses")
+def _m2001(conn) -> None:
+    create_tables(conn, Course, Assignment, Source)
+
+
+@migration("2002_plagiarism_submissions")
+def _m2002(conn) -> None:
+    create_tables(conn, Submission, UploadJob, UploadFile)
+
+
+@migration("2003_plagiarism_reports")
+def _m2003(conn) -> None:
+    create_tables(conn, Report, Review, ScoreRow)

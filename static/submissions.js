@@ -1,0 +1,104 @@
+// Submissions pages: upload many files with progress, and the live anchor check.
+// Upload progress comes from the browser (XHR upload events); processing
+// progress is polled from the server, which reads it from the database.
+(function () {
+  "use strict";
+
+  function $(id) { return document.getElementById(id); }
+
+  function setBar(bar, fraction) {
+    bar.style.width = Math.max(0, Math.min(100, Math.round(fraction * 100))) + "%";
+  }
+
+  function poll(url, onDone) {
+    fetch(url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+      .then(function (r) { return r.json(); })
+      .then(function (job) {
+        var total = job.total || 1;
+        setBar($("process-bar"), job.done / total);
+        $("process-stage").textContent = (job.stage || "waiting").replace(/^./, function (c) { return c.toUpperCase(); });
+        $("process-count").textContent = job.done + " / " + job.total;
+        if (job.finished) { onDone(job); } else { setTimeout(function () { poll(url, onDone); }, 400); }
+      })
+      .catch(function () { setTimeout(function () { poll(url, onDone); }, 1000); });
+  }
+
+  function initUpload() {
+    var form = $("upload-form");
+    if (!form || !window.FormData || !window.XMLHttpRequest) { return; }
+    form.addEventListener("submit", function (event) {
+      var files = $("files").files;
+      if (!files || !files.length) { return; }  // the server says what is missing
+      event.preventDefault();
+      var box = $("upload-progress"), status = $("upload-status"), button = $("upload-button");
+      box.hidden = false;
+      button.disabled = true;
+      status.textContent = "Sending " + files.length + (files.length === 1 ? " file…" : " files…");
+      setBar($("upload-bar"), 0);
+      setBar($("process-bar"), 0);
+      var xhr = new XMLHttpRequest();
+      xhr.open("POST", form.action);
+      xhr.setRequestHeader("Accept", "application/json");
+      xhr.setRequestHeader("X-Requested-With", "fetch");
+      xhr.upload.addEventListener("progress", function (e) {
+        if (e.lengthComputable) {
+          setBar($("upload-bar"), e.loaded / e.total);
+          $("upload-pct").textContent = Math.round(100 * e.loaded / e.total) + "%";
+        }
+      });
+      xhr.addEventListener("load", function () {
+        var body = {};
+        try { body = JSON.parse(xhr.responseText); } catch (err) { body = {}; }
+        if (xhr.status !== 202) {
+          status.textContent = body.error || ("The upload was refused (HTTP " + xhr.status + ").");
+          button.disabled = false;
+          return;
+        }
+        setBar($("upload-bar"), 1);
+        $("upload-pct").textContent = "100%";
+        status.textContent = "Files received; reading and indexing them…";
+        poll(body.progress_url, function (job) {
+          var unreadable = job.errors.length - job.duplicates;
+          status.textContent = "Done: " + job.added + " added" +
+            (job.duplicates ? ", " + job.duplicates + " already there" : "") +
+            (unreadable > 0 ? ", " + unreadable + " could not be read" : "") + ".";
+          // The page lists the submissions and every file not added, with the reason.
+          setTimeout(function () { window.location.reload(); }, 600);
+        });
+      });
+      xhr.addEventListener("error", function () {
+        status.textContent = "The connection failed while sending; nothing was changed. Try again.";
+        button.disabled = false;
+      });
+      xhr.send(new FormData(form));
+    });
+  }
+
+  function initChainCheck() {
+    var badge = $("chain-check");
+    if (!badge) { return; }
+    fetch(badge.dataset.url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+      .then(function (r) { return r.json(); })
+      .then(function (result) {
+        badge.className = "badge " + (result.valid ? "ok" : "bad");
+        badge.textContent = result.valid ? "Still matches the chain" : "Does not match the chain";
+        var list = $("chain-check-details");
+        list.innerHTML = "";
+        result.checks.forEach(function (c) {
+          var li = document.createElement("li");
+          li.className = c.status;
+          li.textContent = (c.status === "passed" ? "✓ " : c.status === "failed" ? "✗ " : "– ") + c.message;
+          list.appendChild(li);
+        });
+      })
+      .catch(function () {
+        badge.className = "badge skip";
+        badge.textContent = "Could not reach the server to check";
+      });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    initUpload();
+    initChainCheck();
+  });
+}());
