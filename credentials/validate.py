@@ -23,6 +23,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import accumulate
 from typing import Any
 
 from credentials.document import ACHIEVEMENT_TYPES, VC_CONTEXT
@@ -77,6 +78,21 @@ def _reject_constant(name: str) -> None:
     raise NotACredential(f"{name} is not valid JSON")
 
 
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
+
+
+def _too_deep(raw: bytes) -> bool:
+    """Is the JSON text nested deeper than MAX_DEPTH? Checked before parsing:
+    the C parser recurses on the machine stack, and a deep enough input
+    crashes the process (a thread's stack is small) instead of raising."""
+    brackets = _NOT_BRACKET.sub(b"", _JSON_STRING.sub(b"", raw))
+    if len(brackets) <= MAX_DEPTH:
+        return False
+    steps = (1 if b in b"[{" else -1 for b in brackets)
+    return max(accumulate(steps)) > MAX_DEPTH
+
+
 def _depth(value: Any) -> int:
     deepest, stack = 0, [(value, 1)]
     while stack:
@@ -110,6 +126,8 @@ def load_document(raw: bytes | str, wrapped_ok: bool = False) -> dict:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise NotACredential(f"the input is not UTF-8 text (byte {exc.start}); expected JSON") from exc
+    if _too_deep(raw):
+        raise NotACredential(f"the JSON is nested too deeply; a credential nests at most {MAX_DEPTH} levels")
     try:
         doc = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
     except RecursionError as exc:

@@ -1,0 +1,154 @@
+"""The JSON API's edges: envelopes, bad input, size and rate limits, JSON
+errors, the OpenAPI file, CSRF, and a fuzz test that never sees a 500."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from app import limiter
+from tests.helpers_credentials import open_world
+
+URL = "/api/v1/credentials/verify"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, anvil_url):
+    yield from open_world(tmp_path_factory, anvil_url)
+
+
+@pytest.fixture
+def api(app, world):
+    app.config["VERIFY_RPC_URL"] = world.rpc_url
+    app.config["VERIFY_RATE_LIMIT"] = "100000/minute"
+    limiter.reset()
+    return app.test_client()
+
+
+def test_raw_and_enveloped_credential_give_the_same_answer(api, world):
+    raw = api.post(URL, json=world.good).get_json()
+    wrapped = api.post(URL, json={"credential": world.good}).get_json()
+    assert raw["valid"] is wrapped["valid"] is True
+    assert [c["status"] for c in raw["checks"]] == [c["status"] for c in wrapped["checks"]]
+    assert raw["credential"]["holder"] == "Ada Lovelace"
+
+
+@pytest.mark.parametrize("body, words", [
+    (b"", "empty"),
+    (b"not json at all", "not JSON"),
+    (b"[1, 2, 3]", "found a JSON array"),
+    (b'"a string"', "found a JSON string"),
+    (b"\x00\x01\x02\xff\xfe binary", "binary"),
+    (b"\xff\xfe{}", "not UTF-8"),
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    (b'{"a":' * 40 + b"1" + b"}" * 40, "nested too deeply"),
+    (b'{"type": 1, "type": 2}', "twice"),
+    (b'{"credential": 5}', "\"credential\" to hold a JSON object"),
+    (b'{"hello": "world"}', "not a verifiable credential"),
+    (b'{"@context": NaN}', "NaN"),
+])
+def test_bad_input_is_a_400_with_a_message(api, body, words):
+    response = api.post(URL, data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.is_json
+    assert words in response.get_json()["error"]
+
+
+def test_a_50_mb_body_is_refused_with_413(api):
+    response = api.post(URL, data=b" " * (50 * 1024 * 1024), content_type="application/json")
+    assert response.status_code == 413 and response.is_json
+    assert "larger than" in response.get_json()["error"]
+
+
+def test_a_credential_that_is_not_valid_is_still_a_200(api, world):
+    body = api.post(URL, json=world.cases["revoked"][0]).get_json()
+    assert body["valid"] is False
+    assert {c["id"]: c["status"] for c in body["checks"]}["revocation"] == "failed"
+
+
+def test_unknown_paths_and_methods_answer_json(api):
+    missing = api.get("/api/v1/nothing/here")
+    assert missing.status_code == 404 and missing.is_json
+    wrong = api.get(URL)
+    assert wrong.status_code == 405 and wrong.is_json and wrong.headers["Allow"] == "POST"
+    put = api.put(URL, json={})
+    assert put.status_code == 405
+
+
+def test_openapi_document_is_served_and_describes_verify(api):
+    response = api.get("/api/v1/openapi.json")
+    assert response.status_code == 200 and response.is_json
+    spec = response.get_json()
+    assert spec["openapi"].startswith("3.1")
+    operation = spec["paths"]["/api/v1/credentials/verify"]["post"]
+    assert {"200", "400", "413", "429"} <= set(operation["responses"])
+    check_ids = spec["components"]["schemas"]["Check"]["properties"]["id"]["enum"]
+    assert check_ids[0] == "format" and check_ids[-1] == "valid_until"
+
+
+def test_rate_limit_per_address_is_a_json_429(app, world):
+    app.config["VERIFY_RPC_URL"] = world.rpc_url
+    app.config["VERIFY_RATE_LIMIT"] = "3/minute"
+    limiter.reset()
+    client = app.test_client()
+    codes = [client.post(URL, json=world.good).status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    other = client.post(URL, json=world.good, environ_base={"REMOTE_ADDR": "10.1.2.3"})
+    assert other.status_code == 200  # another address has its own allowance
+    limited = client.post(URL, json=world.good)
+    assert limited.is_json and "Retry-After" in limited.headers
+
+
+def test_api_needs_no_csrf_token_but_the_page_does(app, world):
+    app.config.update(VERIFY_RPC_URL=world.rpc_url, WTF_CSRF_ENABLED=True)
+    limiter.reset()
+    client = app.test_client()
+    assert client.post(URL, json=world.good).status_code == 200
+    page = client.post("/verify", data={"credential_json": json.dumps(world.good)})
+    assert page.status_code == 400 and b"data-check" not in page.data
+
+
+# ----- fuzz -------------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
+    lambda children: st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=12), children, max_size=5),
+    max_leaves=30,
+)
+PATHS = [("proof",), ("proof", "anchor"), ("proof", "anchor", "merklePath"), ("proof", "anchor", "chainId"),
+         ("proof", "anchor", "registry"), ("proof", "signature"), ("proof", "fingerprint"), ("issuer",),
+         ("issuer", "id"), ("credentialSubject",), ("credentialSubject", "achievement"), ("validFrom",),
+         ("validUntil",), ("@context",), ("type",), ("proof", "eip712Domain"), ("proof", "verificationMethod")]
+
+
+def mutate(doc: dict, path: tuple[str, ...], value) -> dict:
+    doc = copy.deepcopy(doc)
+    node = doc
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    return doc
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=st.one_of(
+    st.binary(max_size=300),
+    json_values.map(lambda v: json.dumps(v).encode()),
+    st.tuples(st.sampled_from(PATHS), json_values).map(lambda pv: ("mutate", pv)),
+))
+def test_fuzzed_bodies_never_cause_a_500(api, world, body):
+    if isinstance(body, tuple):
+        path, value = body[1]
+        body = json.dumps(mutate(world.good, path, value)).encode()
+    response = api.post(URL, data=body, content_type="application/json")
+    assert response.status_code in (200, 400), (response.status_code, body[:200])
+    payload = response.get_json()
+    if response.status_code == 200:
+        assert [c["id"] for c in payload["checks"]][0] == "format"
+        assert all(c["status"] in ("passed", "failed", "skipped") for c in payload["checks"])
+    else:
+        assert payload["error"]
