@@ -35,6 +35,7 @@ CLI_GROUPS = [
     ("credentials.cli", "chain_cli"),
     ("credentials.cli", "credentials_cli"),
     ("plagiarism.cli", "submissions_cli"),
+    ("plagiarism.cli_store", "submissions_cli"),
     ("users_cli", "users_cli"),
     ("serve", "serve_command"),
 ]

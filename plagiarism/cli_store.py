@@ -1,0 +1,205 @@
+"""`flask --app app submissions ...` over the database and the persistent index:
+courses, assignments, sources, adding submissions, reports and their proof.
+
+These attach to the detection core's `submissions` group (whose `scan` and
+`anomalies` need no database); when that module is absent the group is made
+here, so these commands work on their own.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from flask import current_app
+from sqlalchemy import select
+
+import audit
+from plagiarism import service
+from plagiarism.store import Assignment, Course, Report, Submission
+
+try:
+    from plagiarism.cli import submissions_cli
+except ImportError:  # the detection core's CLI is not installed: stand alone
+    from flask.cli import AppGroup
+
+    submissions_cli = AppGroup("submissions", help="Submission integrity: index, compare, report.")
+
+
+def _session():
+    return current_app.extensions["attest.db"].session()
+
+
+def _index_dir() -> Path:
+    return current_app.extensions["attest.settings"].data_dir / "index"
+
+
+def _fail(message: str, code: int = 1):
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _course_and_assignment(session, course: str, assignment: str | None, create: bool = False):
+    c = service.get_course(session, course)
+    if c is None:
+        if not create:
+            _fail(f"no course {course!r} (see `submissions courses`)")
+        c = service.create_course(session, course, course, "cli")
+    if assignment is None:
+        return c, None
+    a = service.get_assignment(session, c, assignment)
+    if a is None:
+        if not create:
+            _fail(f"{c.code} has no assignment {assignment!r}")
+        a = service.create_assignment(session, c, assignment, assignment, "", "cli")
+    return c, a
+
+
+def _files_in(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+@submissions_cli.command("courses")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def courses_command(as_json: bool):
+    """List courses, their assignments and how many submissions each holds."""
+    with _session() as session:
+        out = []
+        for c in session.scalars(select(Course).order_by(Course.code)):
+            items = []
+            for a in session.scalars(select(Assignment).where(Assignment.course_id == c.id).order_by(Assignment.id)):
+                n = len(session.scalars(select(Submission.id).where(Submission.assignment_id == a.id)).all())
+                items.append({"name": a.name, "title": a.title, "submissions": n})
+            out.append({"code": c.code, "title": c.title, "assignments": items})
+    if as_json:
+        click.echo(json.dumps(out, indent=2))
+        return
+    for c in out:
+        click.echo(f"{c['code']}\t{c['title']}")
+        for a in c["assignments"]:
+            click.echo(f"  {a['name']}\t{a['submissions']} submissions\t{a['title']}")
+
+
+@submissions_cli.command("create-assignment")
+@click.argument("course")
+@click.argument("assignment")
+@click.option("--title", default="")
+@click.option("--template", "template", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A file with the text handed out (never counted).")
+def create_assignment_command(course: str, assignment: str, title: str, template: Path | None):
+    """Create COURSE (if new) and its ASSIGNMENT."""
+    with _session() as session:
+        c = service.get_course(session, course) or service.create_course(session, course, course, "cli")
+        try:
+            a = service.create_assignment(session, c, assignment, title,
+                                          template.read_text(encoding="utf-8") if template else "", "cli")
+        except service.ServiceError as exc:
+            _fail(str(exc))
+        audit.record(session, "cli", "assignment_created", f"assignment:{a.id}", course=c.code, name=a.name)
+        session.commit()
+        click.echo(json.dumps({"course": c.code, "assignment": a.name, "id": a.id}))
+
+
+@submissions_cli.command("add-sources")
+@click.argument("course")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--assignment", default=None, help="Only for this assignment (default: the whole course).")
+@click.option("--kind", type=click.Choice(["reading", "past cohort", "other"]), default="reading")
+def add_sources_command(course: str, directory: Path, assignment: str | None, kind: str):
+    """Add every file in DIRECTORY as a reference source."""
+    from plagiarism.extract import UnreadableSubmission
+
+    with _session() as session:
+        c, a = _course_and_assignment(session, course, assignment, create=True)
+        added, errors = [], []
+        for path in _files_in(directory):
+            try:
+                service.add_source(session, c, path.name, path.read_bytes(), a, kind, "cli", index_dir=_index_dir())
+                added.append(path.name)
+            except UnreadableSubmission as exc:
+                errors.append({"filename": exc.filename, "reason": exc.reason})
+        session.commit()
+    click.echo(json.dumps({"added": added, "errors": errors}, indent=2))
+
+
+@submissions_cli.command("add")
+@click.argument("course")
+@click.argument("assignment")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--student-from-filename/--student-per-file", default=True, show_default=True,
+              help="Student id is the file name up to the first _ or - (else: the whole stem).")
+@click.option("--template", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Template text for a new assignment.")
+def add_command(course: str, assignment: str, directory: Path, student_from_filename: bool,
+                template: Path | None):
+    """Add the files in DIRECTORY to ASSIGNMENT of COURSE (both created if new).
+
+    Prints JSON: added, duplicates, errors (file and reason). Only new
+    passages are embedded. Exit 1 when some file could not be read.
+    """
+    with _session() as session:
+        c, a = _course_and_assignment(session, course, assignment, create=True)
+        if template and not a.template_text:
+            a.template_text = template.read_text(encoding="utf-8")
+        paths = _files_in(directory)
+        with click.progressbar(length=len(paths), label="reading", file=sys.stderr) as bar:
+            def progress(done: int, total: int, stage: str) -> None:
+                bar.label = stage
+                bar.update(done - bar.pos)
+
+            result = service.add_submissions(
+                session, a, [(p.name, p.read_bytes()) for p in paths],
+                student_of=service.student_from_filename if student_from_filename else service.student_per_file,
+                progress=progress, actor="cli", index_dir=_index_dir())
+        audit.record(session, "cli", "submissions_uploaded", f"assignment:{a.id}", added=len(result.added),
+                     duplicates=len(result.duplicates), unreadable=len(result.errors))
+        session.commit()
+        click.echo(json.dumps({"course": c.code, "assignment": a.name, **result.as_dict()}, indent=2))
+    if result.errors:
+        sys.exit(1)
+
+
+def _registry_or_none(no_anchor: bool):
+    if no_anchor:
+        return None
+    from services import get_registry
+
+    return get_registry(current_app._get_current_object())
+
+
+@submissions_cli.command("report")
+@click.argument("course")
+@click.argument("assignment")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole report as JSON.")
+@click.option("--no-anchor", is_flag=True, help="Do not anchor the fingerprint on chain.")
+def report_command(course: str, assignment: str, as_json: bool, no_anchor: bool):
+    """Build, store and anchor a report for ASSIGNMENT of COURSE."""
+    with _session() as session:
+        _, a = _course_and_assignment(session, course, assignment)
+        report = service.build_report(session, a, _registry_or_none(no_anchor), "cli", index_dir=_index_dir())
+        out = {"report": report.id, "fingerprint": report.fingerprint, "state": report.state,
+               "tx_hash": report.tx_hash, "block_number": report.block_number, "error": report.error}
+        if as_json:
+            click.echo(json.dumps({**out, "body": report.data}, indent=2))
+            return
+        click.echo(json.dumps(out, indent=2))
+        for row in sorted(report.data["submissions"], key=lambda r: -r["score"]):
+            flag = "FLAGGED" if row["flagged"] else "-"
+            style = "unusual style" if row["anomaly"]["flagged"] else ""
+            click.echo(f"{row['score']:.2f}\t{flag}\t{row['student_id']}/{row['filename']}\t{style}", err=True)
+
+
+@submissions_cli.command("verify-report")
+@click.argument("report_id", type=int)
+def verify_report_command(report_id: int):
+    """Recompute a stored report's fingerprint and check it on chain. Exit 0 valid, 1 not."""
+    with _session() as session:
+        report = session.get(Report, report_id)
+        if report is None:
+            _fail(f"no report {report_id}", 2)
+        result = service.verify_report(report, _registry_or_none(False))
+    click.echo(json.dumps(result, indent=2))
+    sys.exit(0 if result["valid"] else 1)
+
