@@ -24,13 +24,21 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from functools import lru_cache
 
-from eth_utils import to_checksum_address
+from eth_utils import to_checksum_address as _to_checksum_address
 
 VC_CONTEXT = "https://www.w3.org/ns/credentials/v2"
 OB_CONTEXT = "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"
 OB_SCHEMA = "https://purl.imsglobal.org/spec/ob/v3p0/schema/json/ob_v3p0_achievementcredential_schema.json"
 PROOF_TYPE = "AttestEip712MerkleProof2026"
+
+
+@lru_cache(maxsize=1024)
+def to_checksum_address(address: str) -> str:
+    """EIP-55 spelling, cached: a batch names the same two addresses in every
+    credential, and eth_utils' pure-Python version dominated issuing time."""
+    return _to_checksum_address(address)
 
 # Open Badges 3.0 AchievementType vocabulary (extensions start with "ext:").
 ACHIEVEMENT_TYPES = (
@@ -98,7 +106,11 @@ def email_identity(email: str, salt: str | None = None) -> dict:
 
 def achievement_id(request: CredentialRequest, issuer: IssuerProfile) -> str:
     """The same achievement (issuer, name, type) keeps the same id across batches."""
-    key = f"{issuer.did}|{request.achievement_type}|{request.achievement_name}"
+    return _achievement_uuid(f"{issuer.did}|{request.achievement_type}|{request.achievement_name}")
+
+
+@lru_cache(maxsize=4096)
+def _achievement_uuid(key: str) -> str:
     return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, key)}"
 
 

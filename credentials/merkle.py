@@ -40,6 +40,21 @@ class MerkleTree:
     def __len__(self) -> int:
         return len(self.levels[0])
 
+    def path_hex(self, index: int) -> list[str]:
+        """`path(index)` as 0x-hex strings, as proofs carry it; each node is
+        converted once per tree, not once per path it appears in."""
+        if not hasattr(self, "_hex_levels"):
+            self._hex_levels = [["0x" + node.hex() for node in level] for level in self.levels]
+        if not 0 <= index < len(self):
+            raise IndexError(f"leaf {index} is not in a tree of {len(self)}")
+        path = []
+        for level in self._hex_levels[:-1]:
+            sibling = index ^ 1
+            if sibling < len(level):
+                path.append(level[sibling])
+            index //= 2
+        return path
+
     def path(self, index: int) -> list[bytes]:
         """The siblings from leaf `index` up to the root."""
         if not 0 <= index < len(self):

@@ -205,3 +205,23 @@ def test_revocation_already_on_chain_is_recorded_without_resending(session, regi
 def test_an_empty_batch_is_refused(session, registry):
     with pytest.raises(IssuanceError):
         issue_batch(session, registry, issuer_profile(None, registry), [], "tester")
+
+
+def test_progress_is_visible_to_other_workers_through_the_database(db, registry):
+    """A web page polling from another worker sees the stage and count move,
+    committed at intervals (not per row)."""
+    seen_elsewhere = []
+
+    def progress(done, total, stage):
+        with db.session() as other:
+            batch = storage.get_batch(other, "batch-under-watch")
+            seen_elsewhere.append((stage, batch.stage, batch.done, batch.state))
+
+    with db.session() as session:
+        issue_batch(session, registry, issuer_profile(None, registry), make_requests(2500), "tester",
+                    progress=progress, batch_id="batch-under-watch")
+    signing = [(done, state) for stage, db_stage, done, state in seen_elsewhere if db_stage == "signing"]
+    assert (1000, "pending") in signing and (2000, "pending") in signing
+    assert len(signing) <= 4, "progress is committed every 1,000 rows or 10 %, not per row"
+    assert ("anchoring", "anchoring", 0, "anchoring") in seen_elsewhere
+    assert seen_elsewhere[-1] == ("anchored", "anchored", 2500, "anchored")
