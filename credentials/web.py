@@ -59,7 +59,7 @@ log = logging.getLogger(__name__)
 registrar_bp = Blueprint("registrar", __name__, url_prefix="/registrar")
 
 PAGE_SIZE = 25
-PREVIEW_ROWS = 100  # valid rows shown in a preview (every row with an error is shown)
+PREVIEW_ROWS = 50  # valid rows shown in a preview (every row with an error is shown)
 UPLOAD_TTL = 24 * 3600  # a pending upload not confirmed within a day is swept
 STALE_BATCH = timedelta(minutes=10)  # an unfinished batch this old, with no error, was interrupted
 # What a dead or unreachable node raises, besides our own ChainError.
