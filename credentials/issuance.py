@@ -28,10 +28,11 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NoReturn
 
@@ -53,6 +54,9 @@ CRASH_ENV = "ATTEST_TEST_CRASH_AT"
 CRASH_EXIT_CODE = 86
 DEFAULT_INSTITUTION = "Example University"
 MAX_BATCH = 2**32 - 1  # the contract records the count as uint32
+# A batch with no Merkle root yet is being signed; only after this long without
+# one is it taken for a process that died while signing (nothing was sent).
+SIGNING_STALE_AFTER = timedelta(hours=1)
 
 ProgressFn = Callable[[int, int, str], None]
 
@@ -144,18 +148,23 @@ class _Progress:
 
 def issue_batch(db_session: Session, registry: Registry, issuer_profile: IssuerProfile,
                 requests: Sequence[CredentialRequest], actor: str, progress: ProgressFn | None = None,
-                out_dir: Path | str | None = None, batch_id: str | None = None) -> BatchResult:
+                out_dir: Path | str | None = None, batch_id: str | None = None,
+                hash_emails: bool | None = None) -> BatchResult:
     """Issue `requests` as one anchored batch (see the module doc for the order
     of events). `batch_id` lets a web page know the id before the work starts
-    (to poll its progress). Raises BatchLeftPending if the chain cannot take
-    the transaction now; the batch is then saved and `resume_pending` finishes it."""
+    (to poll its progress). `hash_emails` publishes each recipient's email only
+    as a salted sha256 (default: ATTEST_HASH_RECIPIENT_EMAILS=1); the database
+    keeps the plain address either way. Raises BatchLeftPending if the chain
+    cannot take the transaction now; the batch is then saved and
+    `resume_pending` finishes it."""
     total = len(requests)
     if total == 0:
         raise IssuanceError("a batch needs at least one credential")
     if total > MAX_BATCH:
         raise IssuanceError(f"a batch holds at most {MAX_BATCH} credentials")
+    if hash_emails is None:
+        hash_emails = os.environ.get("ATTEST_HASH_RECIPIENT_EMAILS", "") in ("1", "true", "yes")
     batch_id = batch_id or str(uuid.uuid4())
-    domain = Eip712Domain(registry.chain_id, registry.address)
     signer = Signer(registry.issuer.key)
     if signer.address != issuer_profile.address:
         raise IssuanceError(f"the issuer profile names {issuer_profile.address} but the key signs as "
@@ -165,13 +174,39 @@ def issue_batch(db_session: Session, registry: Registry, issuer_profile: IssuerP
                          chain_id=registry.chain_id, registry_address=registry.address, stage="signing", done=0))
     db_session.commit()
     tracker = _Progress(db_session, batch_id, total, progress)
-    tracker.stage("signing")
+    try:
+        documents, ids = _sign_and_save(db_session, registry, signer, issuer_profile, requests, batch_id, actor,
+                                        tracker, hash_emails)
+    except BaseException as exc:
+        # Nothing was saved but the batch row: say so on it, for the page that watches it.
+        db_session.rollback()
+        db_session.execute(update(Batch).where(Batch.id == batch_id).values(
+            state=storage.FAILED, stage="failed", error=f"failed before anchoring, nothing was issued: {exc!r}"))
+        db_session.commit()
+        raise
+    if progress:
+        progress(total, total, "saved")
+    _crash_point("after_pending")
 
+    tx = _anchor(db_session, registry, db_session.get(Batch, batch_id), tracker)
+    _crash_point("after_anchor")
+    return _complete(db_session, db_session.get(Batch, batch_id), documents, ids, tx, out_dir, actor, tracker)
+
+
+def _sign_and_save(session: Session, registry: Registry, signer: Signer, profile: IssuerProfile,
+                   requests: Sequence[CredentialRequest], batch_id: str, actor: str, tracker: _Progress,
+                   hash_emails: bool) -> tuple[list[str], list[str]]:
+    """Steps 1 and 2: documents, fingerprints, signatures, the tree; then the
+    batch with its root and every credential in one committed transaction.
+    Returns the stored documents and their ids."""
+    tracker.stage("signing")
+    domain = Eip712Domain(registry.chain_id, registry.address)
     credentials: list[dict] = []
     leaves: list[bytes] = []
     signatures: list[str] = []
     for i, request in enumerate(requests, 1):
-        credential = build_credential(request, issuer_profile)
+        salt = secrets.token_hex(16) if hash_emails else None
+        credential = build_credential(request, profile, hash_email_salt=salt)
         leaf = keccak256(canonical_json(credential))
         credentials.append(credential)
         leaves.append(leaf)
@@ -185,8 +220,9 @@ def issue_batch(db_session: Session, registry: Registry, issuer_profile: IssuerP
     now = utcnow()
     rows, documents, ids = [], [], []
     for i, (request, credential) in enumerate(zip(requests, credentials, strict=True)):
+        fingerprint = to_hex(leaves[i])
         credential["proof"] = make_proof(
-            fingerprint=to_hex(leaves[i]), signature=signatures[i], signer=signer.address,
+            fingerprint=fingerprint, signature=signatures[i], signer=signer.address,
             chain_id=registry.chain_id, registry=registry.address, merkle_root=root,
             merkle_path=tree.path_hex(i), created=created, batch=batch_id)
         document = document_json(credential)
@@ -196,22 +232,15 @@ def issue_batch(db_session: Session, registry: Registry, issuer_profile: IssuerP
             "id": credential["id"], "batch_id": batch_id, "recipient_name": request.recipient_name,
             "recipient_email": request.recipient_email, "achievement_name": request.achievement_name,
             "achievement_type": request.achievement_type, "awarded_on": request.awarded_on,
-            "valid_until": request.valid_until, "grade": request.grade, "fingerprint": to_hex(leaves[i]),
+            "valid_until": request.valid_until, "grade": request.grade, "fingerprint": fingerprint,
             "document": document, "status": storage.CREDENTIAL_PENDING, "created_at": now,
         })
-    db_session.execute(insert(CredentialRecord.__table__), rows)
-    db_session.execute(update(Batch).where(Batch.id == batch_id).values(merkle_root=root, stage="saved",
-                                                                        done=total))
-    audit.record(db_session, actor, "batch_created", batch_id, count=total, merkle_root=root)
-    db_session.commit()
-    if progress:
-        progress(total, total, "saved")
-    _crash_point("after_pending")
-
-    tx = _anchor(db_session, registry, db_session.get(Batch, batch_id), tracker)
-    _crash_point("after_anchor")
-    del credentials, rows
-    return _complete(db_session, db_session.get(Batch, batch_id), documents, ids, tx, out_dir, actor, tracker)
+    session.execute(insert(CredentialRecord.__table__), rows)
+    session.execute(update(Batch).where(Batch.id == batch_id).values(merkle_root=root, stage="saved",
+                                                                     done=len(rows)))
+    audit.record(session, actor, "batch_created", batch_id, count=len(rows), merkle_root=root)
+    session.commit()
+    return documents, ids
 
 
 def _anchor(session: Session, registry: Registry, batch: Batch, tracker: _Progress) -> TxResult | None:
@@ -360,6 +389,8 @@ def resume_pending(db_session: Session, registry: Registry, out_dir: Path | str 
     finished = []
     for batch in storage.unfinished_batches(db_session):
         if batch.merkle_root is None:
+            if utcnow() - batch.created_at < SIGNING_STALE_AFTER:
+                continue  # probably still being signed by a live process
             # Died while signing, before anything was saved or sent.
             batch.state, batch.stage = storage.FAILED, "failed"
             batch.error = "interrupted before its credentials were saved; nothing was anchored: issue it again"
@@ -399,12 +430,18 @@ def revoke_credential(db_session: Session, registry: Registry, credential_id: st
         raise RevocationError(f"credential {record.id} is already revoked")
     batch = db_session.get(Batch, record.batch_id)
     _check_same_registry(batch, registry)
-    on_chain = registry.revocation_of(record.fingerprint)
-    if on_chain.revoked:
-        tx_hash = find_revocation_tx(registry, record.fingerprint)
-        reason = on_chain.reason
-    else:
-        tx_hash = registry.revoke(record.fingerprint, reason).tx_hash
+    try:
+        on_chain = registry.revocation_of(record.fingerprint)
+        if on_chain.revoked:
+            tx_hash = find_revocation_tx(registry, record.fingerprint)
+            reason = on_chain.reason
+        else:
+            tx_hash = registry.revoke(record.fingerprint, reason).tx_hash
+    except ChainError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the node went away mid-call
+        raise ChainError(f"cannot revoke {record.id} now, the chain did not answer "
+                         f"({exc.__class__.__name__}); nothing was recorded, try again") from exc
     revocation = Revocation(credential_id=record.id, reason=reason, revoked_by=actor, revoked_at=utcnow(),
                             tx_hash=tx_hash)
     db_session.add(revocation)

@@ -225,3 +225,27 @@ def test_progress_is_visible_to_other_workers_through_the_database(db, registry)
     assert len(signing) <= 4, "progress is committed every 1,000 rows or 10 %, not per row"
     assert ("anchoring", "anchoring", 0, "anchoring") in seen_elsewhere
     assert seen_elsewhere[-1] == ("anchored", "anchored", 2500, "anchored")
+
+
+def test_hashed_emails_publish_only_a_salted_hash(session, registry, tmp_path):
+    import hashlib
+
+    result = issue_batch(session, registry, issuer_profile(None, registry), make_requests(2), "tester",
+                         out_dir=tmp_path, hash_emails=True)
+    for path in result.files:
+        doc = json.loads(path.read_text())
+        assert "@example.edu" not in path.read_text()
+        email = next(i for i in doc["credentialSubject"]["identifier"] if i["identityType"] == "emailAddress")
+        stored = storage.get_credential(session, doc["id"])
+        expected = hashlib.sha256((stored.recipient_email + email["salt"]).encode()).hexdigest()
+        assert email["hashed"] is True and email["identityHash"] == f"sha256${expected}"
+
+
+def test_a_failure_before_anchoring_marks_the_batch_failed_and_saves_nothing(session, registry):
+    bad = [make_requests(1)[0], CredentialRequest("X", "x@example.edu", "A", "Diploma", "D", "not a date")]
+    with pytest.raises(AttributeError):
+        issue_batch(session, registry, issuer_profile(None, registry), bad, "tester", batch_id="doomed")
+    batch = storage.get_batch(session, "doomed")
+    assert batch.state == storage.FAILED and "nothing was issued" in batch.error
+    assert storage.count_credentials(session, batch_id="doomed") == 0
+    assert resume_pending(session, registry) == []
