@@ -140,10 +140,18 @@ def resumable(batch: storage.Batch) -> bool:
     return bool(batch.error) or (batch.created_at is not None and utcnow() - batch.created_at > STALE_BATCH)
 
 
+# How far through its life a batch is, by stage: signing fills the bar to 70%,
+# the rest is saving, the anchoring transaction and writing the proofs back.
+_STAGE_SPAN = {"signing": (0, 70), "saving": (70, 75), "saved": (75, 75), "waiting for the chain": (75, 75),
+               "anchoring": (80, 80), "finishing": (90, 98)}
+
+
 def percent(batch: storage.Batch) -> int:
     if batch.state == storage.ANCHORED:
         return 100
-    return int(100 * (batch.done or 0) / batch.count) if batch.count else 0
+    start, end = _STAGE_SPAN.get(batch.stage or "", (0, 0))
+    share = (batch.done or 0) / batch.count if batch.count else 0
+    return int(start + (end - start) * min(share, 1.0))
 
 
 @registrar_bp.context_processor
@@ -331,8 +339,8 @@ def _issue_single(request_: object):
         profile = issuance.issuer_profile(_settings(), registry)
         result = issuance.issue_batch(session, registry, profile, [request_], _actor())
     except issuance.BatchLeftPending as exc:
-        flash(f"The credential is saved, but the chain did not answer, so it is not anchored yet ({exc}). "
-              "Resume the batch when the chain is back.", "error")
+        flash("The credential is saved, but the chain did not answer, so it is not anchored yet. "
+              "Nothing is lost: resume the batch below when the chain is back.", "error")
         return redirect(url_for(".batch", batch_id=exc.batch_id))
     except CHAIN_ERRORS as exc:
         flash(f"The chain cannot be reached, so nothing was issued: {exc}", "error")

@@ -15,7 +15,8 @@
     bar.style.width = p.percent + "%";
     bar.parentElement.setAttribute("aria-valuenow", String(p.percent));
     stage.textContent = p.state === "anchored" ? "Anchored" : (STAGES[p.stage] || p.stage || p.state);
-    count.textContent = (p.state === "anchored" ? p.count : p.done) + " / " + p.count;
+    var counting = p.state !== "anchored" && (p.stage === "signing" || p.stage === "finishing");
+    count.textContent = counting ? p.done + " / " + p.count : p.count + (p.count === 1 ? " credential" : " credentials");
     if (p.error) { error.textContent = p.error; error.hidden = false; }
   }
 
