@@ -43,13 +43,14 @@ from flask import (
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
+from sqlalchemy.orm import Session
 from web3.exceptions import Web3Exception
 from wtforms import EmailField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
 from credentials import certificate, csvimport, issuance, storage
-from credentials.chain import ChainError
-from credentials.document import ACHIEVEMENT_TYPES
+from credentials.chain import ChainError, Registry
+from credentials.document import ACHIEVEMENT_TYPES, CredentialRequest
 from db import utcnow
 from services import get_registry
 from web_auth import db_session, role_required
@@ -250,7 +251,8 @@ def preview_rows(data: bytes, wanted: set[int], limit: int) -> tuple[list[Previe
 # ----- background issuance ---------------------------------------------------------
 
 
-def start_batch(app: Flask, registry, requests: list, actor: str, wait: float = 15.0) -> str:
+def start_batch(app: Flask, registry: Registry, requests: list[CredentialRequest], actor: str,
+                wait: float = 15.0) -> str:
     """Issue `requests` in a background thread and return the batch id once
     its row is written (so the page can poll it). Raises what the thread
     raised if it failed before the batch existed."""
@@ -286,17 +288,17 @@ def start_batch(app: Flask, registry, requests: list, actor: str, wait: float = 
     return batch_id
 
 
-def _mark_failed(session, batch_id: str, exc: BaseException) -> None:
+def _mark_failed(session: Session, batch_id: str, exc: BaseException) -> None:
     """An unexpected error in the thread: say so on the batch row, if any."""
     try:
         session.rollback()
         batch = storage.get_batch(session, batch_id)
-        if batch is not None and batch.merkle_root is None:
-            batch.state, batch.stage, batch.error = storage.FAILED, "failed", f"issuing stopped: {exc}"
-            session.commit()
-        elif batch is not None:
-            batch.error = f"issuing stopped: {exc}"
-            session.commit()
+        if batch is None or batch.error:
+            return  # the issuance code said what went wrong already
+        if batch.merkle_root is None:
+            batch.state, batch.stage = storage.FAILED, "failed"
+        batch.error = f"issuing stopped: {exc}"
+        session.commit()
     except Exception:  # noqa: BLE001 - the log already has it
         log.exception("could not record the failure of batch %s", batch_id)
 
@@ -331,7 +333,7 @@ def issue_one():
     return render_template("registrar/issue.html", form=form)
 
 
-def _issue_single(request_: object):
+def _issue_single(request_: CredentialRequest) -> Response | None:
     """Issue one credential now; a redirect, or None to show the form again."""
     session = db_session()
     try:
@@ -344,6 +346,9 @@ def _issue_single(request_: object):
         return redirect(url_for(".batch", batch_id=exc.batch_id))
     except CHAIN_ERRORS as exc:
         flash(f"The chain cannot be reached, so nothing was issued: {exc}", "error")
+        return None
+    except issuance.IssuanceError as exc:
+        flash(f"The credential could not be issued: {exc}", "error")
         return None
     record = storage.search_credentials(session, batch_id=result.batch_id, limit=1)[0]
     flash("Credential issued, signed and anchored on chain.", "success")
@@ -395,6 +400,9 @@ def issue_upload(token: str):
     except CHAIN_ERRORS as exc:
         flash(f"The chain cannot be reached, so nothing was issued: {exc}. The file is kept: try again.",
               "error")
+        return redirect(url_for(".preview", token=token))
+    except issuance.IssuanceError as exc:
+        flash(f"Nothing was issued: {exc}", "error")
         return redirect(url_for(".preview", token=token))
     _drop_upload(token)
     return redirect(url_for(".batch", batch_id=batch_id))

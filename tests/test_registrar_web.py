@@ -310,3 +310,34 @@ def test_chain_down_keeps_the_batch_pending_and_resume_anchors_it(registrar, app
     page = registrar.get(batch_url).get_data(as_text=True)
     assert "1 batch anchored" in page and "Rosalind Franklin" in page
     assert registrar.get(batch_url + "/progress").get_json()["state"] == "anchored"
+
+
+def test_revoke_with_the_chain_down_changes_nothing(registrar, app, monkeypatch):
+    from services import get_registry
+
+    issue_csv(registrar)
+    url = credential_url(app, "Grace Hopper")
+    with app.app_context():
+        registry = get_registry(app)
+
+    def down(*_args, **_kwargs):
+        raise ConnectionError("connection refused")
+
+    monkeypatch.setattr(registry, "revocation_of", down)
+    response = post_form(registrar, url + "/revoke", {"reason": "Issued in error"})
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "nothing was revoked" in page and "Issued in error" in page  # the reason is kept in the form
+    assert "REVOKED" not in registrar.get(url).get_data(as_text=True)
+    with app.extensions["attest.db"].session() as s:
+        assert s.scalar(select(func.count()).select_from(storage.Revocation)) == 0
+
+
+def test_preview_of_a_file_that_is_not_csv_text(registrar):
+    response = post_form(registrar, "/registrar/upload",
+                         {"file": (io.BytesIO(b"\x89PNG\r\n\x1a\n\xff\xfe binary"), "photo.png")},
+                         content_type="multipart/form-data")
+    html = registrar.get(response.headers["Location"]).get_data(as_text=True)
+    assert "is not UTF-8 text" in html and 'id="issue-all"' not in html
+    missing = post_form(registrar, "/registrar/upload", {}, content_type="multipart/form-data")
+    assert "Choose a CSV file" in missing.get_data(as_text=True)
