@@ -85,6 +85,18 @@ class CredentialRequest:
 
 def rfc3339(moment: date | datetime) -> str:
     """UTC, second precision, `Z` suffix; a date is its midnight UTC."""
+    if type(moment) is date:
+        return _date_rfc3339(moment)
+    return _rfc3339(moment)
+
+
+@lru_cache(maxsize=4096)
+def _date_rfc3339(day: date) -> str:
+    """Dates repeat across a batch (one award day for a whole cohort)."""
+    return _rfc3339(day)
+
+
+def _rfc3339(moment: date | datetime) -> str:
     if not isinstance(moment, datetime):
         moment = datetime(moment.year, moment.month, moment.day, tzinfo=timezone.utc)
     if moment.tzinfo is None:
