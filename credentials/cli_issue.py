@@ -22,6 +22,7 @@ from credentials.issuance import (
     CredentialNotFound,
     IssuanceError,
     RevocationError,
+    export_batch,
     issue_batch,
     issuer_profile,
     resume_pending,
@@ -109,6 +110,22 @@ def resume_command(out_dir: Path | None):
     except (ChainError, IssuanceError) as exc:
         _fail(str(exc))
     _print({"resumed": [r.summary() for r in results], "still_pending": left})
+
+
+@credentials_cli.command("export")
+@click.argument("batch_id", metavar="BATCH")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path))
+def export_command(batch_id: str, out_dir: Path):
+    """Write a stored batch's credential files again (one JSON file each)."""
+    with _session() as session:
+        batch = storage.get_batch(session, batch_id)
+        if batch is None:
+            _fail(f"no batch {batch_id}")
+        if batch.state != storage.ANCHORED:
+            _fail(f"batch {batch.id} is {batch.state}, not anchored: its proofs are not complete "
+                  "(run `credentials resume` first)")
+        files = export_batch(session, batch.id, out_dir)
+        _print({"batch": batch.id, "state": batch.state, "files": len(files), "out": str(out_dir)})
 
 
 @credentials_cli.command("list")

@@ -24,7 +24,8 @@ COLUMNS = ("recipient_name", "recipient_email", "achievement_name", "achievement
            "awarded_on", "valid_until", "grade")
 REQUIRED = ("recipient_name", "recipient_email", "achievement_name", "achievement_type", "description",
             "awarded_on")
-MAX_LENGTH = {"recipient_name": 255, "recipient_email": 255, "achievement_name": 255, "grade": 64,
+MAX_LENGTH = {"recipient_name": 255, "recipient_email": 255, "achievement_name": 255, "achievement_type": 64,
+              "grade": 64,
               "description": 4000}
 
 TEMPLATE_CSV = (

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Date,
     DateTime,
@@ -52,9 +53,9 @@ class Batch(Base):
     count = Column(Integer, nullable=False, default=0)
     merkle_root = Column(String(66), nullable=True, index=True)
     tx_hash = Column(String(66), nullable=True)
-    block_number = Column(Integer, nullable=True)
-    gas_used = Column(Integer, nullable=True)
-    chain_id = Column(Integer, nullable=True)
+    block_number = Column(BigInteger, nullable=True)
+    gas_used = Column(BigInteger, nullable=True)
+    chain_id = Column(BigInteger, nullable=True)
     # The registry contract address ("registry" in the table; `registry` is
     # reserved by SQLAlchemy's declarative base, hence the attribute name).
     registry_address = Column("registry", String(42), nullable=True)

@@ -249,3 +249,19 @@ def test_a_failure_before_anchoring_marks_the_batch_failed_and_saves_nothing(ses
     assert batch.state == storage.FAILED and "nothing was issued" in batch.error
     assert storage.count_credentials(session, batch_id="doomed") == 0
     assert resume_pending(session, registry) == []
+
+
+@pytest.mark.ganache
+def test_issue_and_resume_on_ganache_too(tmp_path, ganache_url):
+    """The same issuance and the log look-up resume relies on, on a second EVM."""
+    settings = Settings.from_env(data_dir=tmp_path / "data", rpc_url=ganache_url)
+    database = Database(f"sqlite:///{tmp_path / 'g.db'}")
+    database.migrate()
+    with open_registry(settings) as registry, database.session() as session:
+        result = issue_batch(session, registry, issuer_profile(settings, registry), make_requests(3), "tester")
+        batch = storage.get_batch(session, result.batch_id)
+        batch.state = storage.ANCHORING  # as if it crashed after the transaction
+        session.commit()
+        [finished] = resume_pending(session, registry)
+        assert finished.tx_hash == result.tx_hash
+        assert len(anchor_events(registry, result.merkle_root)) == 1

@@ -131,3 +131,22 @@ print(json.dumps(heavy))
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+
+
+def test_large_batches_report_progress_on_stderr_only(runner, tmp_path):
+    rows = ["recipient_name,recipient_email,achievement_name,achievement_type,description,awarded_on,valid_until,grade"]
+    rows += [f"Student {i},s{i}@example.edu,Course {i % 7},Course,Completed.,2025-01-{1 + i % 28:02d},," for i in range(1200)]
+    csv_path = tmp_path / "big.csv"
+    csv_path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    result = runner.invoke(args=["credentials", "issue", str(csv_path), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["count"] == 1200
+    assert "signing" in result.stderr and "1200/1200" in result.stderr
+
+    exported = runner.invoke(args=["credentials", "export", json.loads(result.stdout)["batch"],
+                                   "--out", str(tmp_path / "again")])
+    assert exported.exit_code == 0, exported.output
+    again = sorted(p.name for p in (tmp_path / "again").glob("*.json"))
+    assert again == sorted(p.name for p in (tmp_path / "out").glob("*.json")) and len(again) == 1200
+    some = again[0]
+    assert (tmp_path / "again" / some).read_bytes() == (tmp_path / "out" / some).read_bytes()
