@@ -33,7 +33,7 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from markupsafe import Markup, escape
 from sqlalchemy import func, select
-from wtforms import BooleanField, MultipleFileField, SelectField, StringField, TextAreaField
+from wtforms import BooleanField, MultipleFileField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
 from plagiarism import service
@@ -72,7 +72,7 @@ class AssignmentForm(FlaskForm):
 
 
 class SourceForm(FlaskForm):
-    kind = SelectField("Kind", choices=[(k, k.capitalize()) for k in SOURCE_KINDS])
+    kind = SelectField("Kind", choices=[SelectChoice(k, k.capitalize()) for k in SOURCE_KINDS])
     files = MultipleFileField("Files")
     name = StringField("Name (for pasted text)", validators=[Optional(), Length(max=255)])
     text = TextAreaField("Or paste the text")

@@ -1,0 +1,167 @@
+"""The instructor's submission pages through the Flask test client: login and
+CSRF on everything, upload with progress read from the database, the report,
+the per-submission page with its passages and anchor proof, the review mark."""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+
+import pytest
+from sqlalchemy import select
+
+from audit import AuditEntry
+
+PASSWORD = "instructor-pass-1"
+COPIED = (
+    "Coral reefs cover a tiny share of the ocean floor yet shelter about a quarter of all marine species. "
+    "Warming water makes corals expel the algae that feed them, and the reef turns white. "
+    "If the heat lasts for weeks the corals starve and the reef slowly crumbles. "
+    "Local pollution and overfishing make it harder for a bleached reef to recover."
+)
+INDEPENDENT = (
+    "Last summer I learned to sail on a small lake near my grandparents' farm. "
+    "The first lesson was how to read the wind from ripples on the water. "
+    "Capsizing was less frightening than I expected because the boat rights itself. "
+    "By August I could take friends out on my own and bring them back dry."
+)
+
+
+def csrf_token(html: str) -> str:
+    return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html).group(1)
+
+
+def make_user(runner, email: str, role: str = "instructor") -> None:
+    result = runner.invoke(args=["users", "create", "--email", email, "--password", PASSWORD, "--role", role])
+    assert result.exit_code == 0, result.output
+
+
+def log_in(client, email: str) -> None:
+    token = csrf_token(client.get("/login").get_data(as_text=True))
+    response = client.post("/login", data={"email": email, "password": PASSWORD, "csrf_token": token})
+    assert response.status_code == 302
+
+
+@pytest.fixture
+def instructor(client, runner):
+    make_user(runner, "prof@uni.edu")
+    log_in(client, "prof@uni.edu")
+    return client
+
+
+def token_of(client, url: str) -> str:
+    return csrf_token(client.get(url).get_data(as_text=True))
+
+
+def test_every_page_needs_an_instructor(client, runner):
+    for url in ("/submissions/", "/submissions/courses/1", "/submissions/assignments/1",
+                "/submissions/reports/1", "/submissions/uploads/1/progress"):
+        response = client.get(url)
+        assert response.status_code == 302 and "/login" in response.location, url
+    assert client.post("/submissions/courses", data={"code": "X"}).status_code in (302, 400)
+    make_user(runner, "reg@uni.edu", "registrar")
+    log_in(client, "reg@uni.edu")
+    assert client.get("/submissions/").status_code == 403
+
+
+def test_forms_need_a_csrf_token(instructor):
+    assert instructor.post("/submissions/courses", data={"code": "BIO1"}).status_code == 400
+    token = token_of(instructor, "/submissions/")
+    response = instructor.post("/submissions/courses", data={"code": "BIO1", "title": "Biology",
+                                                             "csrf_token": token})
+    assert response.status_code == 302
+    assert instructor.post("/submissions/assignments/1/uploads", data={}).status_code == 400
+    assert instructor.post("/submissions/assignments/1/reports", data={}).status_code == 400
+
+
+def _wait(client, url: str) -> dict:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        job = client.get(url).get_json()
+        if job["finished"]:
+            return job
+        time.sleep(0.2)
+    raise AssertionError("the upload did not finish")
+
+
+def test_upload_report_submission_review(app, instructor):
+    token = token_of(instructor, "/submissions/")
+    response = instructor.post("/submissions/courses", data={"code": "BIO1", "title": "Biology",
+                                                             "csrf_token": token})
+    course_url = response.location
+    response = instructor.post(course_url + "/assignments", content_type="multipart/form-data", data={
+        "csrf_token": token, "name": "reefs", "title": "Coral reefs",
+        "template_text": "Explain why coral reefs are in danger.",
+        "sources": [(io.BytesIO(b"An unrelated reading about volcanoes and the rocks they leave behind them."),
+                     "volcanoes.txt")]})
+    assert response.status_code == 302
+    assignment_url = response.location
+    page = instructor.get(assignment_url).get_data(as_text=True)
+    assert "volcanoes.txt" in page and 'id="upload-form"' in page
+
+    response = instructor.post(assignment_url + "/uploads", content_type="multipart/form-data",
+                               headers={"Accept": "application/json", "X-Requested-With": "fetch"},
+                               data={"csrf_token": token, "student_from_filename": "y", "files": [
+                                   (io.BytesIO(COPIED.encode()), "amy_reefs.txt"),
+                                   (io.BytesIO(COPIED.replace("tiny", "very small").encode()), "bo_reefs.md"),
+                                   (io.BytesIO(INDEPENDENT.encode()), "cal_reefs.txt"),
+                                   (io.BytesIO(b"\x89PNG\r\n\x1a\n\x00\x00"), "dot_reefs.txt"),
+                               ]})
+    assert response.status_code == 202, response.get_data(as_text=True)
+    job = _wait(instructor, response.get_json()["progress_url"])
+    assert job["state"] == "done" and job["added"] == 3 and job["done"] == job["total"] == 4
+    assert job["errors"][0]["filename"] == "dot_reefs.txt" and "binary" in job["errors"][0]["reason"]
+    page = instructor.get(assignment_url).get_data(as_text=True)
+    assert "dot_reefs.txt</strong>: the file holds binary data" in page
+    assert "amy_reefs.txt" in page and "cal_reefs.txt" in page
+
+    response = instructor.post(assignment_url + "/reports", data={"csrf_token": token})
+    assert response.status_code == 302
+    report_url = response.location
+    page = instructor.get(report_url).get_data(as_text=True)
+    rows = re.findall(r'<tr class="(flagged)?" data-submission="(\d+)">(.*?)</tr>', page, re.S)
+    by_file = {re.search(r">(\w+_reefs\.\w+)</a>", body).group(1): (flag, sid) for flag, sid, body in rows}
+    assert by_file["amy_reefs.txt"][0] == "flagged" and by_file["bo_reefs.md"][0] == "flagged"
+    assert by_file["cal_reefs.txt"][0] == ""
+    assert "Cluster 1" in page and "Still matches" not in page  # the live check runs in the browser
+
+    verify = instructor.get(report_url + "/verify").get_json()
+    assert verify["valid"], verify
+
+    amy = by_file["amy_reefs.txt"][1]
+    page = instructor.get(f"{report_url}/submissions/{amy}").get_data(as_text=True)
+    assert "bo/bo_reefs.md" in page
+    assert re.search(r'<mark class="hl hl-copy"[^>]*>[^<]*Warming water makes corals', page)
+    assert "Writing style" in page and 'id="anchor-proof"' in page
+    report_id = int(report_url.rsplit("/", 1)[1])
+    with app.app_context():
+        from plagiarism.store import Report
+        from web_auth import db_session
+
+        report = db_session().get(Report, report_id)
+        assert report.tx_hash in page and report.fingerprint in page and str(report.block_number) in page
+
+    body = instructor.get(report_url + "/report.json")
+    assert body.headers["Content-Disposition"].startswith("attachment")
+
+    response = instructor.post(f"{report_url}/submissions/{amy}/review",
+                               data={"csrf_token": token, "comment": "Met both students.", "action": "reviewed"})
+    assert response.status_code == 302
+    page = instructor.get(f"{report_url}/submissions/{amy}").get_data(as_text=True)
+    assert "Met both students." in page and "by prof@uni.edu" in page
+    assert "Reviewed" in instructor.get(report_url).get_data(as_text=True)
+    with app.app_context():
+        from web_auth import db_session
+
+        entry = db_session().scalar(select(AuditEntry).where(AuditEntry.action == "case_reviewed"))
+        assert entry.actor == "prof@uni.edu" and entry.detail_dict["comment"] == "Met both students."
+
+
+def test_upload_without_files_says_so(instructor):
+    token = token_of(instructor, "/submissions/")
+    course_url = instructor.post("/submissions/courses", data={"code": "C1", "csrf_token": token}).location
+    assignment_url = instructor.post(course_url + "/assignments", data={"name": "a1", "csrf_token": token}).location
+    response = instructor.post(assignment_url + "/uploads", data={"csrf_token": token},
+                               headers={"Accept": "application/json"})
+    assert response.status_code == 400 and "at least one file" in response.get_json()["error"]
