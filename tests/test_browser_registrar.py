@@ -49,6 +49,7 @@ def test_registrar_issues_a_csv_and_sees_the_qr_code(app, runner, live_server, p
     bad = tmp_path / "bad.csv"
     bad.write_text(class_csv(2) + "Zed,zed@uni.edu,BSc,WizardDegree,x,2026-06-31,,\n")
     page.click("text=Upload CSV")
+    shoot(page, shots, "01b-upload")
     page.set_input_files("input[type=file]", str(bad))
     page.click("button:has-text('Preview')")
     page.wait_for_selector("tr.has-error")
@@ -125,6 +126,9 @@ def test_registrar_issues_a_csv_and_sees_the_qr_code(app, runner, live_server, p
     page.wait_for_selector(".revoked-banner")
     assert "REVOKED" in page.inner_text("h1")
     shoot(page, shots, "09-revoked")
+    page.click("text=Printable certificate")
+    assert "REVOKED" in page.inner_text(".certificate .revoked-stamp")
+    shoot(page, shots, "09b-certificate-revoked")
 
     page.goto(f"{live_server.url}/registrar/credentials?q=ada")
     assert "REVOKED" in page.inner_text("table")
@@ -142,6 +146,9 @@ def test_registrar_issues_a_csv_and_sees_the_qr_code(app, runner, live_server, p
         assert mobile.evaluate("document.documentElement.scrollWidth") <= 390
         mobile.goto(f"{live_server.url}/registrar/credentials")
         shoot(mobile, shots, "13-phone-list")
+        assert mobile.evaluate("document.documentElement.scrollWidth") <= 390
+        mobile.goto(f"{live_server.url}/registrar/credentials/{credential_uuid}/certificate")
+        shoot(mobile, shots, "13b-phone-certificate")
         assert mobile.evaluate("document.documentElement.scrollWidth") <= 390
         mobile.goto(f"{live_server.url}/registrar/issue")
         shoot(mobile, shots, "14-phone-issue")
