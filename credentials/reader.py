@@ -5,11 +5,12 @@ no recorded deployment. `ChainReader(rpc_url)` asks the node its chain id and
 reads whichever registry address a credential states (`reader.registry(addr)`),
 so a credential names where its proof lives and the verifier checks it there.
 
-Why raw JSON-RPC instead of web3's contract objects: the verifier's hot path is
-one `eth_call` per verification (revocation is never cached), and web3's
-middleware and ABI machinery cost about a millisecond each call, a third of the
-budget for 300 verifications a second on two cores. The three calls are
-encoded with eth_abi, as web3 itself does.
+Why raw JSON-RPC on http.client instead of web3's contract objects (or
+requests): the verifier's hot path is one `eth_call` per verification
+(revocation is never cached), and web3's middleware and ABI machinery plus
+requests' adapters cost over a millisecond a call, a third of the budget for
+300 verifications a second on two cores. One keep-alive connection per
+thread; the three calls are encoded with eth_abi, as web3 itself does.
 
 Caching follows what can change: an anchored root's record and an issuer's
 authorisation at a block already mined never change (the contract has no way to
@@ -20,17 +21,27 @@ re-pointed at another node.
 
 from __future__ import annotations
 
+import http.client
+import json
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import lru_cache
+from urllib.parse import urlsplit
 
-import requests
 from eth_abi import decode, encode
-from eth_utils import to_checksum_address
+from eth_utils import to_checksum_address as _to_checksum_address
 
 from credentials.canonical import keccak256
 from credentials.chain import AnchorRecord, ChainError, ChainUnreachable, RevocationRecord
+
+
+@lru_cache(maxsize=8192)
+def checksum(address: str) -> str:
+    """EIP-55 spelling, cached: eth_utils' pure-Python version cost more than
+    the signature recovery, and a verifier sees the same few addresses."""
+    return _to_checksum_address(address)
 
 
 def _selector(signature: str) -> bytes:
@@ -98,19 +109,43 @@ class ChainReader:
 
     # ----- transport -------------------------------------------------------
 
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = self._local.session = requests.Session()
-        return session
+    def _connection(self) -> http.client.HTTPConnection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            parts = urlsplit(self.rpc_url)
+            kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+            conn = self._local.conn = kind(parts.hostname or "127.0.0.1", parts.port, timeout=self.timeout)
+        return conn
+
+    def _post(self, body: bytes) -> bytes:
+        """One POST on this thread's keep-alive connection; one retry on a fresh
+        connection, since a node may close an idle one at any time."""
+        path = urlsplit(self.rpc_url).path or "/"
+        for attempt in (1, 2):
+            conn = self._connection()
+            try:
+                conn.request("POST", path, body, {"Content-Type": "application/json"})
+                response = conn.getresponse()
+                data = response.read()
+                if response.status != 200:
+                    raise http.client.HTTPException(f"HTTP {response.status}")
+                return data
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                self._local.conn = None
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def rpc(self, method: str, params: list):
         """One JSON-RPC call; ChainUnreachable (naming the URL) on any transport failure."""
-        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
         try:
-            reply = self._session().post(self.rpc_url, json=body, timeout=self.timeout).json()
-        except (requests.RequestException, ValueError) as exc:
+            reply = json.loads(self._post(body))
+        except (OSError, http.client.HTTPException, ValueError) as exc:
             raise ChainUnreachable(f"cannot reach the chain at {self.rpc_url} ({exc.__class__.__name__})") from exc
+        if not isinstance(reply, dict):
+            raise ChainError(f"the node at {self.rpc_url} answered {method} with something that is not JSON-RPC")
         if "error" in reply:
             message = reply["error"].get("message", "error") if isinstance(reply["error"], dict) else reply["error"]
             raise ChainError(f"the node at {self.rpc_url} answered {method} with an error: {message}")
@@ -142,7 +177,7 @@ class ChainReader:
         return info
 
     def registry(self, address: str) -> RegistryView:
-        return RegistryView(self, to_checksum_address(address))
+        return RegistryView(self, checksum(address))
 
 
 class RegistryView:
@@ -178,7 +213,7 @@ class RegistryView:
                                               ["address", "uint256", "uint256", "uint256"])
         if int(issuer, 16) == 0:
             return None  # not anchored (yet): ask again next time
-        record = AnchorRecord("0x" + root.hex(), to_checksum_address(issuer), ts, block, count)
+        record = AnchorRecord("0x" + root.hex(), checksum(issuer), ts, block, count)
         self.reader._facts.put(key, record)
         return record
 
@@ -195,4 +230,4 @@ class RegistryView:
     def revocation_of(self, fingerprint: bytes) -> RevocationRecord:
         revoked, ts, reason, revoker = self._call(_REVOCATION_OF, ["bytes32"], [fingerprint],
                                                   ["bool", "uint256", "string", "address"])
-        return RevocationRecord(bool(revoked), ts, reason, to_checksum_address(revoker))
+        return RevocationRecord(bool(revoked), ts, reason, checksum(revoker))

@@ -19,14 +19,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from eth_utils import is_hex_address, to_checksum_address
+from eth_utils import is_hex_address
 
 from credentials.canonical import fingerprint as compute_fingerprint
 from credentials.canonical import from_hex, to_hex
 from credentials.chain import AnchorRecord, ChainError
 from credentials.document import PROOF_TYPE, signer_from_verification_method
 from credentials.merkle import root_from_path
-from credentials.reader import ChainReader, NotARegistry
+from credentials.reader import ChainReader, NotARegistry, checksum
 from credentials.signing import DOMAIN_NAME, DOMAIN_VERSION, Eip712Domain, SignatureError, recover_signer
 from credentials.validate import Problem, describe, parse_datetime, validate_document
 
@@ -153,14 +153,14 @@ def read_proof(doc: dict) -> tuple[StatedProof | None, list[Problem]]:
     domain = proof.get("eip712Domain")
     if chain_id is not None and registry is not None:
         expected = {"name": DOMAIN_NAME, "version": DOMAIN_VERSION, "chainId": chain_id,
-                    "verifyingContract": to_checksum_address(registry)}
+                    "verifyingContract": checksum(registry)}
         if not isinstance(domain, dict) or {**domain, "verifyingContract": str(domain.get("verifyingContract", "")).lower()} \
                 != {**expected, "verifyingContract": expected["verifyingContract"].lower()}:
             problems.append(Problem("$.proof.eip712Domain", f"the anchor's chain and registry {describe(expected)}",
                                     describe(domain, domain is None)))
     if problems or None in (fp, sig, method_address, chain_id, registry, root, path):
         return None, problems
-    return StatedProof(fp, sig, to_checksum_address(method_address), chain_id, to_checksum_address(registry),
+    return StatedProof(fp, sig, checksum(method_address), chain_id, checksum(registry),
                        root, path, tx_hash if isinstance(tx_hash, str) else None), []
 
 
@@ -171,7 +171,7 @@ def issuer_address(doc: dict) -> str | None:
     if not isinstance(issuer_id, str):
         return None
     address = signer_from_verification_method(issuer_id)
-    return to_checksum_address(address) if address and is_hex_address(address) else None
+    return checksum(address) if address and is_hex_address(address) else None
 
 
 # ----- the checks ----------------------------------------------------------------
