@@ -27,6 +27,7 @@ from credentials.issuance import (
     issuer_profile,
     resume_pending,
     revoke_credential,
+    source_digest,
 )
 
 CLI_ACTOR = "cli"
@@ -61,11 +62,27 @@ def _print(obj) -> None:
 @click.argument("csv_file", metavar="CSV", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Directory for one JSON file per credential.")
-def issue_command(csv_file: Path, out_dir: Path):
+@click.option("--again", is_flag=True, help="Issue even if this exact file was issued before.")
+def issue_command(csv_file: Path, out_dir: Path, again: bool):
     """Issue one batch from CSV: all rows or none.
 
-    Prints one JSON object: batch, count, merkle_root, tx_hash, gas_used."""
-    parsed = parse_csv(csv_file.read_bytes())
+    Prints one JSON object: batch, count, merkle_root, tx_hash, gas_used.
+    The same file twice is refused (a retry after a crash would issue every
+    credential a second time): an unfinished batch is finished by
+    `credentials resume`; an anchored one is re-issued only with --again."""
+    data = csv_file.read_bytes()
+    digest = source_digest(data)
+    with _session() as session:
+        earlier = storage.batches_from_source(session, digest)
+    unfinished = [b for b in earlier if b.state in storage.UNFINISHED_STATES]
+    if unfinished:
+        _fail(f"{csv_file} is already batch {unfinished[0].id}, saved but not anchored yet: run "
+              "`flask --app app credentials resume --out DIR` to finish it (issuing it again would "
+              "give everyone a second credential)")
+    if earlier and not again:
+        _fail(f"{csv_file} was issued already as batch {earlier[-1].id} ({earlier[-1].count} credentials); "
+              "`credentials export` writes its files again, --again issues a second batch")
+    parsed = parse_csv(data)
     if parsed.errors:
         for error in parsed.errors[:50]:
             click.echo(f"error: {error}", err=True)
@@ -76,7 +93,7 @@ def issue_command(csv_file: Path, out_dir: Path):
     try:
         with open_registry(_settings()) as registry, _session() as session:
             result = issue_batch(session, registry, issuer_profile(_settings(), registry), parsed.requests,
-                                 CLI_ACTOR, progress=progress, out_dir=out_dir)
+                                 CLI_ACTOR, progress=progress, out_dir=out_dir, source_digest=digest)
     except (ChainError, IssuanceError) as exc:
         _fail(str(exc))
     _print(result.summary())

@@ -26,6 +26,7 @@ use it in a subprocess; nothing else may set it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -102,6 +103,11 @@ class BatchResult:
                 "tx_hash": self.tx_hash, "gas_used": self.gas_used}
 
 
+def source_digest(data: bytes) -> str:
+    """The sha256 a batch records of the file it came from."""
+    return hashlib.sha256(data).hexdigest()
+
+
 def issuer_profile(settings: Settings | None, registry: Registry) -> IssuerProfile:
     """The institution as credentials name it: ATTEST_INSTITUTION_NAME (default
     "Example University") and optional ATTEST_INSTITUTION_URL, with the
@@ -149,12 +155,13 @@ class _Progress:
 def issue_batch(db_session: Session, registry: Registry, issuer_profile: IssuerProfile,
                 requests: Sequence[CredentialRequest], actor: str, progress: ProgressFn | None = None,
                 out_dir: Path | str | None = None, batch_id: str | None = None,
-                hash_emails: bool | None = None) -> BatchResult:
+                hash_emails: bool | None = None, source_digest: str | None = None) -> BatchResult:
     """Issue `requests` as one anchored batch (see the module doc for the order
     of events). `batch_id` lets a web page know the id before the work starts
     (to poll its progress). `hash_emails` publishes each recipient's email only
     as a salted sha256 (default: ATTEST_HASH_RECIPIENT_EMAILS=1); the database
-    keeps the plain address either way. Raises BatchLeftPending if the chain
+    keeps the plain address either way. `source_digest` (sha256 of the
+    uploaded file) lets callers notice the same file issued twice. Raises BatchLeftPending if the chain
     cannot take the transaction now; the batch is then saved and
     `resume_pending` finishes it."""
     total = len(requests)
@@ -171,7 +178,8 @@ def issue_batch(db_session: Session, registry: Registry, issuer_profile: IssuerP
                             f"{signer.address}")
 
     db_session.add(Batch(id=batch_id, created_by=actor, state=storage.PENDING, count=total,
-                         chain_id=registry.chain_id, registry_address=registry.address, stage="signing", done=0))
+                         chain_id=registry.chain_id, registry_address=registry.address, stage="signing", done=0,
+                         source_digest=source_digest))
     db_session.commit()
     tracker = _Progress(db_session, batch_id, total, progress)
     try:

@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from db import Base, create_tables, migration, utcnow
+from db import Base, add_column, create_tables, migration, utcnow
 
 # Batch states: written `pending`; `anchoring` while its transaction is in
 # flight; `anchored` once mined (and confirmed); `failed` when the chain
@@ -65,6 +65,10 @@ class Batch(Base):
     # `count` credentials that stage has finished.
     stage = Column(String(32), nullable=True)
     done = Column(Integer, nullable=False, default=0)
+    # sha256 of the uploaded CSV, where there was one: issuing the same file
+    # twice is almost always a mistake (a retry after a crash), see
+    # `batches_from_source`.
+    source_digest = Column(String(64), nullable=True, index=True)
 
     @property
     def finished(self) -> bool:
@@ -76,6 +80,7 @@ class Batch(Base):
             "tx_hash": self.tx_hash, "block_number": self.block_number, "gas_used": self.gas_used,
             "chain_id": self.chain_id, "registry": self.registry_address, "error": self.error,
             "stage": self.stage, "done": self.done, "created_by": self.created_by,
+            "source_digest": self.source_digest,
             "created_at": self.created_at.isoformat() if self.created_at else None,
             "anchored_at": self.anchored_at.isoformat() if self.anchored_at else None,
         }
@@ -135,6 +140,14 @@ def _create_credentials(conn) -> None:
 @migration("1003_credential_revocations")
 def _create_revocations(conn) -> None:
     create_tables(conn, Revocation)
+
+
+@migration("1004_batch_source_digest")
+def _add_source_digest(conn) -> None:
+    add_column(conn, Batch.__tablename__, Column("source_digest", String(64), nullable=True))
+    for index in Batch.__table__.indexes:
+        if index.name == "ix_credential_batches_source_digest":
+            index.create(conn, checkfirst=True)
 
 
 # ----- queries the web UI, the CLI and the verifier share ---------------------
@@ -199,6 +212,12 @@ def list_batches(session: Session, limit: int = 100, offset: int = 0) -> list[Ba
 
 def get_batch(session: Session, batch_id: str) -> Batch | None:
     return session.get(Batch, batch_id)
+
+
+def batches_from_source(session: Session, digest: str) -> list[Batch]:
+    """Batches issued from the file with this sha256 (not failed ones), oldest first."""
+    stmt = select(Batch).where(Batch.source_digest == digest, Batch.state != FAILED).order_by(Batch.created_at)
+    return list(session.scalars(stmt))
 
 
 def unfinished_batches(session: Session) -> list[Batch]:

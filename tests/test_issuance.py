@@ -265,3 +265,19 @@ def test_issue_and_resume_on_ganache_too(tmp_path, ganache_url):
         [finished] = resume_pending(session, registry)
         assert finished.tx_hash == result.tx_hash
         assert len(anchor_events(registry, result.merkle_root)) == 1
+
+
+def test_migrations_add_the_source_digest_to_an_older_database(tmp_path):
+    from sqlalchemy import inspect, text
+
+    database = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    database.migrate()
+    with database.engine.begin() as conn:  # make it look like a database from before 1004
+        conn.execute(text("DROP INDEX ix_credential_batches_source_digest"))
+        conn.execute(text("ALTER TABLE credential_batches DROP COLUMN source_digest"))
+        conn.execute(text("DELETE FROM schema_migrations WHERE name = '1004_batch_source_digest'"))
+    assert database.migrate() == ["1004_batch_source_digest"]
+    inspector = inspect(database.engine)
+    assert "source_digest" in {c["name"] for c in inspector.get_columns("credential_batches")}
+    assert "ix_credential_batches_source_digest" in {i["name"] for i in inspector.get_indexes("credential_batches")}
+    assert database.migrate() == []

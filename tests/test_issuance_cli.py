@@ -44,6 +44,9 @@ def test_issue_prints_one_json_object_and_writes_the_files(runner, tmp_path):
     assert all(json.loads(f.read_text())["proof"]["anchor"]["transactionHash"] == summary["tx_hash"]
                for f in files)
 
+    twice = runner.invoke(args=["credentials", "issue", str(DATA / "issue_sample.csv"), "--out", str(out)])
+    assert twice.exit_code == 1 and "issued already" in twice.stderr and summary["batch"] in twice.stderr
+
     listed = json.loads(runner.invoke(args=["credentials", "list", "--q", "turing"]).stdout)
     assert [c["recipient_name"] for c in listed] == ["Alan Turing"]
     revoked = runner.invoke(args=["credentials", "revoke", listed[0]["id"], "--reason", "issued in error"])
@@ -90,6 +93,9 @@ def test_crash_between_pending_and_anchored_then_resume_anchors_exactly_once(tmp
     batch, statuses = _state(data_dir)
     assert batch["count"] == 3 and batch["merkle_root"] and statuses == {"pending"}
     assert batch["state"] in ("pending", "anchoring")
+
+    retried = flask(data_dir, anvil_url, "credentials", "issue", str(DATA / "issue_sample.csv"), "--out", str(out))
+    assert retried.returncode == 1 and "credentials resume" in retried.stderr, "a retry must not issue twice"
 
     with open_registry(Settings.from_env(data_dir=data_dir, rpc_url=anvil_url)) as registry:
         anchored_before = registry.anchor_of(batch["merkle_root"]) is not None
