@@ -118,11 +118,13 @@ def revoke_command(credential_id: str, reason: str):
 @credentials_cli.command("resume")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Also write the finished batches' credential files here.")
-def resume_command(out_dir: Path | None):
+@click.option("--retry-failed", is_flag=True, help="Also retry saved batches the chain refused before.")
+def resume_command(out_dir: Path | None, retry_failed: bool):
     """Anchor every batch left pending by a crash or an unreachable chain, exactly once."""
     try:
         with open_registry(_settings()) as registry, _session() as session:
-            results = resume_pending(session, registry, out_dir=out_dir, actor=CLI_ACTOR)
+            results = resume_pending(session, registry, out_dir=out_dir, actor=CLI_ACTOR,
+                                     retry_failed=retry_failed)
             left = [b.as_dict() for b in storage.unfinished_batches(session)]
     except (ChainError, IssuanceError) as exc:
         _fail(str(exc))

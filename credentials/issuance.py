@@ -271,7 +271,9 @@ def _anchor(session: Session, registry: Registry, batch: Batch, tracker: _Progre
         record = _anchor_or_none(registry, batch.merkle_root)
         if record is not None:
             return find_anchor_tx(registry, batch.merkle_root, record.block_number)
-        batch.state, batch.error = storage.FAILED, f"the registry refused the batch: {exc}"
+        batch.state, batch.stage = storage.FAILED, "failed"
+        batch.error = (f"the registry refused the batch: {exc}. Its credentials are saved: fix the cause "
+                       "(e.g. authorise the issuer) and run `credentials resume --retry-failed`")
         session.commit()
         raise IssuanceError(f"batch {batch.id}: {batch.error}") from exc
     except Exception as exc:  # noqa: BLE001 - unreachable node, timeout, refused send: retry later
@@ -388,14 +390,17 @@ def export_batch(session: Session, batch_id: str, out_dir: Path | str) -> list[P
 # ----- resuming -------------------------------------------------------------------
 
 def resume_pending(db_session: Session, registry: Registry, out_dir: Path | str | None = None,
-                   actor: str = "system", progress: ProgressFn | None = None) -> list[BatchResult]:
-    """Finish every batch left `pending`/`anchoring`, each exactly once.
+                   actor: str = "system", progress: ProgressFn | None = None,
+                   retry_failed: bool = False) -> list[BatchResult]:
+    """Finish every batch left `pending`/`anchoring`, each exactly once
+    (with `retry_failed`, also saved batches the chain refused before, e.g.
+    while the issuer was not authorised).
 
     Returns the batches it finished. A batch signed for another registry is
     left alone (its error says why); if the chain is down, raises
     BatchLeftPending at the first batch, leaving it and the rest pending."""
     finished = []
-    for batch in storage.unfinished_batches(db_session):
+    for batch in storage.unfinished_batches(db_session, include_failed=retry_failed):
         if batch.merkle_root is None:
             if utcnow() - batch.created_at < SIGNING_STALE_AFTER:
                 continue  # probably still being signed by a live process

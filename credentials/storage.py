@@ -220,7 +220,12 @@ def batches_from_source(session: Session, digest: str) -> list[Batch]:
     return list(session.scalars(stmt))
 
 
-def unfinished_batches(session: Session) -> list[Batch]:
-    """Batches written but not (known to be) anchored: what `resume` finishes."""
-    stmt = select(Batch).where(Batch.state.in_(UNFINISHED_STATES)).order_by(Batch.created_at, Batch.id)
+def unfinished_batches(session: Session, include_failed: bool = False) -> list[Batch]:
+    """Batches written but not (known to be) anchored: what `resume` finishes.
+    With `include_failed`, also failed batches whose credentials were saved
+    (the chain refused them; worth a retry once the cause is fixed)."""
+    condition = Batch.state.in_(UNFINISHED_STATES)
+    if include_failed:
+        condition = condition | ((Batch.state == FAILED) & Batch.merkle_root.is_not(None))
+    stmt = select(Batch).where(condition).order_by(Batch.created_at, Batch.id)
     return list(session.scalars(stmt))

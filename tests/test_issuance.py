@@ -281,3 +281,17 @@ def test_migrations_add_the_source_digest_to_an_older_database(tmp_path):
     assert "source_digest" in {c["name"] for c in inspector.get_columns("credential_batches")}
     assert "ix_credential_batches_source_digest" in {i["name"] for i in inspector.get_indexes("credential_batches")}
     assert database.migrate() == []
+
+
+def test_a_refused_batch_is_failed_and_can_be_retried_once_the_cause_is_fixed(session, registry):
+    registry.deauthorize_issuer(registry.issuer.address)
+    with pytest.raises(IssuanceError, match="not an authorised issuer"):
+        issue_batch(session, registry, issuer_profile(None, registry), make_requests(2), "tester",
+                    batch_id="refused")
+    batch = storage.get_batch(session, "refused")
+    assert batch.state == storage.FAILED and "--retry-failed" in batch.error
+    assert resume_pending(session, registry) == [], "failed batches wait for an explicit retry"
+    registry.authorize_issuer(registry.issuer.address)
+    [finished] = resume_pending(session, registry, retry_failed=True)
+    assert finished.batch_id == "refused" and registry.anchor_of(finished.merkle_root).count == 2
+    assert storage.count_credentials(session, batch_id="refused", status=storage.ACTIVE) == 2
