@@ -7,7 +7,8 @@ matching, anomalies) is the detection core's; this module decides *what* is
 compared with what, keeps every passage's embedding so nothing is embedded
 twice, and keeps the results.
 
-The persistent index lives under ATTEST_DATA_DIR/index:
+The persistent index lives under ATTEST_DATA_DIR/index
+(one directory per embedding model, `<model id>/`, so vectors never mix):
 - `cache/` maps the sha256 of a passage's text to its embedding; every
   process reads the same append-only files, so a passage is embedded once
   however many assignments, uploads, reports or restarts see it;
@@ -227,12 +228,19 @@ class Partition(_AppendOnlyVectors):
 
 
 class PassageIndex:
-    """The persistent, partitioned passage index under one directory."""
+    """The persistent, partitioned passage index under one directory.
+
+    Vectors from different models (or backends: the int8 ONNX graph and the
+    fp32 reference agree to cosine 0.99, not exactly) never mix: the cache
+    and the partitions live under a directory named by the embedder's
+    `model_id`, so switching backends starts a fresh, consistent space.
+    """
 
     def __init__(self, root: Path, encoder: Encoder | None = None):
         self.root = Path(root)
-        self.cache = EmbeddingCache(self.root / "cache")
         self._encoder = encoder
+        self._space: Path | None = None
+        self._cache: EmbeddingCache | None = None
         self._partitions: dict[str, Partition] = {}
 
     def encoder(self) -> Encoder:
@@ -242,13 +250,28 @@ class PassageIndex:
             self._encoder = get_embedder()
         return self._encoder
 
+    @property
+    def space(self) -> Path:
+        """root/<model id>: where this model's vectors live."""
+        if self._space is None:
+            encoder = self.encoder()
+            model_id = getattr(encoder, "model_id", None) or type(encoder).__name__
+            self._space = self.root / re.sub(r"[^A-Za-z0-9._-]+", "-", str(model_id)).strip("-")
+        return self._space
+
+    @property
+    def cache(self) -> EmbeddingCache:
+        if self._cache is None:
+            self._cache = EmbeddingCache(self.space / "cache")
+        return self._cache
+
     def encode(self, texts: list[str]) -> np.ndarray:
         return self.cache.encode(texts, self.encoder)
 
     def partition(self, course_id: int, assignment_id: int | None) -> Partition:
         name = f"c{course_id}/a{assignment_id}" if assignment_id is not None else f"c{course_id}/sources"
         if name not in self._partitions:
-            self._partitions[name] = Partition(self.root / name)
+            self._partitions[name] = Partition(self.space / name)
         return self._partitions[name]
 
 

@@ -43,6 +43,7 @@ class CountingEncoder:
 
     def __init__(self, inner):
         self.inner = inner
+        self.model_id = inner.model_id
         self.seen: list[str] = []
 
     def encode(self, texts: list[str]) -> np.ndarray:
@@ -194,7 +195,8 @@ def test_partitions_are_separate_and_the_cache_is_shared(session, assignment, in
     index = service.open_index(index_dir, encoder)
     assert index.partition(course.id, assignment.id).docs == {"s1"}
     assert index.partition(course.id, other.id).docs == {"s2"}
-    assert (index_dir / f"c{course.id}" / f"a{other.id}" / "vectors.f32").exists()
+    assert (index.space / f"c{course.id}" / f"a{other.id}" / "vectors.f32").exists()
+    assert index.space.parent == index_dir and "MiniLM" in index.space.name
 
 
 def test_a_crashed_writer_leaves_no_misaligned_rows(tmp_path):
