@@ -62,7 +62,10 @@ class Batch(Base):
     error = Column(Text, nullable=True)
     anchored_at = Column(DateTime, nullable=True)
     # Progress, for a page that polls: what is being done, and how many of
-    # `count` credentials that stage has finished.
+    # `count` credentials that stage has finished. Stages seen in the table:
+    # signing (done counts up, committed every 1,000 or 10 %), saved (all
+    # written, done = count), anchoring (transaction in flight), anchored,
+    # "waiting for the chain" (left pending, see `error`) and failed.
     stage = Column(String(32), nullable=True)
     done = Column(Integer, nullable=False, default=0)
     # sha256 of the uploaded CSV, where there was one: issuing the same file
