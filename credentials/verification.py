@@ -229,11 +229,11 @@ def check_integrity(ctx: Context) -> CheckResult:
 
 def check_merkle_proof(ctx: Context) -> CheckResult:
     reached = root_from_path(ctx.fingerprint, ctx.proof.path)
-    steps = len(ctx.proof.path)
+    steps = f"{len(ctx.proof.path)} step{'' if len(ctx.proof.path) == 1 else 's'}"
     if reached != ctx.proof.root:
-        return failed("merkle_proof", f"Expected the Merkle path ({steps} steps) to lead from the fingerprint to the "
+        return failed("merkle_proof", f"Expected the Merkle path ({steps}) to lead from the fingerprint to the "
                                       f"stated batch root {short(ctx.proof.root)}; it leads to {short(reached)}.")
-    return passed("merkle_proof", f"The Merkle path ({steps} steps) leads from the fingerprint to the batch root "
+    return passed("merkle_proof", f"The Merkle path ({steps}) leads from the fingerprint to the batch root "
                                   f"{short(ctx.proof.root)}.")
 
 

@@ -1,0 +1,79 @@
+"""The verification pages in a real headless Chromium: a dropped file, a
+pasted tampered credential and a QR link, with the ticks and crosses read off
+the page; and the result on a phone-sized screen."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from app import limiter
+from tests.helpers_credentials import issue_stored
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def issued(app):
+    limiter.reset()
+    return issue_stored(app, 2)
+
+
+def read_checks(page) -> dict[str, tuple[str, str]]:
+    """check id -> (status, the mark a person sees)."""
+    page.wait_for_selector("#result")
+    rows = page.query_selector_all("#checks li[data-check]")
+    return {row.get_attribute("data-check"): (row.get_attribute("data-status"), row.query_selector(".mark").inner_text().strip())
+            for row in rows}
+
+
+def test_dropped_file_shows_ticks(live_server, page, issued, tmp_path):
+    path = tmp_path / "ada.json"
+    path.write_text(json.dumps(issued[0]))
+    page.goto(live_server.url + "/verify")
+    page.set_input_files("#credential_file", str(path))  # the drop zone's input submits on change
+    checks = read_checks(page)
+    assert len(checks) == 9
+    assert all(mark == "✓" for cid, (status, mark) in checks.items() if cid != "valid_until")
+    assert checks["valid_until"] == ("skipped", "–")
+    assert "Valid" in page.inner_text("#verdict")
+    assert page.inner_text("#fact-holder") == "Ada Lovelace"
+    assert "BSc Computer Science" in page.inner_text("#fact-achievement")
+
+
+def test_pasted_tampered_credential_shows_a_cross(live_server, page, issued):
+    tampered = copy.deepcopy(issued[1])
+    tampered["credentialSubject"]["achievement"]["name"] = "PhD Computer Science"
+    page.goto(live_server.url + "/verify")
+    page.fill("#credential_json", json.dumps(tampered, indent=2))
+    page.click("#verify-button")
+    checks = read_checks(page)
+    assert checks["integrity"] == ("failed", "✗")
+    assert checks["anchor"] == ("passed", "✓")
+    assert checks["merkle_proof"][0] == "skipped"
+    assert "Not valid" in page.inner_text("#verdict")
+    message = page.inner_text("li[data-check=integrity] .message")
+    assert message.startswith("Expected") and "changed after it was issued" in message
+
+
+def test_qr_link_on_a_phone(live_server, browser, issued, tmp_path):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                                  has_touch=True)
+    try:
+        page = context.new_page()
+        page.goto(f"{live_server.url}/v/{issued[0]['id'].removeprefix('urn:uuid:')}")
+        checks = read_checks(page)
+        assert [mark for status, mark in checks.values() if status == "passed"] == ["✓"] * 8
+        # Nothing wider than the screen: no sideways scrolling on a phone.
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        shots = Path(os.environ.get("ATTEST_SCREENSHOT_DIR") or tmp_path)  # to look at it yourself
+        page.screenshot(path=str(shots / "verify-phone.png"), full_page=True)
+        missing = page.goto(f"{live_server.url}/v/not-a-credential")
+        assert missing.status == 404
+        assert "No credential with this id" in page.inner_text("h1")
+    finally:
+        context.close()
