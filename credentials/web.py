@@ -252,7 +252,7 @@ def preview_rows(data: bytes, wanted: set[int], limit: int) -> tuple[list[Previe
 
 
 def start_batch(app: Flask, registry: Registry, requests: list[CredentialRequest], actor: str,
-                wait: float = 15.0) -> str:
+                source_digest: str | None = None, wait: float = 15.0) -> str:
     """Issue `requests` in a background thread and return the batch id once
     its row is written (so the page can poll it). Raises what the thread
     raised if it failed before the batch existed."""
@@ -268,7 +268,7 @@ def start_batch(app: Flask, registry: Registry, requests: list[CredentialRequest
         try:
             profile = issuance.issuer_profile(app.extensions["attest.settings"], registry)
             issuance.issue_batch(session, registry, profile, requests, actor, progress=progress,
-                                 batch_id=batch_id)
+                                 batch_id=batch_id, source_digest=source_digest)
         except issuance.BatchLeftPending as exc:
             log.warning("batch %s left pending: %s", batch_id, exc)
         except BaseException as exc:  # noqa: BLE001 - reported on the batch page or to the caller
@@ -382,8 +382,22 @@ def preview(token: str):
     parsed = csvimport.parse_csv(pending.data)
     by_row = parsed.errors_by_row()
     rows, hidden = preview_rows(pending.data, {r for r in by_row if r}, PREVIEW_ROWS)
+    earlier = storage.batches_from_source(db_session(), issuance.source_digest(pending.data))
     return render_template("registrar/preview.html", upload=pending, parsed=parsed, errors_by_row=by_row,
-                           rows=rows, hidden_rows=hidden, columns=csvimport.COLUMNS, form=ActionForm())
+                           rows=rows, hidden_rows=hidden, columns=csvimport.COLUMNS, form=ActionForm(),
+                           earlier=earlier[-1] if earlier else None)
+
+
+def _refuse_repeat(data: bytes, again: bool) -> tuple[str, str | None]:
+    """The file's digest, and why it must not be issued now (or None): the
+    same file twice is nearly always a retry that would double every credential."""
+    digest = issuance.source_digest(data)
+    earlier = storage.batches_from_source(db_session(), digest)
+    if any(b.state in storage.UNFINISHED_STATES for b in earlier):
+        return digest, "This file is already a batch that is waiting for the chain: resume it instead."
+    if earlier and not again:
+        return digest, "This file was issued already. Tick “issue it again” to issue a second batch."
+    return digest, None
 
 
 @registrar_bp.route("/upload/<token>/issue", methods=["POST"])
@@ -394,9 +408,14 @@ def issue_upload(token: str):
     if not parsed.ok:
         flash("This file has errors, so nothing was issued. Fix the rows and upload it again.", "error")
         return redirect(url_for(".preview", token=token))
+    digest, refusal = _refuse_repeat(pending.data, again=request.form.get("again") == "1")
+    if refusal:
+        flash(f"Nothing was issued. {refusal}", "error")
+        return redirect(url_for(".preview", token=token))
     try:
         registry = get_registry()
-        batch_id = start_batch(current_app._get_current_object(), registry, parsed.requests, _actor())
+        batch_id = start_batch(current_app._get_current_object(), registry, parsed.requests, _actor(),
+                               source_digest=digest)
     except CHAIN_ERRORS as exc:
         flash(f"The chain cannot be reached, so nothing was issued: {exc}. The file is kept: try again.",
               "error")

@@ -341,3 +341,19 @@ def test_preview_of_a_file_that_is_not_csv_text(registrar):
     assert "is not UTF-8 text" in html and 'id="issue-all"' not in html
     missing = post_form(registrar, "/registrar/upload", {}, content_type="multipart/form-data")
     assert "Choose a CSV file" in missing.get_data(as_text=True)
+
+
+def test_the_same_file_twice_needs_a_second_thought(registrar, app):
+    issue_csv(registrar)
+    preview_url = upload_csv(registrar, GOOD_CSV).headers["Location"]
+    html = registrar.get(preview_url).get_data(as_text=True)
+    assert "This exact file was issued already" in html and 'name="again"' in html
+    refused = post_form(registrar, preview_url, {}, post_url=preview_url + "/issue")
+    assert refused.headers["Location"].endswith(preview_url)
+    assert "was issued already" in registrar.get(preview_url).get_data(as_text=True)
+    with app.extensions["attest.db"].session() as s:
+        assert s.scalar(select(func.count()).select_from(storage.Batch)) == 1
+    again = post_form(registrar, preview_url, {"again": "1"}, post_url=preview_url + "/issue")
+    assert wait_for_batch(registrar, again.headers["Location"])["state"] == "anchored"
+    with app.extensions["attest.db"].session() as s:
+        assert s.scalar(select(func.count()).select_from(storage.Batch)) == 2
