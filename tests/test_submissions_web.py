@@ -5,6 +5,7 @@ the per-submission page with its passages and anchor proof, the review mark."""
 from __future__ import annotations
 
 import io
+import json
 import re
 import time
 
@@ -165,3 +166,37 @@ def test_upload_without_files_says_so(instructor):
     response = instructor.post(assignment_url + "/uploads", data={"csrf_token": token},
                                headers={"Accept": "application/json"})
     assert response.status_code == 400 and "at least one file" in response.get_json()["error"]
+
+
+def test_cli_adds_to_the_persistent_index_and_reports(app, runner, tmp_path):
+    folder = tmp_path / "essays"
+    folder.mkdir()
+    (folder / "amy_reefs.txt").write_text(COPIED)
+    (folder / "bo_reefs.txt").write_text(COPIED.replace("tiny", "very small"))
+    (folder / "cal_reefs.txt").write_text(INDEPENDENT)
+    (folder / "dot_reefs.docx").write_bytes(b"not a zip")
+    result = runner.invoke(args=["submissions", "add", "BIO1", "reefs", str(folder)])
+    assert result.exit_code == 1, result.output  # one file could not be read
+    added = json.loads(result.stdout)
+    assert sorted(added["added"]) == ["amy/amy_reefs.txt", "bo/bo_reefs.txt", "cal/cal_reefs.txt"]
+    assert added["errors"][0]["filename"] == "dot_reefs.docx" and "Word" in added["errors"][0]["reason"]
+
+    again = runner.invoke(args=["submissions", "add", "BIO1", "reefs", str(folder)])
+    assert json.loads(again.stdout)["added"] == [] and len(json.loads(again.stdout)["duplicates"]) == 3
+
+    courses = runner.invoke(args=["submissions", "courses", "--json"])
+    assert json.loads(courses.stdout) == [{"code": "BIO1", "title": "BIO1", "assignments": [
+        {"name": "reefs", "title": "reefs", "submissions": 3}]}]
+    index_root = app.extensions["attest.settings"].data_dir / "index"
+    assert list(index_root.glob("*/c1/a1/vectors.f32")), "the assignment has its own partition"
+
+    report = runner.invoke(args=["submissions", "report", "BIO1", "reefs", "--json"])
+    assert report.exit_code == 0, report.output
+    out = json.loads(report.stdout)
+    assert out["state"] == "anchored" and out["tx_hash"]
+    flagged = {r["filename"] for r in out["body"]["submissions"] if r["flagged"]}
+    assert flagged == {"amy_reefs.txt", "bo_reefs.txt"}
+    verify = runner.invoke(args=["submissions", "verify-report", str(out["report"])])
+    assert verify.exit_code == 0 and json.loads(verify.stdout)["valid"]
+    missing = runner.invoke(args=["submissions", "report", "NOPE", "reefs"])
+    assert missing.exit_code == 1 and "no course" in missing.output
