@@ -104,7 +104,7 @@ _documents = st.recursive(_scalars, lambda inner: st.one_of(
     st.lists(inner, max_size=5), st.dictionaries(_keys, inner, max_size=6)), max_leaves=30)
 
 
-@settings(max_examples=1500, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=1000, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_documents)
 def test_canonical_json_is_byte_identical_to_rfc8785(document):
     try:
