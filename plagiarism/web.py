@@ -83,6 +83,12 @@ class UploadForm(FlaskForm):
     student_from_filename = BooleanField("Student id is the file name up to the first _ or -", default=True)
 
 
+class PasteForm(FlaskForm):
+    student_id = StringField("Student id", validators=[DataRequired(), Length(max=128)])
+    student_name = StringField("Student name", validators=[Optional(), Length(max=255)])
+    text = TextAreaField("Text", validators=[DataRequired()])
+
+
 class ReviewForm(FlaskForm):
     comment = TextAreaField("Comment", validators=[Optional(), Length(max=4000)])
 
@@ -289,6 +295,7 @@ def assignment(assignment_id: int):
     return render_template("submissions/assignment.html", course=c, assignment=a, submissions=subs,
                            sources=service.sources_for(session, a), last_job=last_job, reports=reports,
                            upload_form=UploadForm(), source_form=SourceForm(), button=EmptyForm(),
+                           paste_form=PasteForm(),
                            accept=ACCEPT)
 
 
@@ -306,6 +313,35 @@ def add_assignment_sources(assignment_id: int):
         for p in problems:
             flash(f"Source not added: {p}", "error")
         flash("Sources saved.", "success")
+    return redirect(url_for(".assignment", assignment_id=a.id))
+
+
+@bp.route("/assignments/<int:assignment_id>/paste", methods=["POST"])
+@role_required("instructor")
+def paste(assignment_id: int):
+    """One pasted text: read and indexed in the request (it is a single text)."""
+    import audit
+
+    session = db_session()
+    a = _get(Assignment, assignment_id)
+    form = PasteForm()
+    if not form.validate_on_submit():
+        flash("A pasted submission needs a student id and its text.", "error")
+        return redirect(url_for(".assignment", assignment_id=a.id))
+    student = form.student_id.data.strip()
+    name = (form.student_name.data or "").strip() or student
+    result = service.add_submissions(session, a, [(f"{student}_pasted.txt", form.text.data.encode("utf-8"))],
+                                     student_of=lambda _filename: (student, name), actor=_actor(),
+                                     index_dir=_index_dir())
+    audit.record(session, _actor(), "submissions_uploaded", f"assignment:{a.id}", pasted=True,
+                 added=len(result.added), duplicates=len(result.duplicates))
+    session.commit()
+    if result.added:
+        flash(f"Pasted text added for {name}.", "success")
+    elif result.duplicates:
+        flash(f"That text is already here, as {result.duplicates[0][1]}.", "info")
+    else:
+        flash(f"The text could not be used: {result.errors[0][1]}.", "error")
     return redirect(url_for(".assignment", assignment_id=a.id))
 
 

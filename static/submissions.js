@@ -97,8 +97,18 @@
       });
   }
 
+  function initReportForm() {
+    var form = $("report-form");
+    if (!form) { return; }
+    form.addEventListener("submit", function () {
+      $("build-report").disabled = true;
+      $("report-status").hidden = false;
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     initUpload();
+    initReportForm();
     initChainCheck();
   });
 }());

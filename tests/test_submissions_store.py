@@ -291,3 +291,21 @@ def test_review_is_written_to_the_audit_log(session, assignment, index_dir, enco
     assert entry.actor == "prof@uni.edu" and entry.subject == f"submission:{sub.id}"
     assert entry.detail_dict["comment"] == "Checked with the student; own work."
     assert service.reviews_of(session, sub)[0].reviewed
+
+
+def test_many_sources_are_narrowed_through_the_index(session, assignment, index_dir, encoder, monkeypatch):
+    course = service.get_course(session, "HIST210")
+    service.add_source(session, course, "paper-mills.txt", ESSAY_C, None, "reading", index_dir=index_dir,
+                       encoder=encoder)
+    service.add_source(session, course, "gutenberg.txt", ESSAY_B, None, "past cohort", index_dir=index_dir,
+                       encoder=encoder)
+    service.add_submissions(session, assignment, [("ana.txt", ("In short: " + ESSAY_B).encode())],
+                            index_dir=index_dir, encoder=encoder)
+    session.commit()
+    index = service.open_index(index_dir, encoder)
+    assert index.partition(course.id, None).docs == {"r1", "r2"}, "course-wide sources have their partition"
+    monkeypatch.setattr(service, "SOURCE_CANDIDATE_LIMIT", 0)
+    report = service.build_report(session, assignment, None, index_dir=index_dir, encoder=encoder)
+    assert [s["name"] for s in report.data["sources"]] == ["gutenberg.txt"]
+    row = report.data["submissions"][0]
+    assert row["flagged"] and {m["name"] for m in row["matches"]} == {"gutenberg.txt"}

@@ -200,3 +200,16 @@ def test_cli_adds_to_the_persistent_index_and_reports(app, runner, tmp_path):
     assert verify.exit_code == 0 and json.loads(verify.stdout)["valid"]
     missing = runner.invoke(args=["submissions", "report", "NOPE", "reefs"])
     assert missing.exit_code == 1 and "no course" in missing.output
+
+
+def test_a_pasted_submission_is_added(instructor):
+    token = token_of(instructor, "/submissions/")
+    course_url = instructor.post("/submissions/courses", data={"code": "C2", "csrf_token": token}).location
+    assignment_url = instructor.post(course_url + "/assignments",
+                                     data={"name": "a1", "csrf_token": token}).location
+    data = {"csrf_token": token, "student_id": "s123", "student_name": "Sam Lee", "text": INDEPENDENT}
+    response = instructor.post(assignment_url + "/paste", data=data, follow_redirects=True)
+    page = response.get_data(as_text=True)
+    assert "Pasted text added for Sam Lee." in page and "s123_pasted.txt" in page
+    again = instructor.post(assignment_url + "/paste", data=data, follow_redirects=True).get_data(as_text=True)
+    assert "already here, as s123/s123_pasted.txt" in again
