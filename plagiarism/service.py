@@ -189,7 +189,8 @@ class EmbeddingCache(_AppendOnlyVectors):
             self.encoded += len(todo)
         if not keys:
             return np.zeros((0, DIM), np.float32)
-        return self.matrix[[self.rows[k] for k in keys]]
+        with self.lock:  # another thread of this process may be appending
+            return self.matrix[[self.rows[k] for k in keys]]
 
 
 class Partition(_AppendOnlyVectors):

@@ -309,3 +309,37 @@ def test_many_sources_are_narrowed_through_the_index(session, assignment, index_
     assert [s["name"] for s in report.data["sources"]] == ["gutenberg.txt"]
     row = report.data["submissions"][0]
     assert row["flagged"] and {m["name"] for m in row["matches"]} == {"gutenberg.txt"}
+
+
+def test_threads_share_one_cache_without_losing_rows(tmp_path):
+    import threading
+
+    class Hashing:
+        def encode(self, texts):
+            out = np.zeros((len(texts), DIM), np.float32)
+            for i, t in enumerate(texts):
+                out[i, hash(t) % DIM] = 1.0
+            return out
+
+    caches = [EmbeddingCache(tmp_path / "cache") for _ in range(2)]  # as if two processes
+    texts = [f"passage number {i}" for i in range(300)]
+    errors = []
+
+    def work(cache, chunk):
+        try:
+            for i in range(0, len(chunk), 7):
+                got = cache.encode(chunk[i:i + 7], Hashing())
+                expected = Hashing().encode(chunk[i:i + 7])
+                assert np.array_equal(got, expected)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(caches[n % 2], texts[n::3] + texts[:50])) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    fresh = EmbeddingCache(tmp_path / "cache")
+    fresh.refresh()
+    assert len(fresh.rows) == 300 and len(fresh) == 300, "every passage stored exactly once"
