@@ -49,7 +49,8 @@ def chain_reader(app: Flask | None = None) -> ChainReader:
                     from services import get_registry
 
                     url = get_registry(app).rpc_url
-                reader = app.extensions["attest.chain_reader"] = ChainReader(url)
+                depth = app.extensions["attest.settings"].confirmations
+                reader = app.extensions["attest.chain_reader"] = ChainReader(url, finality_depth=depth)
     return reader
 
 

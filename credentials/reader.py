@@ -99,9 +99,13 @@ class _Lru:
 class ChainReader:
     """JSON-RPC reads against one node; safe to share between threads."""
 
-    def __init__(self, rpc_url: str, timeout: float = 10.0):
+    def __init__(self, rpc_url: str, timeout: float = 10.0, finality_depth: int = 0):
         self.rpc_url = rpc_url
         self.timeout = timeout
+        # On a chain that can reorganise, a record is only final `finality_depth`
+        # blocks deep (ATTEST_CONFIRMATIONS); before that it is read, not kept.
+        self.finality_depth = finality_depth
+        self._head: tuple[int, float] | None = None
         self._local = threading.local()
         self._chain_id: tuple[int, float] | None = None
         self._facts = _Lru()
@@ -165,6 +169,15 @@ class ChainReader:
         self._chain_id = (value, time.monotonic())
         return value
 
+    def is_final(self, block_number: int) -> bool:
+        """Is `block_number` deep enough that what happened in it cannot change?"""
+        if self.finality_depth <= 0:
+            return True
+        cached = self._head
+        if cached is None or time.monotonic() - cached[1] > 1.0:
+            cached = self._head = (int(self.rpc("eth_blockNumber", []), 16), time.monotonic())
+        return cached[0] - block_number >= self.finality_depth
+
     def code_info(self, address: str) -> CodeInfo:
         key = ("code", self.chain_id(), address)
         cached = self._facts.get(key)
@@ -214,7 +227,8 @@ class RegistryView:
         if int(issuer, 16) == 0:
             return None  # not anchored (yet): ask again next time
         record = AnchorRecord("0x" + root.hex(), checksum(issuer), ts, block, count)
-        self.reader._facts.put(key, record)
+        if self.reader.is_final(block):
+            self.reader._facts.put(key, record)
         return record
 
     def was_authorized_at(self, address: str, block_number: int) -> bool:
@@ -224,7 +238,8 @@ class RegistryView:
             return cached
         (answer,) = self._call(_WAS_AUTHORIZED_AT, ["address", "uint256"], [address, block_number], ["bool"])
         # A mined block's authorisation never changes: (de)authorising acts from the current block on.
-        self.reader._facts.put(key, bool(answer))
+        if self.reader.is_final(block_number):
+            self.reader._facts.put(key, bool(answer))
         return bool(answer)
 
     def revocation_of(self, fingerprint: bytes) -> RevocationRecord:

@@ -84,3 +84,11 @@ def qr_link(credential_id: str):
     if stored is None:
         return render_template("verify/not_found.html", credential_id=credential_id[:100]), 404
     return render_result(stored[0], stored_status=stored[1], qr=True)
+
+
+@verify_bp.errorhandler(413)
+def too_large(_exc):
+    """Beyond the app's MAX_CONTENT_LENGTH (smaller uploads get load_document's own sentence)."""
+    return render_template("verify/page.html", result=None,
+                           error="This is not a credential: the upload is far larger than a credential "
+                                 "(a few kilobytes)."), 413

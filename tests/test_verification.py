@@ -121,3 +121,13 @@ def test_cache_keeps_anchor_but_never_revocation(world):
     reader.call = lambda to, data: calls.append(data[:4]) or original(to, data)
     verify_credential(doc, reader)
     assert len(calls) == 1  # revocationOf only: anchor and authorisation come from the cache
+
+
+def test_records_not_yet_final_are_read_not_cached(world):
+    reader = ChainReader(world.rpc_url, finality_depth=1_000_000)
+    verify_credential(world.good, reader)
+    calls = []
+    original = reader.call
+    reader.call = lambda to, data: calls.append(data[:4]) or original(to, data)
+    assert verify_credential(world.good, reader).valid
+    assert len(calls) == 3  # anchorOf, wasAuthorizedAt and revocationOf: nothing was final enough to keep

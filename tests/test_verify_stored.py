@@ -3,6 +3,7 @@ this service stored, and say so kindly when there is none."""
 
 from __future__ import annotations
 
+import io
 import re
 
 import pytest
@@ -75,3 +76,11 @@ def test_pasted_junk_is_a_message_not_an_error(client):
     response = client.post("/verify", data={"credential_json": "[[[", "csrf_token": token(client)})
     assert response.status_code == 400
     assert "This is not a credential" in response.get_data(as_text=True)
+
+
+def test_a_huge_upload_is_refused_kindly(client):
+    big = io.BytesIO(b'{"a": "' + b"x" * (5 * 1024 * 1024) + b'"}')
+    response = client.post("/verify", data={"csrf_token": token(client), "credential_file": (big, "big.json")},
+                           content_type="multipart/form-data")
+    assert response.status_code == 400
+    assert "a credential is at most 1,048,576 bytes" in response.get_data(as_text=True)
