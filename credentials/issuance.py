@@ -32,6 +32,7 @@ import os
 import secrets
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -335,23 +336,29 @@ def _complete(session: Session, batch: Batch, documents: list[str], ids: list[st
     """Step 4: the transaction hash into every proof, the batch `anchored`, the files."""
     tracker.stage("finishing", 0, commit=False)
     tx_hash = tx.tx_hash if tx else None
-    table = CredentialRecord.__table__
-    # One statement whatever the batch size; replace() is standard in SQLite,
-    # PostgreSQL and MySQL. Revoked credentials keep their status.
-    session.execute(update(table).where(table.c.batch_id == batch.id).values(
-        document=func.replace(table.c.document, TX_PLACEHOLDER, _filled(tx_hash)),
-        status=case((table.c.status == storage.CREDENTIAL_PENDING, storage.ACTIVE), else_=table.c.status)))
-    batch.state, batch.error, batch.anchored_at = storage.ANCHORED, None, utcnow()
-    batch.stage, batch.done = "anchored", batch.count
-    if tx is not None:
-        batch.tx_hash, batch.block_number, batch.gas_used = tx.tx_hash, tx.block_number, tx.gas_used
-    audit.record(session, actor, "batch_anchored", batch.id, count=batch.count, merkle_root=batch.merkle_root,
-                 tx_hash=tx_hash)
-    session.commit()
-    files = []
-    if out_dir is not None:
-        filled = _filled(tx_hash)
-        files = write_files(out_dir, [d.replace(TX_PLACEHOLDER, filled, 1) for d in documents], ids)
+    with ThreadPoolExecutor(1, thread_name_prefix="attest-files") as pool:
+        # The files are written while the database rewrites the rows: both
+        # wait on the disk with the GIL released. Files before the commit are
+        # harmless: the root is on chain, so they are valid credentials.
+        writing = None
+        if out_dir is not None:
+            filled = _filled(tx_hash)
+            writing = pool.submit(write_files, out_dir, [d.replace(TX_PLACEHOLDER, filled, 1) for d in documents],
+                                  ids)
+        table = CredentialRecord.__table__
+        # One statement whatever the batch size; replace() is standard in SQLite,
+        # PostgreSQL and MySQL. Revoked credentials keep their status.
+        session.execute(update(table).where(table.c.batch_id == batch.id).values(
+            document=func.replace(table.c.document, TX_PLACEHOLDER, _filled(tx_hash)),
+            status=case((table.c.status == storage.CREDENTIAL_PENDING, storage.ACTIVE), else_=table.c.status)))
+        batch.state, batch.error, batch.anchored_at = storage.ANCHORED, None, utcnow()
+        batch.stage, batch.done = "anchored", batch.count
+        if tx is not None:
+            batch.tx_hash, batch.block_number, batch.gas_used = tx.tx_hash, tx.block_number, tx.gas_used
+        audit.record(session, actor, "batch_anchored", batch.id, count=batch.count,
+                     merkle_root=batch.merkle_root, tx_hash=tx_hash)
+        session.commit()
+        files = writing.result() if writing is not None else []
     if tracker.callback:
         tracker.callback(batch.count, batch.count, "anchored")
     return BatchResult(batch.id, batch.count, batch.merkle_root, tx_hash, batch.gas_used, batch.block_number,
