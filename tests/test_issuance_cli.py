@@ -156,3 +156,17 @@ def test_large_batches_report_progress_on_stderr_only(runner, tmp_path):
     assert again == sorted(p.name for p in (tmp_path / "out").glob("*.json")) and len(again) == 1200
     some = again[0]
     assert (tmp_path / "again" / some).read_bytes() == (tmp_path / "out" / some).read_bytes()
+
+
+def test_issue_with_the_chain_down_fails_clearly_and_saves_nothing(tmp_path):
+    from app import create_app
+    from credentials.node import free_port
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    app = create_app({"TESTING": True, "data_dir": tmp_path / "data", "rpc_url": dead, "SECRET_KEY": "x"})
+    result = app.test_cli_runner().invoke(
+        args=["credentials", "issue", str(DATA / "issue_sample.csv"), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert "cannot reach the chain" in result.stderr and dead in result.stderr
+    with app.extensions["attest.db"].session() as session:
+        assert storage.list_batches(session) == []
