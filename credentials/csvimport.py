@@ -133,7 +133,10 @@ def _check_header(header: list[str]) -> list[CsvError]:
             parts.append(f"missing column(s): {', '.join(missing)}")
         if unknown:
             parts.append(f"unknown column(s): {', '.join(repr(u) for u in unknown)}")
-        errors.append(CsvError(1, None, "; ".join(parts) + f". The header must be: {','.join(COLUMNS)}"))
+        hint = ""
+        if len(names) == 1 and (";" in names[0] or "\t" in names[0]):
+            hint = " (the file seems to use ';' or tabs between columns: save it as comma-separated CSV)"
+        errors.append(CsvError(1, None, "; ".join(parts) + f". The header must be: {','.join(COLUMNS)}{hint}"))
     if repeated:
         errors.append(CsvError(1, None, f"column(s) named twice: {', '.join(repeated)}"))
     return errors

@@ -111,3 +111,8 @@ def test_not_utf8():
 def test_blank_lines_are_skipped_and_rows_keep_their_line_numbers():
     result = parse_csv(csv_of(GOOD, "", "Bo,bad-email,BSc,BachelorDegree,Desc,2025-06-30,,"))
     assert [(e.row, e.column) for e in result.errors] == [(4, "recipient_email")]
+
+
+def test_semicolon_separated_files_get_a_hint():
+    error = only_error(csv_of(GOOD.replace(",", ";"), header=HEADER.replace(",", ";")))
+    assert error.row == 1 and "comma-separated" in error.message
