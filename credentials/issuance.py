@@ -258,10 +258,10 @@ def _anchor(session: Session, registry: Registry, batch: Batch, tracker: _Progre
     _check_same_registry(batch, registry)
     try:
         record = registry.anchor_of(batch.merkle_root)
+        if record is not None:
+            return find_anchor_tx(registry, batch.merkle_root, record.block_number)
     except Exception as exc:  # noqa: BLE001 - any failure to ask means "not now"
         _leave_pending(session, batch, exc)
-    if record is not None:
-        return find_anchor_tx(registry, batch.merkle_root, record.block_number)
     batch.state, batch.error = storage.ANCHORING, None
     session.commit()
     tracker.stage("anchoring")
