@@ -21,6 +21,7 @@ re-pointed at another node.
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import threading
@@ -28,7 +29,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from eth_abi import decode, encode
 from eth_utils import to_checksum_address as _to_checksum_address
@@ -101,6 +102,16 @@ class ChainReader:
 
     def __init__(self, rpc_url: str, timeout: float = 10.0, finality_depth: int = 0):
         self.rpc_url = rpc_url
+        parts = urlsplit(rpc_url)
+        self._host, self._port, self._https = parts.hostname or "127.0.0.1", parts.port, parts.scheme == "https"
+        self._path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self._headers = {"Content-Type": "application/json"}
+        if parts.username:
+            token = base64.b64encode(f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()).decode()
+            self._headers["Authorization"] = f"Basic {token}"
+        # What messages show, on public pages too: never a key in the path, query or user part.
+        self.public_url = f"{parts.scheme}://{self._host}{f':{parts.port}' if parts.port else ''}" + \
+            ("/…" if parts.path.strip("/") or parts.query else "")
         self.timeout = timeout
         # On a chain that can reorganise, a record is only final `finality_depth`
         # blocks deep (ATTEST_CONFIRMATIONS); before that it is read, not kept.
@@ -116,19 +127,17 @@ class ChainReader:
     def _connection(self) -> http.client.HTTPConnection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            parts = urlsplit(self.rpc_url)
-            kind = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-            conn = self._local.conn = kind(parts.hostname or "127.0.0.1", parts.port, timeout=self.timeout)
+            kind = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+            conn = self._local.conn = kind(self._host, self._port, timeout=self.timeout)
         return conn
 
     def _post(self, body: bytes) -> bytes:
         """One POST on this thread's keep-alive connection; one retry on a fresh
         connection, since a node may close an idle one at any time."""
-        path = urlsplit(self.rpc_url).path or "/"
         for attempt in (1, 2):
             conn = self._connection()
             try:
-                conn.request("POST", path, body, {"Content-Type": "application/json"})
+                conn.request("POST", self._path, body, self._headers)
                 response = conn.getresponse()
                 data = response.read()
                 if response.status != 200:
@@ -147,12 +156,12 @@ class ChainReader:
         try:
             reply = json.loads(self._post(body))
         except (OSError, http.client.HTTPException, ValueError) as exc:
-            raise ChainUnreachable(f"cannot reach the chain at {self.rpc_url} ({exc.__class__.__name__})") from exc
+            raise ChainUnreachable(f"cannot reach the chain at {self.public_url} ({exc.__class__.__name__})") from exc
         if not isinstance(reply, dict):
-            raise ChainError(f"the node at {self.rpc_url} answered {method} with something that is not JSON-RPC")
+            raise ChainError(f"the node at {self.public_url} answered {method} with something that is not JSON-RPC")
         if "error" in reply:
             message = reply["error"].get("message", "error") if isinstance(reply["error"], dict) else reply["error"]
-            raise ChainError(f"the node at {self.rpc_url} answered {method} with an error: {message}")
+            raise ChainError(f"the node at {self.public_url} answered {method} with an error: {message}")
         return reply.get("result")
 
     def call(self, to: str, data: bytes) -> bytes:

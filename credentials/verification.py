@@ -244,7 +244,7 @@ def check_anchor(ctx: Context) -> CheckResult:
     node_chain = ctx.reader.chain_id()
     if node_chain != proof.chain_id:
         return failed("anchor", f"Expected chain id {proof.chain_id}, as the credential states; the node at "
-                                f"{ctx.reader.rpc_url} is chain {node_chain}.")
+                                f"{ctx.reader.public_url} is chain {node_chain}.")
     registry = ctx.registry()
     try:
         registry.require_registry()

@@ -10,7 +10,7 @@ import pytest
 
 from credentials.reader import ChainReader
 from credentials.verification import CHECK_IDS, verify_credential
-from tests.helpers_credentials import CASES, open_world
+from tests.helpers_credentials import CASES, mint, open_world
 
 
 @pytest.fixture(scope="module")
@@ -131,3 +131,21 @@ def test_records_not_yet_final_are_read_not_cached(world):
     reader.call = lambda to, data: calls.append(data[:4]) or original(to, data)
     assert verify_credential(world.good, reader).valid
     assert len(calls) == 3  # anchorOf, wasAuthorizedAt and revocationOf: nothing was final enough to keep
+
+
+def test_same_checks_on_anvil_and_ganache(any_registry):
+    doc = mint(any_registry)[0]
+    reader = ChainReader(any_registry.rpc_url)
+    result = verify_credential(doc, reader)
+    assert result.valid, result.as_dict()
+    any_registry.revoke(doc["proof"]["fingerprint"], "issued in error")
+    revoked = verify_credential(doc, reader)
+    assert revoked.check("revocation").status == "failed" and "issued in error" in revoked.check("revocation").message
+
+
+def test_messages_never_show_an_rpc_key():
+    reader = ChainReader("http://user:secret@127.0.0.1:9/v3/KEY123?apikey=KEY456", timeout=1)
+    assert reader.public_url == "http://127.0.0.1:9/…"
+    with pytest.raises(Exception) as caught:
+        reader.chain_id()
+    assert "KEY" not in str(caught.value) and "secret" not in str(caught.value)
