@@ -9,6 +9,8 @@ import json
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from openapi_schema_validator import validate as validate_schema
+from openapi_spec_validator import validate as validate_openapi
 
 from app import limiter
 from tests.helpers_credentials import open_world
@@ -88,6 +90,19 @@ def test_openapi_document_is_served_and_describes_verify(api):
     assert {"200", "400", "413", "429"} <= set(operation["responses"])
     check_ids = spec["components"]["schemas"]["Check"]["properties"]["id"]["enum"]
     assert check_ids[0] == "format" and check_ids[-1] == "valid_until"
+    validate_openapi(spec)  # a well-formed OpenAPI 3.1 document
+
+
+def test_answers_match_the_openapi_schema(api, world):
+    spec = api.get("/api/v1/openapi.json").get_json()
+    operation = spec["paths"]["/api/v1/credentials/verify"]["post"]
+    ok_schema = dict(operation["responses"]["200"]["content"]["application/json"]["schema"],
+                     components=spec["components"])
+    error_schema = dict(operation["responses"]["400"]["content"]["application/json"]["schema"],
+                        components=spec["components"])
+    for doc in (world.good, world.cases["tampered_subject"][0], {"@context": []}):
+        validate_schema(api.post(URL, json=doc).get_json(), ok_schema)
+    validate_schema(api.post(URL, data=b"[").get_json(), error_schema)
 
 
 def test_rate_limit_per_address_is_a_json_429(app, world):
