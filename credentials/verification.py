@@ -352,8 +352,12 @@ def run_check(ctx: Context, cid: str, check, needs: tuple[str, ...], needs_proof
     if needs_proof and ctx.proof is None:
         return CheckResult(cid, SKIPPED, "Skipped: the proof is missing or unreadable (see format).")
     for need in needs:
-        if ctx.results[need].status != PASSED:
+        status = ctx.results[need].status
+        if status == FAILED:
             return CheckResult(cid, SKIPPED, f"Skipped: {WHY_SKIPPED[need]} (see {need}).")
+        if status == SKIPPED:
+            return CheckResult(cid, SKIPPED, f"Skipped: it needs the {need.replace('_', ' ')} check, which could "
+                                             f"not run either (see {need}).")
     try:
         return check(ctx)
     except ChainError as exc:

@@ -45,7 +45,7 @@ def test_dropped_file_shows_ticks(live_server, page, issued, tmp_path):
     assert "BSc Computer Science" in page.inner_text("#fact-achievement")
 
 
-def test_pasted_tampered_credential_shows_a_cross(live_server, page, issued):
+def test_pasted_tampered_credential_shows_a_cross(live_server, page, issued, tmp_path):
     tampered = copy.deepcopy(issued[1])
     tampered["credentialSubject"]["achievement"]["name"] = "PhD Computer Science"
     page.goto(live_server.url + "/verify")
@@ -58,6 +58,8 @@ def test_pasted_tampered_credential_shows_a_cross(live_server, page, issued):
     assert "Not valid" in page.inner_text("#verdict")
     message = page.inner_text("li[data-check=integrity] .message")
     assert message.startswith("Expected") and "changed after it was issued" in message
+    page.screenshot(path=str(Path(os.environ.get("ATTEST_SCREENSHOT_DIR") or tmp_path) / "verify-tampered.png"),
+                    full_page=True)
 
 
 def test_qr_link_on_a_phone(live_server, browser, issued, tmp_path):
