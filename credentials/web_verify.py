@@ -25,6 +25,8 @@ def find_stored(credential_id: str) -> tuple[dict, str] | None:
     except ModuleNotFoundError:  # a verifier-only deployment keeps no credentials
         return None
     credential_id = credential_id.strip()
+    if "/v/" in credential_id:  # the QR link itself, pasted into the id box
+        credential_id = credential_id.rsplit("/v/", 1)[1].split("?", 1)[0].strip("/")
     if not credential_id or len(credential_id) > 100:
         return None
     with current_app.extensions["attest.db"].session() as session:

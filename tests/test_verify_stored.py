@@ -52,6 +52,9 @@ def test_unknown_qr_link_is_a_friendly_404(client, stored):
 def test_id_box_verifies_and_unknown_id_says_so(client, stored):
     found = client.post("/verify", data={"credential_id": stored[1]["id"], "csrf_token": token(client)})
     assert found.status_code == 200 and "Grace Hopper" in found.get_data(as_text=True)
+    link = f"https://attest.example.edu/v/{stored[1]['id'].removeprefix('urn:uuid:')}"
+    by_link = client.post("/verify", data={"credential_id": link, "csrf_token": token(client)})
+    assert by_link.status_code == 200 and "Grace Hopper" in by_link.get_data(as_text=True)
     missing = client.post("/verify", data={"credential_id": "urn:uuid:nope", "csrf_token": token(client)})
     assert missing.status_code == 404
     assert "No credential with the id" in missing.get_data(as_text=True)
