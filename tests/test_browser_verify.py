@@ -79,3 +79,20 @@ def test_qr_link_on_a_phone(live_server, browser, issued, tmp_path):
         assert "No credential with this id" in page.inner_text("h1")
     finally:
         context.close()
+
+
+def test_drag_and_drop_onto_the_drop_zone(live_server, page, issued):
+    """A real drop event carrying the file, as a person dragging it from their desktop makes."""
+    page.goto(live_server.url + "/verify")
+    transfer = page.evaluate_handle("""(text) => {
+        const dt = new DataTransfer();
+        dt.items.add(new File([text], "credential.json", {type: "application/json"}));
+        return dt;
+    }""", json.dumps(issued[1]))
+    page.dispatch_event("#dropzone", "dragenter", {"dataTransfer": transfer})
+    assert "over" in page.get_attribute("#dropzone", "class")
+    with page.expect_navigation():
+        page.dispatch_event("#dropzone", "drop", {"dataTransfer": transfer})
+    checks = read_checks(page)
+    assert checks["signature"] == ("passed", "✓") and checks["revocation"] == ("passed", "✓")
+    assert page.inner_text("#fact-holder") == "Grace Hopper"
