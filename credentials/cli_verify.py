@@ -10,6 +10,7 @@ megabyte, never a traceback.
 
 from __future__ import annotations
 
+import atexit
 import json
 import sys
 from typing import BinaryIO
@@ -18,6 +19,7 @@ import click
 from flask import current_app
 
 from credentials.cli import credentials_cli
+from credentials.node import EmbeddedAnvil, NodeError
 from credentials.reader import ChainReader
 from credentials.validate import MAX_DOCUMENT_BYTES, NotACredential, load_document, validate_document
 from credentials.verification import verify_credential
@@ -42,13 +44,24 @@ def not_a_credential(exc: NotACredential, as_json: bool) -> None:
 
 
 def default_rpc_url() -> str:
-    """ATTEST_RPC_URL, else the embedded node's (started if need be)."""
+    """ATTEST_RPC_URL, else the embedded node's: started if need be (and stopped
+    at exit if this process started it), but nothing is deployed and no key is
+    made, since verifying needs only a node to ask."""
     settings = current_app.extensions["attest.settings"]
     if settings.rpc_url:
         return settings.rpc_url
-    from services import get_registry
+    node = EmbeddedAnvil(settings.chain_dir)
+    try:
+        url = node.start()
+    except NodeError as exc:
+        not_a_chain(f"cannot start the embedded Anvil node: {exc}")
+    atexit.register(node.stop)
+    return url
 
-    return get_registry(current_app._get_current_object()).rpc_url
+
+def not_a_chain(message: str) -> None:
+    click.echo(f"error: {message}; pass --rpc-url or set ATTEST_RPC_URL", err=True)
+    sys.exit(EXIT_INVALID)
 
 
 @credentials_cli.command("verify")
