@@ -7,17 +7,15 @@ matching, anomalies) is the detection core's; this module decides *what* is
 compared with what, keeps every passage's embedding so nothing is embedded
 twice, and keeps the results.
 
-The persistent index lives under ATTEST_DATA_DIR/index
-(one directory per embedding model, `<model id>/`, so vectors never mix):
-- `cache/` maps the sha256 of a passage's text to its embedding; every
-  process reads the same append-only files, so a passage is embedded once
-  however many assignments, uploads, reports or restarts see it;
-- `c<course>/a<assignment>/` and `c<course>/sources/` are partitions: the
-  passages (sentence windows) of the submissions and sources there, with
-  their character spans and vectors, appended as texts arrive (adding one
-  submission never touches the others). A partition is searched exactly by
-  default; it is the unit that moves to a server engine when one machine's
-  memory is not enough.
+The persistent index is `plagiarism.index.VectorIndex` under
+ATTEST_DATA_DIR/index, with its content-hash embedding cache
+(`plagiarism.cache`), so a passage is embedded once however many
+assignments, uploads, reports or restarts see it. One partition per
+assignment (`<course code>/<assignment name>`: its submissions and its own
+sources) and one per course (`<course code>/*sources`: readings and past
+cohorts for every assignment); a text's passages (the detection core's
+sentence windows, with their character spans) are added when it arrives,
+and adding one submission never touches the others.
 """
 
 from __future__ import annotations
@@ -26,18 +24,19 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from filelock import FileLock
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from db import utcnow
 from plagiarism import audit_anchor
+from plagiarism.index import VectorIndex, partition_key
 from plagiarism.store import (
     REPORT_ANCHOR_FAILED,
     REPORT_ANCHORED,
@@ -56,7 +55,6 @@ from plagiarism.store import (
     UploadJob,
 )
 
-DIM = 384
 # Above this many reference sources, a report compares each submission only
 # with the sources whose passages the index finds close to its own.
 SOURCE_CANDIDATE_LIMIT = 40
@@ -68,6 +66,11 @@ class ServiceError(ValueError):
 
 
 class Encoder(Protocol):
+    """What the index embeds with (plagiarism.embedding.Embedder or a stand-in)."""
+
+    dim: int
+    model_id: str
+
     def encode(self, texts: list[str]) -> np.ndarray: ...
 
 
@@ -78,246 +81,66 @@ def default_index_dir() -> Path:
 
 
 # ============================================================================ the index
+# The vector index and its content-hash embedding cache are `plagiarism.index`
+# and `plagiarism.cache`; this section only decides partition keys and which
+# passages (the detection core's sentence windows) go in.
+
+SOURCES_PARTITION = "*sources"  # cannot be an assignment name (see ASSIGNMENT_NAME)
+_open_indexes: dict[tuple[str, int], VectorIndex] = {}
+_open_lock = threading.Lock()
 
 
-def passage_key(text: str) -> str:
-    """Content hash of a passage, white space normalised (as it is embedded)."""
-    return hashlib.sha256(" ".join(text.split()).encode("utf-8")).hexdigest()
-
-
-class _AppendOnlyVectors:
-    """Rows of float32 vectors plus one JSON line each, appended under a file
-    lock and re-read incrementally, so several processes share one copy."""
-
-    def __init__(self, directory: Path):
-        self.dir = directory
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.lock = FileLock(str(self.dir / ".lock"))
-        self.meta_path = self.dir / "passages.jsonl"
-        self.vec_path = self.dir / "vectors.f32"
-        self.meta: list[dict] = []
-        self._chunks: list[np.ndarray] = []
-        self._matrix: np.ndarray | None = np.zeros((0, DIM), np.float32)
-        self._meta_offset = 0
-        self._vec_rows = 0
-
-    def refresh(self) -> None:
-        """Read what other processes appended since the last look."""
-        with self.lock:
-            self._read_tail()
-
-    def _read_tail(self) -> None:
-        if not self.meta_path.exists():
-            return
-        with open(self.meta_path, "rb") as fh:
-            fh.seek(self._meta_offset)
-            tail = fh.read()
-        lines = tail[: tail.rfind(b"\n") + 1].splitlines(keepends=True)
-        if not lines:
-            return
-        flat = np.fromfile(self.vec_path, dtype=np.float32, count=len(lines) * DIM,
-                           offset=self._vec_rows * DIM * 4)
-        rows = flat[: (flat.size // DIM) * DIM].reshape(-1, DIM)
-        lines = lines[: rows.shape[0]]  # a writer that died between the two writes
-        new_meta = [json.loads(line) for line in lines]
-        self._meta_offset += sum(len(line) for line in lines)
-        self._vec_rows += rows.shape[0]
-        self.meta.extend(new_meta)
-        self._chunks.append(rows)
-        self._matrix = None
-        self._on_new(new_meta, self._vec_rows - rows.shape[0])
-
-    def _on_new(self, meta: list[dict], first_row: int) -> None:
-        """Hook for subclasses that keep their own lookup tables."""
-
-    def _append(self, meta: list[dict], vectors: np.ndarray) -> None:
-        """Append rows; the caller holds the lock and has refreshed."""
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, DIM)
-        with open(self.vec_path, "ab") as fh:
-            # Vectors go first and the JSON line commits them; rows a crashed
-            # writer left without their line are cut off before appending.
-            fh.truncate(self._vec_rows * DIM * 4)
-            fh.write(vectors.tobytes())
-            fh.flush()
-            os.fsync(fh.fileno())
-        with open(self.meta_path, "ab") as fh:
-            fh.write(b"".join(json.dumps(m, separators=(",", ":")).encode() + b"\n" for m in meta))
-            fh.flush()
-            os.fsync(fh.fileno())
-        self._read_tail()
-
-    @property
-    def matrix(self) -> np.ndarray:
-        if self._matrix is None:
-            self._matrix = np.concatenate(self._chunks) if self._chunks else np.zeros((0, DIM), np.float32)
-            self._chunks = [self._matrix]
-        return self._matrix
-
-    def __len__(self) -> int:
-        return self._vec_rows
-
-
-class EmbeddingCache(_AppendOnlyVectors):
-    """sha256(passage) -> embedding, shared by every partition and process."""
-
-    def __init__(self, directory: Path):
-        super().__init__(directory)
-        self.rows: dict[str, int] = {}
-        self.encoded = 0  # passages this object had the model embed
-
-    def _on_new(self, meta: list[dict], first_row: int) -> None:
-        for i, m in enumerate(meta):
-            self.rows.setdefault(m["k"], first_row + i)
-
-    def encode(self, texts: Sequence[str], encoder: Encoder | Callable[[], Encoder]) -> np.ndarray:
-        """Embeddings of `texts`, embedding only passages never seen before.
-
-        `encoder` may be a factory, so a fully cached call never loads the model.
-        """
-        keys = [passage_key(t) for t in texts]
-        self.refresh()
-        missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in self.rows}
-        if missing:
-            model = encoder() if callable(encoder) and not hasattr(encoder, "encode") else encoder
-            todo = list(missing.items())
-            vectors = model.encode([t for _, t in todo])
-            with self.lock:
-                self._read_tail()
-                fresh = [(i, k) for i, (k, _) in enumerate(todo) if k not in self.rows]
-                if fresh:
-                    self._append([{"k": k} for _, k in fresh], vectors[[i for i, _ in fresh]])
-            self.encoded += len(todo)
-        if not keys:
-            return np.zeros((0, DIM), np.float32)
-        with self.lock:  # another thread of this process may be appending
-            return self.matrix[[self.rows[k] for k in keys]]
-
-
-class Partition(_AppendOnlyVectors):
-    """The passages of one course/assignment (or a course's sources)."""
-
-    def __init__(self, directory: Path):
-        super().__init__(directory)
-        self.docs: set[str] = set()
-
-    def _on_new(self, meta: list[dict], first_row: int) -> None:
-        self.docs.update(m["doc"] for m in meta)
-
-    def add(self, doc: str, spans: Sequence[tuple[int, int]], vectors: np.ndarray) -> bool:
-        """Add one document's passages unless it is there already."""
-        with self.lock:
-            self._read_tail()
-            if doc in self.docs or not len(spans):
-                return False
-            self._append([{"doc": doc, "s": int(s), "e": int(e)} for s, e in spans], vectors)
-        return True
-
-    def search(self, queries: np.ndarray, k: int = 5) -> list[list[tuple[float, dict]]]:
-        """Exact cosine search (rows are normalised): the k best passages per query."""
-        self.refresh()
-        matrix = self.matrix
-        if not len(matrix) or not len(queries):
-            return [[] for _ in range(len(queries))]
-        sims = queries @ matrix.T
-        k = min(k, matrix.shape[0])
-        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        out = []
-        for qi, row in enumerate(top):
-            order = row[np.argsort(-sims[qi, row])]
-            out.append([(float(sims[qi, j]), self.meta[j]) for j in order])
-        return out
-
-
-class PassageIndex:
-    """The persistent, partitioned passage index under one directory.
-
-    Vectors from different models (or backends: the int8 ONNX graph and the
-    fp32 reference agree to cosine 0.99, not exactly) never mix: the cache
-    and the partitions live under a directory named by the embedder's
-    `model_id`, so switching backends starts a fresh, consistent space.
-    """
-
-    def __init__(self, root: Path, encoder: Encoder | None = None):
-        self.root = Path(root)
-        self._encoder = encoder
-        self._space: Path | None = None
-        self._cache: EmbeddingCache | None = None
-        self._partitions: dict[str, Partition] = {}
-
-    def encoder(self) -> Encoder:
-        if self._encoder is None:
-            from plagiarism.embedding import get_embedder
-
-            self._encoder = get_embedder()
-        return self._encoder
-
-    @property
-    def space(self) -> Path:
-        """root/<model id>: where this model's vectors live."""
-        if self._space is None:
-            encoder = self.encoder()
-            model_id = getattr(encoder, "model_id", None) or type(encoder).__name__
-            self._space = self.root / re.sub(r"[^A-Za-z0-9._-]+", "-", str(model_id)).strip("-")
-        return self._space
-
-    @property
-    def cache(self) -> EmbeddingCache:
-        if self._cache is None:
-            self._cache = EmbeddingCache(self.space / "cache")
-        return self._cache
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        return self.cache.encode(texts, self.encoder)
-
-    def partition(self, course_id: int, assignment_id: int | None) -> Partition:
-        name = f"c{course_id}/a{assignment_id}" if assignment_id is not None else f"c{course_id}/sources"
-        if name not in self._partitions:
-            self._partitions[name] = Partition(self.space / name)
-        return self._partitions[name]
-
-
-_open_indexes: dict[tuple[str, int], PassageIndex] = {}
-
-
-def open_index(root: Path | None = None, encoder: Encoder | None = None) -> PassageIndex:
-    """One PassageIndex per directory (and encoder) per process: the files are
-    read once and then only their tails."""
+def open_index(root: Path | None = None, encoder: Encoder | None = None) -> VectorIndex:
+    """One VectorIndex per directory (and encoder) per process, so the model,
+    the cache connection and loaded partitions are reused across requests
+    (each partition reloads by itself when another process changed it)."""
     root = Path(root or default_index_dir()).resolve()
     key = (str(root), id(encoder) if encoder is not None else 0)
-    if key not in _open_indexes:
-        _open_indexes[key] = PassageIndex(root, encoder)
-    return _open_indexes[key]
+    with _open_lock:
+        if key not in _open_indexes:
+            _open_indexes[key] = VectorIndex(root, embedder=encoder)
+        return _open_indexes[key]
 
 
-def _windows_of(texts: list, index: PassageIndex) -> dict:
-    """The detection core's sentence windows of prepared texts, embedded through the cache."""
-    from plagiarism.nearduplicate import embed_windows
+def assignment_partition(course: Course, assignment: Assignment | None) -> str:
+    """`<course code>/<assignment name>`, or `<course code>/*sources` for the
+    sources every assignment of the course is compared with."""
+    return partition_key(course.code, assignment.name if assignment is not None else SOURCES_PARTITION)
 
-    return embed_windows(texts, index.encode)
 
+def _index_documents(index: VectorIndex, key: str, docs: list[tuple[str, str, str, dict]],
+                     templates: list[str]) -> int:
+    """Embed (through the cache) and add documents [(doc id, kind, text, meta)]
+    not yet in partition `key`; returns how many were added."""
+    from plagiarism.nearduplicate import embed_windows, prepare
 
-def _index_documents(index: PassageIndex, partition: Partition, docs: list[tuple[str, str, str]],
-                     templates: list[str]) -> None:
-    """Embed (through the cache) and add documents [(doc id, kind, text)] to a partition."""
-    from plagiarism.nearduplicate import prepare
-
-    new = [(doc, kind, text) for doc, kind, text in docs if doc not in partition.docs]
+    partition = index.partition(key)
+    new = [d for d in docs if d[0] not in partition]
     if not new:
-        return
-    prepared = [prepare(doc, text, kind, templates) for doc, kind, text in new]
-    windows = _windows_of(prepared, index)
-    for p in prepared:
+        return 0
+    prepared = [prepare(doc, text, kind, templates) for doc, kind, text, _ in new]
+    windows = embed_windows(prepared, index.encode)
+    for p, (_, _, _, meta) in zip(prepared, new, strict=True):
         w = windows[f"{p.kind}:{p.name}"]
-        partition.add(p.name, w.spans, w.vectors)
+        if len(w.spans):
+            partition.add(p.name, w.vectors, w.spans, meta)
+    index.flush()
+    return len(new)
 
 
 # ============================================================================ courses
 
 
+# Names that are safe in partition keys, URLs and file names.
+COURSE_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 _.-]{0,63}$")
+ASSIGNMENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
 def create_course(session: Session, code: str, title: str = "", actor: str = "system") -> Course:
     code = code.strip()
-    if not code:
-        raise ServiceError("a course needs a code")
+    if not COURSE_CODE.match(code):
+        raise ServiceError("a course code is letters, digits, spaces, '_', '.' or '-' (up to 64), "
+                           "starting with a letter or digit")
     if session.scalar(select(Course).where(Course.code == code)):
         raise ServiceError(f"a course with the code {code!r} exists already")
     course = Course(code=code, title=title.strip() or code, created_by=actor)
@@ -337,8 +160,9 @@ def get_course(session: Session, code_or_id: str | int) -> Course | None:
 def create_assignment(session: Session, course: Course, name: str, title: str = "",
                       template_text: str = "", actor: str = "system") -> Assignment:
     name = name.strip()
-    if not name:
-        raise ServiceError("an assignment needs a name")
+    if not ASSIGNMENT_NAME.match(name):
+        raise ServiceError("an assignment's short name is letters, digits, '_', '.' or '-' (no spaces), "
+                           "starting with a letter or digit")
     if session.scalar(select(Assignment).where(Assignment.course_id == course.id, Assignment.name == name)):
         raise ServiceError(f"{course.code} has an assignment called {name!r} already")
     assignment = Assignment(course_id=course.id, name=name, title=title.strip() or name,
@@ -375,9 +199,8 @@ def add_source(session: Session, course: Course, name: str, data: bytes | str,
                     name=name, kind=kind, text=text, sha256=digest, added_by=actor)
     session.add(source)
     session.flush()
-    index = open_index(index_dir, encoder)
-    partition = index.partition(course.id, assignment.id if assignment else None)
-    _index_documents(index, partition, [(f"r{source.id}", "source", text)],
+    _index_documents(open_index(index_dir, encoder), assignment_partition(course, assignment),
+                     [(f"r{source.id}", "source", text, {"name": name, "kind": kind})],
                      templates_of(assignment) if assignment else [])
     return source
 
@@ -405,6 +228,11 @@ def student_per_file(filename: str) -> tuple[str, str]:
     """Each file is its own student (the file's stem)."""
     stem = Path(filename).stem
     return stem, stem
+
+
+def _submission_doc(sub: Submission) -> tuple[str, str, str, dict]:
+    return (f"s{sub.id}", "submission", sub.text,
+            {"student": sub.student_id, "filename": sub.filename, "sha256": sub.sha256})
 
 
 @dataclass
@@ -465,10 +293,9 @@ def add_submissions(session: Session, assignment: Assignment, files: Iterable[tu
     if result.added:
         if progress:
             progress(total, total, "indexing passages")
-        index = open_index(index_dir, encoder)
-        partition = index.partition(assignment.course_id, assignment.id)
-        _index_documents(index, partition, [(f"s{s.id}", "submission", s.text) for s in result.added],
-                         templates_of(assignment))
+        course = session.get(Course, assignment.course_id)
+        _index_documents(open_index(index_dir, encoder), assignment_partition(course, assignment),
+                         [_submission_doc(s) for s in result.added], templates_of(assignment))
     return result
 
 
@@ -552,51 +379,46 @@ def _history(session: Session, assignment: Assignment) -> dict[str, list[Submiss
 
 
 def _anomalies(session: Session, assignment: Assignment, subs: list[Submission],
-               index: PassageIndex) -> dict[int, dict]:
-    """Anomaly results per submission id of this assignment, from the
-    detection core's anomaly detector run over each student's course history
-    (the cohort serving as impostors)."""
+               index: VectorIndex) -> dict[int, dict]:
+    """Anomaly results per submission of this assignment, from the detection
+    core's impostors method run over every student's texts in the course
+    (the student's other texts as their own, the cohort as impostors)."""
+    from plagiarism.anomaly import detect_anomalies
+
     history = _history(session, assignment)
-    try:
-        from plagiarism import anomaly as detector
-    except ImportError:
-        detector = None
-    if detector is None or not hasattr(detector, "detect"):
-        return {s.id: {"score": 0.0, "flagged": False,
-                       "reasons": ["Anomaly detection is not available in this installation."]}
-                for s in subs}
-    students = {student: [(f"s{s.id}", s.text) for s in items] for student, items in history.items()}
-    results = detector.detect(students, encode=index.encode)
-    wanted = {f"s{s.id}": s.id for s in subs}
+    # Names sort oldest first, as the detector expects.
+    students = {student: {f"{n:06d}-s{s.id}": s.text for n, s in enumerate(items)}
+                for student, items in history.items()}
+    wanted = {s.id for s in subs}
     out: dict[int, dict] = {}
-    for r in results:
-        d = r if isinstance(r, dict) else r.as_dict()
-        if d.get("submission") in wanted:
-            out[wanted[d["submission"]]] = {"score": round(float(d.get("score", 0.0)), 4),
-                                            "flagged": bool(d.get("flagged")),
-                                            "reasons": list(d.get("reasons", []))}
+    for r in detect_anomalies(students, encode=index.encode):
+        sub_id = int(r.submission.rsplit("-s", 1)[1])
+        if sub_id in wanted:
+            d = r.as_dict()
+            out[sub_id] = {"score": d["score"], "flagged": d["flagged"], "reasons": d["reasons"],
+                           "evidence": d.get("evidence", {})}
     for s in subs:
-        out.setdefault(s.id, {"score": 0.0, "flagged": False,
+        out.setdefault(s.id, {"score": 0.0, "flagged": False, "evidence": {},
                               "reasons": ["No anomaly result for this submission."]})
     return out
 
 
-def _candidate_sources(index: PassageIndex, assignment: Assignment, subs: list[Submission],
+def _candidate_sources(index: VectorIndex, course: Course, assignment: Assignment,
                        sources: list[Source], threshold: float) -> list[Source]:
     """With many sources, keep those with a passage close to some submission
-    passage (exact search in the assignment's and the course's partitions)."""
+    passage: searched in the assignment's partition (its own sources) and the
+    course's sources partition, exact or HNSW as the index decides."""
     if len(sources) <= SOURCE_CANDIDATE_LIMIT:
         return sources
-    own = index.partition(assignment.course_id, assignment.id)
-    own.refresh()
-    rows = [i for i, m in enumerate(own.meta) if m["doc"].startswith("s")]
-    if not rows:
-        return []
-    queries = own.matrix[rows]
+    own = index.partition(assignment_partition(course, assignment))
+    course_wide = index.partition(assignment_partition(course, None))
+    submissions = [d for d in own.doc_ids() if d.startswith("s")]
     hits: set[str] = set()
-    for part in (own, index.partition(assignment.course_id, None)):
-        for found in part.search(queries, k=8):
-            hits.update(m["doc"] for sim, m in found if sim >= threshold and m["doc"].startswith("r"))
+    for doc in submissions:
+        queries = own.vectors(doc)
+        for part, exclude in ((own, submissions), (course_wide, ())):
+            for found in part.search(queries, k=8, exclude=exclude):
+                hits.update(h.doc_id for h in found if h.score >= threshold)
     return [s for s in sources if f"r{s.id}" in hits]
 
 
@@ -619,10 +441,10 @@ def build_report(session: Session, assignment: Assignment, registry=None, actor:
     index = open_index(index_dir, encoder)
     templates = templates_of(assignment)
     # Index anything not indexed yet (a crash between commit and indexing).
-    _index_documents(index, index.partition(course.id, assignment.id),
-                     [(f"s{s.id}", "submission", s.text) for s in subs], templates)
+    _index_documents(index, assignment_partition(course, assignment), [_submission_doc(s) for s in subs],
+                     templates)
     params = Params()
-    sources = _candidate_sources(index, assignment, subs, sources_for(session, assignment),
+    sources = _candidate_sources(index, course, assignment, sources_for(session, assignment),
                                  params.supported_sim)
     if progress:
         progress(0, 3, "comparing passages")

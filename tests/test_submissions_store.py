@@ -14,7 +14,7 @@ from sqlalchemy import select
 from audit import AuditEntry
 from db import Database
 from plagiarism import service
-from plagiarism.service import DIM, EmbeddingCache, Partition, PassageIndex
+from plagiarism.index import VectorIndex
 from plagiarism.store import REPORT_ANCHORED, Report, ScoreRow, Submission
 
 ESSAY_A = (
@@ -44,6 +44,7 @@ class CountingEncoder:
     def __init__(self, inner):
         self.inner = inner
         self.model_id = inner.model_id
+        self.dim = inner.dim
         self.seen: list[str] = []
 
     def encode(self, texts: list[str]) -> np.ndarray:
@@ -142,7 +143,8 @@ def test_adding_one_submission_embeds_only_its_new_passages(session, assignment,
     session.commit()
     first = list(encoder.seen)
     assert first and len(first) == len(set(first))
-    partition = service.open_index(index_dir, encoder).partition(assignment.course_id, assignment.id)
+    course = service.get_course(session, "HIST210")
+    partition = service.open_index(index_dir, encoder).partition(service.assignment_partition(course, assignment))
     rows_before = len(partition)
 
     encoder.seen.clear()
@@ -154,7 +156,7 @@ def test_adding_one_submission_embeds_only_its_new_passages(session, assignment,
     assert encoder.seen, "the new submission's passages are embedded"
     assert not set(encoder.seen) & set(first), "no passage is embedded twice"
     assert len(partition) > rows_before
-    assert partition.docs == {"s1", "s2", "s3"}
+    assert set(partition.doc_ids()) == {"s1", "s2", "s3"}
 
     # Building a report embeds nothing new: every window is in the cache.
     encoder.seen.clear()
@@ -170,13 +172,14 @@ def test_index_survives_a_restart(session, assignment, index_dir, encoder):
 
     service._open_indexes.clear()  # a new process: nothing in memory
     fresh = CountingEncoder(encoder.inner)
-    index = PassageIndex(index_dir, fresh)
-    partition = index.partition(assignment.course_id, assignment.id)
-    partition.refresh()
-    assert partition.docs == {"s1", "s2"}
-    sim, meta = partition.search(query, k=1)[0][0]
-    assert sim > 0.95 and meta["doc"] == "s1"
-    assert ESSAY_A[meta["s"]:meta["e"]].startswith("Movable type")
+    index = VectorIndex(index_dir, embedder=fresh)
+    assert index.partitions() == ["HIST210/essay1"]
+    partition = index.partition("HIST210/essay1")
+    assert set(partition.doc_ids()) == {"s1", "s2"}
+    assert partition.meta("s1")["filename"] == "ana.txt"
+    hit = partition.search(query, k=1)[0][0]
+    assert hit.score > 0.95 and hit.doc_id == "s1"
+    assert ESSAY_A[hit.start:hit.end].startswith("Movable type")
 
     report = service.build_report(session, assignment, None, index_dir=index_dir, encoder=fresh)
     assert fresh.seen == [], "after a restart the cache still holds every passage"
@@ -193,31 +196,9 @@ def test_partitions_are_separate_and_the_cache_is_shared(session, assignment, in
                             encoder=encoder)
     assert len(encoder.seen) == n, "the same passages in another assignment are not embedded again"
     index = service.open_index(index_dir, encoder)
-    assert index.partition(course.id, assignment.id).docs == {"s1"}
-    assert index.partition(course.id, other.id).docs == {"s2"}
-    assert (index.space / f"c{course.id}" / f"a{other.id}" / "vectors.f32").exists()
-    assert index.space.parent == index_dir and "MiniLM" in index.space.name
-
-
-def test_a_crashed_writer_leaves_no_misaligned_rows(tmp_path):
-    cache = EmbeddingCache(tmp_path / "cache")
-    vec = np.eye(1, DIM, 0, dtype=np.float32)
-
-    class One:
-        def encode(self, texts):
-            return np.repeat(vec, len(texts), axis=0)
-
-    cache.encode(["first passage"], One())
-    with open(cache.vec_path, "ab") as fh:  # vectors written, the committing line never
-        fh.write(np.ones((2, DIM), np.float32).tobytes())
-    other = EmbeddingCache(tmp_path / "cache")
-    other.encode(["second passage"], One())
-    again = EmbeddingCache(tmp_path / "cache")
-    again.refresh()
-    assert len(again) == 2 and sorted(again.rows.values()) == [0, 1]
-    assert np.allclose(again.matrix, vec)
-    partition = Partition(tmp_path / "part")
-    assert partition.add("s1", [(0, 5)], vec) and not partition.add("s1", [(0, 5)], vec)
+    assert sorted(index.partitions()) == ["HIST210/essay1", "HIST210/essay2"]
+    assert index.partition("HIST210/essay1").doc_ids() == ["s1"]
+    assert index.partition("HIST210/essay2").doc_ids() == ["s2"]
 
 
 def test_report_flags_the_copy_not_the_independent_essay(session, assignment, index_dir, encoder):
@@ -303,7 +284,7 @@ def test_many_sources_are_narrowed_through_the_index(session, assignment, index_
                             index_dir=index_dir, encoder=encoder)
     session.commit()
     index = service.open_index(index_dir, encoder)
-    assert index.partition(course.id, None).docs == {"r1", "r2"}, "course-wide sources have their partition"
+    assert index.partition("HIST210/*sources").doc_ids() == ["r1", "r2"], "course-wide sources have their own"
     monkeypatch.setattr(service, "SOURCE_CANDIDATE_LIMIT", 0)
     report = service.build_report(session, assignment, None, index_dir=index_dir, encoder=encoder)
     assert [s["name"] for s in report.data["sources"]] == ["gutenberg.txt"]
@@ -311,35 +292,26 @@ def test_many_sources_are_narrowed_through_the_index(session, assignment, index_
     assert row["flagged"] and {m["name"] for m in row["matches"]} == {"gutenberg.txt"}
 
 
-def test_threads_share_one_cache_without_losing_rows(tmp_path):
-    import threading
 
-    class Hashing:
-        def encode(self, texts):
-            out = np.zeros((len(texts), DIM), np.float32)
-            for i, t in enumerate(texts):
-                out[i, hash(t) % DIM] = 1.0
-            return out
-
-    caches = [EmbeddingCache(tmp_path / "cache") for _ in range(2)]  # as if two processes
-    texts = [f"passage number {i}" for i in range(300)]
-    errors = []
-
-    def work(cache, chunk):
-        try:
-            for i in range(0, len(chunk), 7):
-                got = cache.encode(chunk[i:i + 7], Hashing())
-                expected = Hashing().encode(chunk[i:i + 7])
-                assert np.array_equal(got, expected)
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, args=(caches[n % 2], texts[n::3] + texts[:50])) for n in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors
-    fresh = EmbeddingCache(tmp_path / "cache")
-    fresh.refresh()
-    assert len(fresh.rows) == 300 and len(fresh) == 300, "every passage stored exactly once"
+def test_anomalies_use_each_students_history_in_the_course(session, assignment, index_dir, encoder):
+    """Wiring, not the detector's accuracy (the detection core's tests and
+    bench measure that): a student's earlier assignments are their history,
+    other students are the impostors, and too little history says so."""
+    course = service.get_course(session, "HIST210")
+    texts = {"ana": [ESSAY_A, ESSAY_A.upper(), ESSAY_A.lower()], "ben": [ESSAY_B, ESSAY_B.lower(), ESSAY_B.upper()],
+             "cy": [ESSAY_C, ESSAY_C.lower(), ESSAY_C.upper()]}
+    earlier = [service.create_assignment(session, course, f"warmup{n}") for n in (1, 2)]
+    for n, a in enumerate(earlier):
+        service.add_submissions(session, a, [(f"{who}_w{n}.txt", t[n + 1].encode()) for who, t in texts.items()],
+                                index_dir=index_dir, encoder=encoder)
+    service.add_submissions(session, assignment, [(f"{who}_final.txt", t[0].encode()) for who, t in texts.items()]
+                            + [("dee_final.txt", (ESSAY_B + " " + ESSAY_C).encode())],
+                            index_dir=index_dir, encoder=encoder)
+    session.commit()
+    report = service.build_report(session, assignment, None, index_dir=index_dir, encoder=encoder)
+    rows = {r["student_id"]: r["anomaly"] for r in report.data["submissions"]}
+    assert set(rows) == {"ana", "ben", "cy", "dee"}
+    assert not rows["dee"]["flagged"] and "Too little history" in rows["dee"]["reasons"][0]
+    for who in ("ana", "ben", "cy"):
+        assert rows[who]["reasons"] and not rows[who]["reasons"][0].startswith("Too little history"), rows[who]
+        assert rows[who]["evidence"], "the evidence per feature family is kept"

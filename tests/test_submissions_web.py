@@ -188,7 +188,9 @@ def test_cli_adds_to_the_persistent_index_and_reports(app, runner, tmp_path):
     assert json.loads(courses.stdout) == [{"code": "BIO1", "title": "BIO1", "assignments": [
         {"name": "reefs", "title": "reefs", "submissions": 3}]}]
     index_root = app.extensions["attest.settings"].data_dir / "index"
-    assert list(index_root.glob("*/c1/a1/vectors.f32")), "the assignment has its own partition"
+    from plagiarism.index import VectorIndex
+
+    assert VectorIndex(index_root).partitions() == ["BIO1/reefs"], "the assignment has its own partition"
 
     report = runner.invoke(args=["submissions", "report", "BIO1", "reefs", "--json"])
     assert report.exit_code == 0, report.output
