@@ -168,7 +168,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=6000, help="closed-loop requests (max throughput)")
     parser.add_argument("--concurrency", type=int, default=8, help="closed-loop connections")
     parser.add_argument("--rate", type=float, default=300, help="open-loop requests per second")
-    parser.add_argument("--seconds", type=float, default=20, help="open-loop duration")
+    parser.add_argument("--seconds", type=float, default=10, help="open-loop duration of one round")
+    parser.add_argument("--rounds", type=int, default=3, help="open-loop rounds (the machine is shared: "
+                        "each is reported, and the median)")
     parser.add_argument("--credentials", type=int, default=1000)
     parser.add_argument("--revoked", type=int, default=50)
     parser.add_argument("--workers", type=int, default=2)
@@ -188,12 +190,13 @@ def main() -> None:
             port = int(url.rsplit(":", 1)[1])
             run_load(port, bodies, min(400, args.requests), args.concurrency)  # warm-up: imports, caches
             closed = run_load(port, bodies, args.requests, args.concurrency)
-            paced = run_paced(port, bodies, args.rate, args.seconds, connections=16)
+            rounds = [run_paced(port, bodies, args.rate, args.seconds, connections=8) for _ in range(args.rounds)]
         finally:
             serve_prod.stop(proc, registry)
     expected_valid = round(closed["requests"] * (1 - args.revoked / args.credentials))
+    paced = sorted(rounds, key=lambda r: r["p99"])[len(rounds) // 2]  # the median round by p99
     met = closed["rps"] >= 300 and paced["p99"] < 50 and paced["rps"] >= 0.98 * args.rate \
-        and not closed["errors"] and not paced["errors"]
+        and not closed["errors"] and not any(r["errors"] for r in rounds)
     lines = [
         f"machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
         f"Python {platform.python_version()}; Anvil, gunicorn and this client share them; "
@@ -204,10 +207,13 @@ def main() -> None:
         "for revocation (never cached); anchor and authorisation come from the cache after first sight",
         f"max throughput ({closed['requests']} requests, {args.concurrency} keep-alive connections, closed loop): "
         + describe(closed),
-        f"at {args.rate:.0f}/s offered for {args.seconds:.0f} s (open loop, 16 connections, latency from the "
-        f"scheduled send): " + describe(paced) + f"; p99 from the actual send {paced['service_p99']:.1f} ms",
+        f"at {args.rate:.0f}/s offered, {args.rounds} rounds of {args.seconds:.0f} s (open loop, 8 connections, "
+        "latency from the scheduled send), the median round: " + describe(paced)
+        + f"; p99 from the actual send {paced['service_p99']:.1f} ms",
+        "  every round's p99: " + ", ".join(f"{r['p99']:.1f} ms" for r in rounds)
+        + f"; load average after the run {os.getloadavg()[0]:.1f}",
         f"answers (closed loop): {closed['valid']} valid, expected about {expected_valid}; the rest revoked",
-        f"target (>= 300/s; p99 < 50 ms at 300/s): {'met' if met else 'NOT met'}",
+        f"target (>= 300/s; p99 < 50 ms at 300/s, median round): {'met' if met else 'NOT met'}",
     ]
     text = "\n".join(lines)
     print(text)
