@@ -170,3 +170,11 @@ def test_issue_with_the_chain_down_fails_clearly_and_saves_nothing(tmp_path):
     assert "cannot reach the chain" in result.stderr and dead in result.stderr
     with app.extensions["attest.db"].session() as session:
         assert storage.list_batches(session) == []
+
+
+def test_the_issuance_domain_does_not_import_flask_or_torch():
+    script = ("import sys, json; import credentials.issuance, credentials.storage, credentials.csvimport; "
+              "print(json.dumps(sorted(m for m in ('flask', 'torch') if m in sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == []
