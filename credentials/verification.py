@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import lru_cache
 
 from eth_utils import is_hex_address
 
@@ -82,7 +83,13 @@ class StatedProof:
 
     @property
     def domain(self) -> Eip712Domain:
-        return Eip712Domain(self.chain_id, self.registry)
+        return _domain(self.chain_id, self.registry)
+
+
+@lru_cache(maxsize=256)
+def _domain(chain_id: int, registry: str) -> Eip712Domain:
+    """One domain object per (chain, registry), so its separator is hashed once."""
+    return Eip712Domain(chain_id, registry)
 
 
 def short(value: bytes | str) -> str:
