@@ -149,3 +149,13 @@ def test_messages_never_show_an_rpc_key():
     with pytest.raises(Exception) as caught:
         reader.chain_id()
     assert "KEY" not in str(caught.value) and "secret" not in str(caught.value)
+
+
+def test_a_contract_that_is_not_a_registry_fails_anchor(world, reader):
+    impostor = "0x" + "22" * 20
+    # Code that answers every call with 32 zero bytes: an impostor "registry" that anchors nothing.
+    reader.rpc("anvil_setCode", [impostor, "0x60206000f3"])
+    doc = copy.deepcopy(world.good)
+    doc["proof"]["anchor"]["registry"] = doc["proof"]["eip712Domain"]["verifyingContract"] = impostor
+    message = verify_credential(doc, reader).check("anchor").message
+    assert "is not a CredentialRegistry" in message
