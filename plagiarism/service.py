@@ -47,6 +47,7 @@ from plagiarism.store import (
     Assignment,
     Course,
     Report,
+    ReportJob,
     Review,
     ScoreRow,
     Source,
@@ -58,6 +59,10 @@ from plagiarism.store import (
 # Above this many reference sources, a report compares each submission only
 # with the sources whose passages the index finds close to its own.
 SOURCE_CANDIDATE_LIMIT = 40
+# A source with a passage at least this close (cosine) to a submission passage
+# gets the full comparison. Kept low on purpose: this only narrows the set,
+# the detection core decides what counts.
+CANDIDATE_SIM = 0.70
 Progress = Callable[[int, int, str], None]
 
 
@@ -440,18 +445,19 @@ def build_report(session: Session, assignment: Assignment, registry=None, actor:
                                 .order_by(Submission.id)))
     index = open_index(index_dir, encoder)
     templates = templates_of(assignment)
+    if progress:
+        progress(0, 4, "indexing passages")
     # Index anything not indexed yet (a crash between commit and indexing).
     _index_documents(index, assignment_partition(course, assignment), [_submission_doc(s) for s in subs],
                      templates)
     params = Params()
-    sources = _candidate_sources(index, course, assignment, sources_for(session, assignment),
-                                 params.supported_sim)
+    sources = _candidate_sources(index, course, assignment, sources_for(session, assignment), CANDIDATE_SIM)
     if progress:
-        progress(0, 3, "comparing passages")
+        progress(1, 4, "comparing passages")
     result = scan({f"s{s.id}": s.text for s in subs}, {f"r{s.id}": s.text for s in sources},
                   templates=templates, encode=index.encode, params=params)
     if progress:
-        progress(1, 3, "looking for anomalies")
+        progress(2, 4, "looking for anomalies")
     anomalies = _anomalies(session, assignment, subs, index)
     by_key = {f"s{s.id}": s for s in subs}
     src_by_key = {f"r{s.id}": s for s in sources}
@@ -502,13 +508,64 @@ def build_report(session: Session, assignment: Assignment, registry=None, actor:
     audit.record(session, actor, "report_built", f"report:{report.id}", assignment=assignment.id,
                  fingerprint=report.fingerprint, flagged=sum(r["flagged"] for r in rows))
     session.commit()
-    if progress:
-        progress(2, 3, "anchoring the fingerprint")
     if registry is not None:
+        if progress:
+            progress(3, 4, "anchoring the fingerprint")
         anchor_report(session, report, registry, actor)
     if progress:
-        progress(3, 3, "done")
+        progress(4, 4, "done")
     return report
+
+
+def create_report_job(session: Session, assignment: Assignment, actor: str) -> ReportJob:
+    job = ReportJob(assignment_id=assignment.id, created_by=actor, stage="waiting")
+    session.add(job)
+    session.flush()
+    return job
+
+
+def run_report_job(session: Session, job_id: int, registry_factory: Callable[[], object | None],
+                   index_dir: Path | None = None, encoder: Encoder | None = None) -> ReportJob:
+    """Build a job's report, committing each stage so a polling page can show it.
+
+    `registry_factory` is called once the report is about to be anchored, so
+    a chain that is down costs nothing until then (and leaves the report
+    stored, not anchored, with the reason).
+    """
+    job = session.get(ReportJob, job_id)
+    if job is None:
+        raise ServiceError(f"no report job {job_id}")
+    assignment = session.get(Assignment, job.assignment_id)
+    job.state, job.stage = UPLOAD_RUNNING, "starting"
+    session.commit()
+
+    def progress(done: int, total: int, stage: str) -> None:
+        if stage == "done":  # build_report's end; anchoring comes next, here
+            return
+        job.done, job.total, job.stage = done, total, stage
+        session.commit()
+
+    try:
+        report = build_report(session, assignment, None, job.created_by, index_dir=index_dir,
+                              encoder=encoder, progress=progress)
+        progress(3, 4, "anchoring the fingerprint")
+        try:
+            registry = registry_factory()
+        except Exception as exc:  # noqa: BLE001 - the report stays, unanchored, with the reason
+            registry = None
+            report.state, report.error = REPORT_ANCHOR_FAILED, f"the chain is not reachable: {exc}"[:2000]
+            session.commit()
+        if registry is not None:
+            anchor_report(session, report, registry, job.created_by)
+    except Exception as exc:
+        session.rollback()
+        job = session.get(ReportJob, job_id)
+        job.state, job.error, job.finished_at = UPLOAD_FAILED, f"{type(exc).__name__}: {exc}"[:2000], utcnow()
+        session.commit()
+        raise
+    job.report_id, job.state, job.stage, job.done, job.finished_at = report.id, UPLOAD_DONE, "done", 4, utcnow()
+    session.commit()
+    return job
 
 
 def anchor_report(session: Session, report: Report, registry, actor: str = "system") -> Report:

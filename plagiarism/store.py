@@ -158,6 +158,29 @@ class Report(Base):
         return json.loads(self.body)
 
 
+class ReportJob(Base):
+    """A report being built: its progress lives here, so the page that polls it
+    can be served by any web worker; `report_id` is set when it is stored."""
+
+    __tablename__ = "plag_report_jobs"
+    id = Column(Integer, primary_key=True)
+    assignment_id = Column(Integer, ForeignKey("plag_assignments.id"), nullable=False, index=True)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
+    created_by = Column(String(255), nullable=False, default="system")
+    state = Column(String(16), nullable=False, default=UPLOAD_PENDING)  # same states as uploads
+    stage = Column(String(64), nullable=True)
+    total = Column(Integer, nullable=False, default=4)
+    done = Column(Integer, nullable=False, default=0)
+    report_id = Column(Integer, ForeignKey("plag_reports.id"), nullable=True)
+    error = Column(Text, nullable=True)
+    finished_at = Column(DateTime, nullable=True)
+
+    def as_dict(self) -> dict:
+        return {"job": self.id, "state": self.state, "stage": self.stage, "total": self.total,
+                "done": self.done, "report": self.report_id, "error": self.error,
+                "finished": self.state in (UPLOAD_DONE, UPLOAD_FAILED)}
+
+
 class Review(Base):
     __tablename__ = "plag_reviews"
     id = Column(Integer, primary_key=True)
@@ -195,3 +218,8 @@ def _m2002(conn) -> None:
 @migration("2003_plagiarism_reports")
 def _m2003(conn) -> None:
     create_tables(conn, Report, Review, ScoreRow)
+
+
+@migration("2004_plagiarism_report_jobs")
+def _m2004(conn) -> None:
+    create_tables(conn, ReportJob)

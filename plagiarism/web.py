@@ -43,6 +43,7 @@ from plagiarism.store import (
     Assignment,
     Course,
     Report,
+    ReportJob,
     Review,
     Source,
     Submission,
@@ -165,6 +166,26 @@ def _start_upload_thread(app: Flask, job_id: int) -> None:
                 session.close()
 
     threading.Thread(target=run, name=f"attest-upload-{job_id}", daemon=True).start()
+
+
+def _start_report_thread(app: Flask, job_id: int) -> None:
+    """Build a report outside the request, in its own session; the chain is
+    opened only when the report is ready to be anchored."""
+    from services import get_registry
+
+    index_dir = app.extensions["attest.settings"].data_dir / "index"
+
+    def run() -> None:
+        with app.app_context():
+            session = app.extensions["attest.db"].session()
+            try:
+                service.run_report_job(session, job_id, lambda: get_registry(app), index_dir=index_dir)
+            except Exception:  # noqa: BLE001 - recorded on the job row by run_report_job
+                log.exception("report job %s failed", job_id)
+            finally:
+                session.close()
+
+    threading.Thread(target=run, name=f"attest-report-{job_id}", daemon=True).start()
 
 
 # ----------------------------------------------------------------------------- courses
@@ -394,6 +415,7 @@ def upload_progress(job_id: int):
 @bp.route("/assignments/<int:assignment_id>/reports", methods=["POST"])
 @role_required("instructor")
 def build_report(assignment_id: int):
+    """Start building a report in the background; its page polls the progress."""
     session = db_session()
     a = _get(Assignment, assignment_id)
     if not EmptyForm().validate_on_submit():
@@ -401,11 +423,32 @@ def build_report(assignment_id: int):
     if not session.scalar(select(func.count(Submission.id)).where(Submission.assignment_id == a.id)):
         flash("Upload some submissions first.", "error")
         return redirect(url_for(".assignment", assignment_id=a.id))
-    report = service.build_report(session, a, _registry(), _actor(), index_dir=_index_dir())
-    if report.state != "anchored":
-        flash("The report is saved but its fingerprint is not anchored on chain yet: "
-              f"{report.error or 'the chain is not reachable'}.", "error")
-    return redirect(url_for(".report", report_id=report.id))
+    job = service.create_report_job(session, a, _actor())
+    session.commit()
+    _start_report_thread(current_app._get_current_object(), job.id)
+    return redirect(url_for(".report_job", job_id=job.id))
+
+
+@bp.route("/report-jobs/<int:job_id>")
+@role_required("instructor")
+def report_job(job_id: int):
+    job = _get(ReportJob, job_id)
+    if job.report_id is not None:
+        return redirect(url_for(".report", report_id=job.report_id))
+    a = db_session().get(Assignment, job.assignment_id)
+    return render_template("submissions/report_job.html", job=job, assignment=a,
+                           course=db_session().get(Course, a.course_id))
+
+
+@bp.route("/report-jobs/<int:job_id>/progress")
+@role_required("instructor")
+def report_job_progress(job_id: int):
+    session = db_session()
+    job = _get(ReportJob, job_id)
+    session.refresh(job)
+    data = job.as_dict()
+    data["report_url"] = url_for(".report", report_id=job.report_id) if job.report_id else None
+    return jsonify(data)
 
 
 @bp.route("/reports/<int:report_id>/anchor", methods=["POST"])

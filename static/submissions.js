@@ -106,8 +106,27 @@
     });
   }
 
+  function initReportJob() {
+    var box = $("report-job");
+    if (!box || !$("report-bar")) { return; }
+    (function tick() {
+      fetch(box.dataset.url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+        .then(function (r) { return r.json(); })
+        .then(function (job) {
+          setBar($("report-bar"), job.done / (job.total || 1));
+          $("report-stage").textContent = (job.stage || "waiting").replace(/^./, function (c) { return c.toUpperCase(); });
+          $("report-count").textContent = job.done + " / " + job.total;
+          if (job.report_url) { window.location.assign(job.report_url); return; }
+          if (job.finished) { window.location.reload(); return; }  // failed: the page says why
+          setTimeout(tick, 500);
+        })
+        .catch(function () { setTimeout(tick, 1500); });
+    }());
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     initUpload();
+    initReportJob();
     initReportForm();
     initChainCheck();
   });

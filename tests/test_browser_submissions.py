@@ -79,7 +79,9 @@ def test_instructor_uploads_and_reads_a_flagged_report(app, runner, live_server,
     shoot(page, shots, "sub-02-uploaded")
 
     page.click("#build-report")
-    page.wait_for_selector("#report-table")
+    page.wait_for_url("**/report-jobs/*")
+    # The job page follows the build in the database, then opens the report.
+    page.wait_for_selector("#report-table", timeout=120_000)
     flagged = page.locator("#report-table tr.flagged")
     assert flagged.count() == 2
     flagged_text = " ".join(flagged.all_inner_texts())

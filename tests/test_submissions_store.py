@@ -315,3 +315,25 @@ def test_anomalies_use_each_students_history_in_the_course(session, assignment, 
     for who in ("ana", "ben", "cy"):
         assert rows[who]["reasons"] and not rows[who]["reasons"][0].startswith("Too little history"), rows[who]
         assert rows[who]["evidence"], "the evidence per feature family is kept"
+
+
+def test_a_report_made_while_the_chain_is_down_is_kept_and_anchored_later(session, assignment, index_dir,
+                                                                         encoder, registry):
+    service.add_submissions(session, assignment, [("ana.txt", ESSAY_A.encode())], index_dir=index_dir,
+                            encoder=encoder)
+    session.commit()
+    job = service.create_report_job(session, assignment, "prof@uni.edu")
+    session.commit()
+
+    def chain_down():
+        raise ConnectionError("cannot reach the chain at http://127.0.0.1:9")
+
+    job = service.run_report_job(session, job.id, chain_down, index_dir=index_dir, encoder=encoder)
+    assert job.state == "done" and job.done == job.total == 4
+    report = session.get(Report, job.report_id)
+    assert report.state == "anchor_failed" and "cannot reach the chain" in report.error
+    assert not service.verify_report(report, registry)["valid"]
+
+    service.anchor_report(session, report, registry, "prof@uni.edu")
+    assert report.state == REPORT_ANCHORED and report.error is None
+    assert service.verify_report(report, registry)["valid"]

@@ -118,8 +118,11 @@ def test_upload_report_submission_review(app, instructor):
     assert "amy_reefs.txt" in page and "cal_reefs.txt" in page
 
     response = instructor.post(assignment_url + "/reports", data={"csrf_token": token})
-    assert response.status_code == 302
-    report_url = response.location
+    assert response.status_code == 302 and "/report-jobs/" in response.location
+    job = _wait(instructor, response.location + "/progress")
+    assert job["state"] == "done" and job["done"] == job["total"], job
+    report_url = job["report_url"]
+    assert instructor.get(response.location).location == report_url, "a finished job's page leads to its report"
     page = instructor.get(report_url).get_data(as_text=True)
     rows = re.findall(r'<tr class="(flagged)?" data-submission="(\d+)">(.*?)</tr>', page, re.S)
     by_file = {re.search(r">(\w+_reefs\.\w+)</a>", body).group(1): (flag, sid) for flag, sid, body in rows}
