@@ -16,6 +16,7 @@ from werkzeug.serving import run_simple
 
 import audit
 from credentials.chain import ChainError
+from credentials.issuance import IssuanceError, resume_pending
 from credentials.keys import load_or_create_secret
 from services import get_registry
 from users import User, create_user
@@ -44,6 +45,19 @@ def seed_demo_users(app) -> list[tuple[str, str]]:
     return [(email, password) for email, _role, _name in DEMO_USERS if email in present]
 
 
+def resume_unfinished_batches(app, registry) -> None:
+    """Finish batches a crash or a dead chain left pending (exactly once: the
+    chain is asked for each root before anything is re-sent)."""
+    with app.extensions["attest.db"].session() as session:
+        try:
+            results = resume_pending(session, registry)
+        except (ChainError, IssuanceError) as exc:
+            click.echo(f"warning: unfinished batches stay pending: {exc}", err=True)
+            return
+    for result in results:
+        click.echo(f"resumed  batch {result.batch_id}: {result.count} credentials anchored in {result.tx_hash}")
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True)
@@ -58,6 +72,7 @@ def serve_command(host: str, port: int):
     status = registry.status()
     click.echo(f"chain    {status['rpc_url']} (chain id {status['chain_id']}, block {status['block']})")
     click.echo(f"registry {status['registry']}")
+    resume_unfinished_batches(app, registry)
     for email, password in seed_demo_users(app):
         click.echo(f"login    {email} / {password}")
     click.echo(f"serving  http://{host}:{port}/   (Ctrl-C to stop)")
