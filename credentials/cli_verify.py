@@ -69,7 +69,9 @@ def not_a_chain(message: str) -> None:
 @click.option("--rpc-url", envvar="ATTEST_VERIFY_RPC_URL", default=None,
               help="The EVM node to ask (default: ATTEST_RPC_URL, else the embedded node).")
 def verify_command(file: BinaryIO, rpc_url: str | None) -> None:
-    """Verify a credential JSON file against the chain its proof names and print every check as JSON."""
+    """Verify a credential JSON file against the chain its proof names and print every check as JSON.
+
+    Exit 0 valid, 1 not valid, 2 not a credential at all. FILE may be - for standard input."""
     try:
         document = read_document(file)
     except NotACredential as exc:
@@ -83,7 +85,9 @@ def verify_command(file: BinaryIO, rpc_url: str | None) -> None:
 @click.argument("file", type=click.File("rb"))
 @click.option("--json", "as_json", is_flag=True, help="Print {\"conforming\", \"problems\"} as JSON.")
 def validate_command(file: BinaryIO, as_json: bool) -> None:
-    """Check a credential against the W3C VC 2.0 data model (and Open Badges 3.0) on the document alone."""
+    """Check a credential against the W3C VC 2.0 data model (and Open Badges 3.0) on the document alone.
+
+    Exit 0 conforming, 1 not (one reason a line), 2 not a credential at all. FILE may be - for standard input."""
     try:
         document = read_document(file)
     except NotACredential as exc:
