@@ -59,7 +59,8 @@ FORMAT = 1
 ANN_THRESHOLD = 25_000
 MANIFEST = "manifest.json"
 ANN_FILE = "ann.usearch"
-ANN_META = "ann.json"
+# HNSW graph parameters (bench/bench_index.py measured recall and latency with them).
+ANN_M, ANN_EF_ADD, ANN_EF_SEARCH = 16, 128, 128
 
 
 class IndexCorruptError(RuntimeError):
@@ -307,6 +308,7 @@ class LocalPartition:
         if path.exists():
             try:
                 ann = Index.restore(str(path))
+                ann.expansion_search = ANN_EF_SEARCH  # not kept in the file
                 have = np.asarray(ann.keys, dtype=np.int64)
                 stale = np.setdiff1d(have, want, assume_unique=True)
                 if len(stale):
@@ -319,8 +321,8 @@ class LocalPartition:
                 log.warning("approximate index %s unreadable (%s); rebuilding from stored vectors", path, exc)
                 ann = None
         if ann is None:
-            ann = Index(ndim=DIM, metric="ip", dtype=ScalarKind.F32, connectivity=16,
-                        expansion_add=128, expansion_search=96)
+            ann = Index(ndim=DIM, metric="ip", dtype=ScalarKind.F32, connectivity=ANN_M,
+                        expansion_add=ANN_EF_ADD, expansion_search=ANN_EF_SEARCH)
             ann.add(want, self._vecs[:self._n])
             self._ann_dirty = True
         self._ann = ann
