@@ -113,23 +113,29 @@ def assignment_partition(course: Course, assignment: Assignment | None) -> str:
     return partition_key(course.code, assignment.name if assignment is not None else SOURCES_PARTITION)
 
 
+INDEX_CHUNK = 8  # documents embedded per call: big enough to batch well, small enough to show progress
+
+
 def _index_documents(index: VectorIndex, key: str, docs: list[tuple[str, str, str, dict]],
-                     templates: list[str]) -> int:
+                     templates: list[str], progress: Progress | None = None) -> int:
     """Embed (through the cache) and add documents [(doc id, kind, text, meta)]
-    not yet in partition `key`; returns how many were added."""
+    not yet in partition `key`, a few at a time; returns how many were added."""
     from plagiarism.nearduplicate import embed_windows, prepare
 
     partition = index.partition(key)
     new = [d for d in docs if d[0] not in partition]
-    if not new:
-        return 0
-    prepared = [prepare(doc, text, kind, templates) for doc, kind, text, _ in new]
-    windows = embed_windows(prepared, index.encode)
-    for p, (_, _, _, meta) in zip(prepared, new, strict=True):
-        w = windows[f"{p.kind}:{p.name}"]
-        if len(w.spans):
-            partition.add(p.name, w.vectors, w.spans, meta)
-    index.flush()
+    for start in range(0, len(new), INDEX_CHUNK):
+        chunk = new[start:start + INDEX_CHUNK]
+        prepared = [prepare(doc, text, kind, templates) for doc, kind, text, _ in chunk]
+        windows = embed_windows(prepared, index.encode)
+        for p, (_, _, _, meta) in zip(prepared, chunk, strict=True):
+            w = windows[f"{p.kind}:{p.name}"]
+            if len(w.spans):
+                partition.add(p.name, w.vectors, w.spans, meta)
+        if progress:
+            progress(start + len(chunk), len(new), "indexing passages")
+    if new:
+        index.flush()
     return len(new)
 
 
@@ -297,10 +303,10 @@ def add_submissions(session: Session, assignment: Assignment, files: Iterable[tu
             progress(i + 1, total, "reading files")
     if result.added:
         if progress:
-            progress(total, total, "indexing passages")
+            progress(0, len(result.added), "indexing passages")
         course = session.get(Course, assignment.course_id)
         _index_documents(open_index(index_dir, encoder), assignment_partition(course, assignment),
-                         [_submission_doc(s) for s in result.added], templates_of(assignment))
+                         [_submission_doc(s) for s in result.added], templates_of(assignment), progress)
     return result
 
 
@@ -338,7 +344,8 @@ def run_upload_job(session: Session, job_id: int, index_dir: Path | None = None,
     session.commit()
 
     def progress(done: int, total: int, stage: str) -> None:
-        job.done, job.stage = done, stage
+        # Counts are per stage ("reading files" 3 of 10, then "indexing passages" 2 of 9).
+        job.done, job.total, job.stage = done, total, stage
         session.commit()
 
     try:
@@ -360,7 +367,7 @@ def run_upload_job(session: Session, job_id: int, index_dir: Path | None = None,
     job.added, job.duplicates = len(result.added), len(result.duplicates)
     job.errors = json.dumps(result.as_dict()["errors"] + [
         {"filename": f, "reason": f"the same text as {s}, which is kept once"} for f, s in result.duplicates])
-    job.state, job.stage, job.done, job.finished_at = UPLOAD_DONE, "done", job.total, utcnow()
+    job.state, job.stage, job.total, job.done, job.finished_at = UPLOAD_DONE, "done", len(files), len(files), utcnow()
     audit.record(session, job.created_by, "submissions_uploaded", f"assignment:{assignment.id}",
                  job=job.id, added=job.added, duplicates=job.duplicates,
                  unreadable=len(result.errors))

@@ -103,6 +103,7 @@ def _docx(text: str) -> bytes:
 
 
 def test_upload_keeps_readable_files_and_says_why_others_are_not(session, assignment, index_dir, encoder):
+    steps: list[tuple[int, int, str]] = []
     result = service.add_submissions(session, assignment, [
         ("ana_essay.txt", ESSAY_A.encode("utf-8")),
         ("ben_essay.docx", _docx(ESSAY_B)),
@@ -110,8 +111,10 @@ def test_upload_keeps_readable_files_and_says_why_others_are_not(session, assign
         ("dee_essay.pdf", b"%PDF-1.4 this is not really a pdf"),
         ("eve_essay.odt", b"whatever"),
         ("fay_essay.txt", b""),
-    ], index_dir=index_dir, encoder=encoder)
+    ], index_dir=index_dir, encoder=encoder, progress=lambda *step: steps.append(step))
     session.commit()
+    assert steps[:6] == [(n, 6, "reading files") for n in range(1, 7)]
+    assert steps[-1] == (3, 3, "indexing passages")
     assert sorted(s.student_id for s in result.added) == ["ana", "ben", "cy"]
     reasons = dict(result.errors)
     assert set(reasons) == {"dee_essay.pdf", "eve_essay.odt", "fay_essay.txt"}
