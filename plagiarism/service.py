@@ -34,6 +34,7 @@ import numpy as np
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+import audit
 from db import utcnow
 from plagiarism import audit_anchor
 from plagiarism.index import VectorIndex, partition_key
@@ -210,6 +211,8 @@ def add_source(session: Session, course: Course, name: str, data: bytes | str,
                     name=name, kind=kind, text=text, sha256=digest, added_by=actor)
     session.add(source)
     session.flush()
+    audit.record(session, actor, "source_added", f"source:{source.id}", course=course.code,
+                 assignment=assignment.name if assignment else None, name=name, kind=kind, sha256=digest)
     _index_documents(open_index(index_dir, encoder), assignment_partition(course, assignment),
                      [(f"r{source.id}", "source", text, {"name": name, "kind": kind})],
                      templates_of(assignment) if assignment else [])
@@ -331,8 +334,6 @@ def create_upload_job(session: Session, assignment: Assignment, files: Iterable[
 def run_upload_job(session: Session, job_id: int, index_dir: Path | None = None,
                    encoder: Encoder | None = None) -> UploadJob:
     """Process an upload job, committing its progress after every file."""
-    import audit
-
     job = session.get(UploadJob, job_id)
     if job is None:
         raise ServiceError(f"no upload job {job_id}")
@@ -444,7 +445,6 @@ def build_report(session: Session, assignment: Assignment, registry=None, actor:
     chain that is down leaves a usable report in state `anchor_failed` that
     `anchor_report` can finish later.
     """
-    import audit
     from plagiarism.nearduplicate import FLAG_THRESHOLD, Params, scan
 
     course = session.get(Course, assignment.course_id)
@@ -577,8 +577,6 @@ def run_report_job(session: Session, job_id: int, registry_factory: Callable[[],
 
 def anchor_report(session: Session, report: Report, registry, actor: str = "system") -> Report:
     """One `anchor(fingerprint, 1)` transaction; the report records where."""
-    import audit
-
     if report.state == REPORT_ANCHORED:
         return report
     try:
@@ -615,8 +613,6 @@ def latest_report(session: Session, assignment: Assignment) -> Report | None:
 def mark_reviewed(session: Session, reviewer: str, comment: str, submission: Submission | None = None,
                   report: Report | None = None, reviewed: bool = True) -> Review:
     """A person looked at this case: recorded in the review table and the audit log."""
-    import audit
-
     if submission is None and report is None:
         raise ServiceError("a review names a submission or a report")
     review = Review(submission_id=submission.id if submission else None,
