@@ -124,8 +124,17 @@
     }());
   }
 
+  function initPasteLink() {
+    var paste = $("paste");
+    if (!paste) { return; }
+    function openIfAsked() { if (window.location.hash === "#paste") { paste.open = true; } }
+    window.addEventListener("hashchange", openIfAsked);
+    openIfAsked();
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     initUpload();
+    initPasteLink();
     initReportJob();
     initReportForm();
     initChainCheck();

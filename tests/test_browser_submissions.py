@@ -128,6 +128,10 @@ def test_instructor_uploads_and_reads_a_flagged_report(app, runner, live_server,
         wide = mobile.evaluate("""[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > 391)
             .map(e => e.tagName + '.' + e.className + '#' + e.id + ':' + Math.round(e.getBoundingClientRect().right)).slice(0, 8)""")
         assert mobile.evaluate("document.documentElement.scrollWidth") <= 390, wide
+        mobile.click("nav.crumbs >> text=Why are bees in decline?")
+        mobile.wait_for_selector("#upload-form")
+        assert mobile.evaluate("document.documentElement.scrollWidth") <= 390
+        shoot(mobile, shots, "sub-07-assignment-phone")
         mobile.goto(submission_url)
         mobile.wait_for_selector("section.pair")
         assert mobile.evaluate("document.documentElement.scrollWidth") <= 390
