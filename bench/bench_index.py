@@ -34,7 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from plagiarism.index import ANN_EF_ADD, ANN_EF_SEARCH, ANN_M, DIM, LocalPartition  # noqa: E402
+from plagiarism.index import ANN_EF_ADD, ANN_EF_SEARCH, ANN_M, ANN_THRESHOLD, DIM, LocalPartition  # noqa: E402
 
 DOC_SIZE = 100
 M, EF_ADD, EF_SEARCH = ANN_M, ANN_EF_ADD, ANN_EF_SEARCH  # the graph parameters index.py uses
@@ -170,14 +170,16 @@ def main() -> int:
         again = LocalPartition(Path(tmp) / "p", "bench/index", ann_threshold=1)
         reopen = time.perf_counter() - t
         t = time.perf_counter()
-        same = [{(h.doc_id, h.passage) for h in r} for r in again.search(queries[:20], k=10)]
+        same = [{(h.doc_id, h.passage) for h in r} for r in again.search(queries[:20], k=10, exact=False)]
         first = time.perf_counter() - t
         agree = recall(same, approx[:20])
         say(f"disk:   graph saved in {flush:.1f} s; reopen (manifest + 1,000 files) {reopen:.1f} s, "
             f"graph load + first 20 queries {first:.2f} s; same results after reopen: {agree:.3f}")
-        target = max(np.percentile(times_exact, 99), np.percentile(times_ann, 99))
-        say(f"target: query under 20 ms at {args.n:,}: exact p99 {np.percentile(times_exact, 99):.1f} ms, "
-            f"approx p99 {np.percentile(times_ann, 99):.1f} ms -> {'MET' if target < 20 else 'NOT MET'}")
+        auto = times_ann if args.n >= ANN_THRESHOLD else times_exact
+        say(f"target: query under 20 ms at {args.n:,} passages; the index uses "
+            f"{'the graph' if args.n >= ANN_THRESHOLD else 'exact search'} at this size (threshold "
+            f"{ANN_THRESHOLD:,}): p99 {np.percentile(auto, 99):.1f} ms -> "
+            f"{'MET' if np.percentile(auto, 99) < 20 else 'NOT MET'}")
 
     if args.compare:
         say("engines, same data and parameters, library calls only:")

@@ -153,9 +153,13 @@ def test_approximate_search_recall_on_clustered_data(tmp_path) -> None:
     for d in range(30):
         p.add(f"d{d}", data[d * 100:(d + 1) * 100], spans(100))
     queries = unit(data[rng.integers(0, 3000, 50)] + rng.standard_normal((50, DIM)) * 0.05)
-    auto = p.search(queries, k=10)  # 3000 >= threshold: the graph answers
-    assert p._ann is not None
     exact = p.search(queries, k=10, exact=True)
+    # 3000 >= threshold: the first search answers exactly and builds the graph in the background,
+    # saves it when done, and later searches use it.
+    assert p.search(queries, k=10) == exact
+    assert p.wait_for_graph(timeout=120)
+    assert (p.directory / index_mod.ANN_FILE).exists()
+    auto = p.search(queries, k=10)
     recall = np.mean([len(set(ids(a)) & set(ids(e))) / 10 for a, e in zip(auto, exact, strict=True)])
     assert recall >= 0.9, recall
     # The graph follows adds and deletes without a rebuild.
@@ -169,7 +173,7 @@ def test_stale_or_corrupt_graph_is_repaired_from_stored_vectors(tmp_path) -> Non
     p = LocalPartition(tmp_path / "p", "k", ann_threshold=50)
     for d in range(3):
         p.add(f"d{d}", rand_unit(30, d), spans(30))
-    p.search(rand_unit(1, 9), k=3)
+    p.search(rand_unit(1, 9), k=3, exact=False)
     p.flush()
     other = LocalPartition(tmp_path / "p", "k", ann_threshold=50)  # another process, say
     other.add("late", rand_unit(30, 77), spans(30))  # graph file not saved: now stale
