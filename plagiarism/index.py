@@ -40,7 +40,8 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -140,7 +141,9 @@ class LocalPartition:
         self._building = False
         self._builder: threading.Thread | None = None
         self._loads = 0  # bumped on every full reload: a background build from before is discarded
-        self._load()
+        self.directory.parent.mkdir(parents=True, exist_ok=True)
+        with self._file_lock:
+            self._load()
 
     # ------------------------------------------------------------------ reading
     def _manifest_stamp(self) -> tuple | None:
@@ -238,15 +241,26 @@ class LocalPartition:
         return labels
 
     def _refresh(self) -> None:
-        """Pick up another process's writes (one stat per call)."""
+        """Pick up another process's writes (one stat per call). The reload holds the
+        file lock, so a writer cannot delete a file this reader is about to open."""
         if self._manifest_stamp() != self._stamp:
-            self._load()
+            with self._file_lock:
+                self._load()
 
     # ------------------------------------------------------------------ writing
     def _write_manifest(self) -> None:
         self._manifest["generation"] += 1
         _atomic_write(self.directory / MANIFEST, json.dumps(self._manifest, sort_keys=True).encode())
         self._stamp = self._manifest_stamp()
+
+    @contextmanager
+    def _reload_on_failure(self) -> Iterator[None]:
+        """A write that fails half-way leaves memory as the disk says, not as it was going to be."""
+        try:
+            yield
+        except BaseException:
+            self._load()
+            raise
 
     def _sweep(self) -> None:
         """Remove document files no manifest entry names (left by a crash or a replace)."""
@@ -262,7 +276,7 @@ class LocalPartition:
         span_arr = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
         if len(vectors) != len(span_arr):
             raise ValueError(f"{len(vectors)} vectors but {len(span_arr)} spans")
-        with self._lock, self._file_lock:
+        with self._lock, self._file_lock, self._reload_on_failure():
             self._refresh()
             (self.directory / "docs").mkdir(parents=True, exist_ok=True)
             gen = self._manifest["generation"] + 1
@@ -287,7 +301,7 @@ class LocalPartition:
 
     def delete(self, doc_id: str) -> bool:
         """Remove a document; False if it was not there."""
-        with self._lock, self._file_lock:
+        with self._lock, self._file_lock, self._reload_on_failure():
             self._refresh()
             if doc_id not in self._manifest["docs"]:
                 return False
