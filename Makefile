@@ -51,5 +51,16 @@ lint: setup
 compile: setup
 	$(PY) -m contracts.compile
 
+# The app under gunicorn (2 workers x 4 threads) on 127.0.0.1:8000, with the
+# embedded chain unless ATTEST_RPC_URL is set.
+serve-prod: setup
+	$(PY) bench/serve_prod.py --port 8000
+
 bench: setup
 	$(PY) bench/bench_chain.py
+	$(PY) bench/bench_issue.py
+	$(PY) bench/bench_verify.py
+	$(PY) bench/bench_embedding.py
+	$(PY) bench/bench_index.py
+	$(PY) bench/eval_near_duplicates.py
+	$(PY) bench/eval_anomalies.py
