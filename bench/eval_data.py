@@ -17,11 +17,17 @@ How the near-duplicate cases are made (synthetic, honestly so):
 * each case has a "student's own" article A and a same-topic source article B (the most
   similar other article by word tf-idf, with almost no shared 5-grams: two reporters
   writing on the same event) plus three unrelated distractor sources;
-* positives replace a run of A's sentences (25-60 % of A) by consecutive sentences of B:
-  verbatim; light edit (about 15 % of content words swapped for a WordNet synonym, a few
-  function words dropped, punctuation changes); heavy paraphrase (about 60 % of content
-  words swapped for synonyms, clauses rotated around commas, neighbouring sentences
-  swapped, sentences split/joined) - an article spinner, not a human paraphraser;
+* positives replace a run of A's sentences (15-50 % of A) by consecutive sentences of B:
+  verbatim; light edit (about 20 % of content words swapped for a WordNet synonym, a few
+  function words dropped, punctuation changes); heavy paraphrase (about 90 % of the
+  content words that WordNet knows swapped for a synonym from the word's most frequent sense
+  (only synonyms common enough to occur in WordNet's sense-tagged SemCor corpus), frequent function words
+  swapped, clauses rotated around commas, the passage's sentences shuffled, some joined
+  with "and") - an article spinner, not a human paraphraser: its output is often
+  ungrammatical, and a human paraphrase would keep more of the meaning and less of the
+  wording;
+* copied passages hold no quotation marks (quoted speech is excluded from the score by
+  design, so a copied quotation is not a positive);
 * negatives are A itself (independent writing on the same topic as B).
 Articles are split by a fixed seed into a tuning half and an evaluation half; no article
 appears in both.
@@ -67,16 +73,17 @@ def load_synonyms(wordnet_dir: Path) -> dict[str, list[str]]:
             n = int(parts[3], 16)
             data[parts[0]] = [parts[4 + 2 * i].lower() for i in range(n)]
         offsets[pos] = {}
-        for line in (wordnet_dir / f"index.{pos}").read_text(encoding="latin-1").splitlines():
-            if line.startswith(" "):
-                continue
-            parts = line.split()
+        lines = [ln.split() for ln in (wordnet_dir / f"index.{pos}").read_text(encoding="latin-1").splitlines()
+                 if not ln.startswith(" ")]
+        # Words seen in the SemCor sense-tagged corpus: common enough for a natural swap.
+        common = {parts[0] for parts in lines if int(parts[5 + int(parts[3])]) >= 1}
+        for parts in lines:
             lemma, synset_cnt, p_cnt = parts[0], int(parts[2]), int(parts[3])
             first = parts[4 + p_cnt + 2]
             if "_" in lemma or lemma in syn:
                 continue
             cands = [w for w in data.get(first, []) if w != lemma and "_" not in w
-                     and re.fullmatch(r"[a-z]+", w)]
+                     and re.fullmatch(r"[a-z]+", w) and w in common]
             if cands and synset_cnt <= 6:  # very polysemous words get silly swaps
                 syn[lemma] = cands
     return syn
@@ -92,12 +99,34 @@ def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in SENT_RE.split(text.strip()) if s.strip()]
 
 
+_SUFFIXES = (("ies", "y"), ("ied", "y"), ("ing", ""), ("ing", "e"), ("ed", ""), ("ed", "e"),
+             ("es", ""), ("s", ""))
+
+
+def _synonym(low: str, syn: dict[str, list[str]], rng: random.Random) -> str | None:
+    """A synonym of the word, re-inflected crudely when only its lemma is in WordNet."""
+    if low in syn:
+        return rng.choice(syn[low])
+    for suffix, repl in _SUFFIXES:
+        if low.endswith(suffix) and len(low) > len(suffix) + 2:
+            lemma = low[: -len(suffix)] + repl
+            if lemma in syn:
+                new = rng.choice(syn[lemma])
+                if suffix in ("ied", "ed"):
+                    return new + ("d" if new.endswith("e") else "ed")
+                if suffix == "ing":
+                    return (new[:-1] if new.endswith("e") else new) + "ing"
+                return new + ("es" if new.endswith(("s", "x", "ch", "sh")) else "s")
+    return None
+
+
 def swap_words(sentence: str, syn: dict[str, list[str]], rate: float, rng: random.Random) -> str:
     out = []
     for tok in TOKEN_RE.findall(sentence):
         low = tok.lower()
-        if tok.isalpha() and low not in STOP and low in syn and rng.random() < rate:
-            new = rng.choice(syn[low])
+        new = _synonym(low, syn, rng) if (tok.isalpha() and low not in STOP
+                                          and rng.random() < rate) else None
+        if new:
             out.append(new.capitalize() if tok[0].isupper() else new)
         else:
             out.append(tok)
@@ -130,7 +159,7 @@ def rotate_clauses(sentence: str, rng: random.Random) -> str:
 def light_edit(sentences: list[str], syn, rng: random.Random) -> list[str]:
     out = []
     for s in sentences:
-        s = swap_words(s, syn, 0.15, rng)
+        s = swap_words(s, syn, 0.2, rng)
         s = drop_function_words(s, 0.3, rng)
         if rng.random() < 0.3:
             s = s.replace(", ", " ", 1)
@@ -138,16 +167,32 @@ def light_edit(sentences: list[str], syn, rng: random.Random) -> list[str]:
     return out
 
 
+_FUNCTION_SWAPS = {"the": "a", "a": "the", "said": "stated", "says": "states", "but": "however",
+                   "because": "since", "about": "around", "many": "numerous", "also": "as well",
+                   "has": "had", "will": "is going to", "more than": "over", "after": "following"}
+
+
+def swap_function_words(sentence: str, rng: random.Random, rate: float) -> str:
+    out = []
+    for tok in TOKEN_RE.findall(sentence):
+        low = tok.lower()
+        if low in _FUNCTION_SWAPS and rng.random() < rate:
+            new = _FUNCTION_SWAPS[low]
+            out.append(new.capitalize() if tok[0].isupper() else new)
+        else:
+            out.append(tok)
+    return "".join(out)
+
+
 def heavy_paraphrase(sentences: list[str], syn, rng: random.Random) -> list[str]:
-    out = [swap_words(s, syn, 0.6, rng) for s in sentences]
-    out = [rotate_clauses(s, rng) if rng.random() < 0.6 else s for s in out]
-    out = [drop_function_words(s, 0.6, rng) for s in out]
-    for i in range(0, len(out) - 1, 2):  # swap neighbouring sentences
-        if rng.random() < 0.5:
-            out[i], out[i + 1] = out[i + 1], out[i]
+    out = [swap_words(s, syn, 0.9, rng) for s in sentences]
+    out = [swap_function_words(s, rng, 0.7) for s in out]
+    out = [rotate_clauses(s, rng) for s in out]
+    out = [drop_function_words(s, 0.8, rng) for s in out]
+    rng.shuffle(out)  # the passage's sentences in a new order
     merged: list[str] = []
     for s in out:  # join some short neighbours with "and"
-        if merged and rng.random() < 0.25 and len(s.split()) < 20:
+        if merged and rng.random() < 0.3 and len(s.split()) < 20:
             merged[-1] = merged[-1].rstrip(".!?") + ", and " + s[0].lower() + s[1:]
         else:
             merged.append(s)
@@ -194,7 +239,7 @@ def build_near_duplicates(wheel: Path, syn) -> list[dict]:
         partner = None
         for b in pool[:10]:
             sa, sb = shingles(arts[a]), shingles(arts[b])
-            if sa and len(sa & sb) / len(sa) < 0.03:
+            if sa and len(sa & sb) / len(sa) < 0.05:
                 partner = b
                 break
         if partner is None or sim[a, partner] < 0.15:
@@ -203,14 +248,19 @@ def build_near_duplicates(wheel: Path, syn) -> list[dict]:
         sources = [partner, *distractors]  # article ids (news_articles.jsonl line numbers)
         own = split_sentences(arts[a])
         src = split_sentences(arts[partner])
-        base = {"split": split, "sources": sources, "topic_similarity": round(float(sim[a, partner]), 3)}
+        base = {"split": split, "article": a, "sources": sources, "topic_similarity": round(float(sim[a, partner]), 3)}
         cases.append({**base, "kind": "independent", "label": 0, "submission": arts[a]})
         if len(own) < 4 or len(src) < 3:
             continue
         for kind in ("verbatim", "light", "heavy"):
-            share = rng.uniform(0.25, 0.6)
+            share = rng.uniform(0.15, 0.5)
             k = max(2, min(len(src), round(len(own) * share)))
-            s0 = rng.randrange(0, len(src) - k + 1)
+            # Quoted speech is excluded from the score by design, so copy unquoted sentences.
+            starts = [i for i in range(len(src) - k + 1)
+                      if not any(q in "".join(src[i:i + k]) for q in '"“”')]
+            if not starts:
+                continue
+            s0 = rng.choice(starts)
             taken = src[s0:s0 + k]
             if kind == "light":
                 taken = light_edit(taken, syn, rng)

@@ -23,19 +23,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from plagiarism.fingerprint import NGRAM, WINDOW, all_ngram_positions, normalise_word, winnow
+from plagiarism.fingerprint import NGRAM, WINDOW, all_ngram_positions, ngram_hashes, normalise_word, winnow
 from plagiarism.segment import Segmented, Span, segment
+from plagiarism.stylometry import FUNCTION_WORDS
 
 # Calibrated on the tuning split by `.venv/bin/python bench/eval_near_duplicates.py`
-# (see bench/results/eval_near_duplicates.txt); FLAG_THRESHOLD is the score cut-off.
-FLAG_THRESHOLD = 0.20
-STRONG_SENTENCE_SIM = 0.90   # a sentence this close to a source sentence counts on its own
-SUPPORTED_SENTENCE_SIM = 0.78  # this close counts when a neighbour matches in the same order
+# (see bench/results/eval_near_duplicates.txt).  FLAG_THRESHOLD is the lowest score
+# with at most 5 % false positives on the tuning split's independent same-topic answers.
+FLAG_THRESHOLD = 0.069
+STRONG_SENTENCE_SIM = 0.92    # a sentence this close to a source sentence counts on its own
+STRONG_EVIDENCE = 2.20        # cosine + margin + shared words + shared 3-grams: counts on its own
+SUPPORTED_EVIDENCE = 1.40     # counts when a neighbouring sentence matches in the same order
 MIN_SENTENCE_WORDS = 5
 MIN_RUN_TOKENS = 8            # shared n-gram runs shorter than this are common phrases
 MERGE_GAP_TOKENS = 6          # runs this close on both sides form one passage
 
 Encoder = Callable[[list[str]], np.ndarray]
+_FUNCTION_NORMS = frozenset(normalise_word(w) for w in FUNCTION_WORDS)
 
 
 @dataclass
@@ -43,7 +47,8 @@ class Params:
     """Tunable thresholds (the bench tunes them; the defaults are the calibrated ones)."""
 
     strong_sim: float = STRONG_SENTENCE_SIM
-    supported_sim: float = SUPPORTED_SENTENCE_SIM
+    strong_evidence: float = STRONG_EVIDENCE
+    supported_evidence: float = SUPPORTED_EVIDENCE
     min_run_tokens: int = MIN_RUN_TOKENS
     merge_gap: int = MERGE_GAP_TOKENS
     flag_threshold: float = FLAG_THRESHOLD
@@ -62,6 +67,9 @@ class Text:
     norm: list[str]
     counted: np.ndarray  # per token: counts towards the score
     units: list[Span]     # sentences used for paraphrase matching
+    unit_words: list[set[str]] = field(default_factory=list)  # content words of each unit
+    unit_trigrams: list[set[int]] = field(default_factory=list)  # word 3-gram hashes of each unit
+    trigrams: set[int] = field(default_factory=set)  # every word 3-gram hash of the text
 
     @property
     def starts(self) -> np.ndarray:
@@ -122,12 +130,15 @@ def prepare(name: str, text: str, kind: str = "submission",
     norm = [normalise_word(w) for _, _, w in seg.words]
     counted = ~np.array(seg.word_excluded, dtype=bool) if seg.words else np.zeros(0, bool)
     starts = np.array([s for s, _, _ in seg.words], dtype=np.int64)
-    units = []
+    tri = ngram_hashes(norm, 3)
+    units, unit_words, unit_tri = [], [], []
     for sent in seg.sentences:
         lo, hi = np.searchsorted(starts, sent.start), np.searchsorted(starts, sent.end)
         if hi - lo >= MIN_SENTENCE_WORDS and counted[lo:hi].mean() > 0.5:
             units.append(sent)
-    return Text(name, text, kind, seg, norm, counted, units)
+            unit_words.append({w for w in norm[lo:hi] if w not in _FUNCTION_NORMS})
+            unit_tri.append(set(tri[lo:max(lo, hi - 2)]))
+    return Text(name, text, kind, seg, norm, counted, units, unit_words, unit_tri, set(tri))
 
 
 # --------------------------------------------------------------------------- fingerprints
@@ -202,9 +213,17 @@ def _windows(text: Text) -> list[tuple[int, int]]:
     return singles + pairs
 
 
-def embed_windows(texts: Sequence[Text], encode: Encoder) -> dict[str, _Windows]:
-    """Embed every window of every text once, deduplicated by content."""
-    spans = {_key(t): _windows(t) for t in texts}
+def embed_windows(texts: Sequence[Text], encode: Encoder, queries_only: Sequence[Text] = ()) -> dict[str, _Windows]:
+    """Embed every window of every text once, deduplicated by content.
+
+    Texts in `queries_only` are never compared against, so only their single
+    sentences are needed (their two-sentence windows are skipped).
+    """
+    query_keys = {_key(t) for t in queries_only}
+    spans = {}
+    for t in texts:
+        w = _windows(t)
+        spans[_key(t)] = w[: len(t.units)] if _key(t) in query_keys else w
     unique: dict[str, int] = {}
     for t in texts:
         for s, e in spans[_key(t)]:
@@ -223,26 +242,45 @@ def paraphrase_passages(sub: Text, other: Text, sub_w: _Windows, other_w: _Windo
                         params: Params) -> list[tuple[int, int, int, int, float]]:
     """Sentences of `sub` whose meaning follows a window of `other`: char spans + cosine.
 
-    A sentence counts if its best cosine reaches `strong_sim`, or reaches
-    `supported_sim` while a neighbouring sentence (within two) also matches
-    a window near the same place in `other` (local order kept, so swapped
-    neighbours still count but scattered topical echoes do not).
+    Two answers on the same topic have many moderately similar sentence
+    pairs; a paraphrased sentence has one partner that stands out.  Each
+    sentence's evidence adds four parts, each 0..1: its best cosine; its
+    margin (best cosine minus the mean of the next three sentences of that
+    text); the share of its content words (names, numbers, terms a
+    paraphrase keeps) found in that partner sentence; and the share of its
+    word 3-grams found anywhere in the other text.  A sentence counts if
+    its cosine alone reaches `strong_sim`, if its evidence reaches
+    `strong_evidence`, or if it reaches `supported_evidence` while a
+    neighbouring sentence (within two) also matches near the same place in
+    `other` (local order kept: swapped neighbours still count, scattered
+    topical echoes do not).
     """
     k = len(sub.units)
-    if k == 0 or len(other_w.spans) == 0:
+    n_single = len(other.units)
+    if k == 0 or n_single == 0 or len(other_w.spans) == 0:
         return []
     sims = sub_w.vectors[:k] @ other_w.vectors.T
     best = sims.argmax(axis=1)
     best_sim = sims[np.arange(k), best]
+    single_sims = sims[:, :n_single]
+    order = np.argsort(-single_sims, axis=1)
+    best_single = order[:, 0]
+    top = np.take_along_axis(single_sims, order[:, :4], axis=1)
+    margin = top[:, 0] - (top[:, 1:].mean(axis=1) if n_single > 1 else 0.0)
+    lexical = np.array([len(sub.unit_words[i] & other.unit_words[best_single[i]]) / max(1, len(sub.unit_words[i]))
+                        for i in range(k)])
+    trigram = np.array([len(sub.unit_trigrams[i] & other.trigrams) / max(1, len(sub.unit_trigrams[i]))
+                        for i in range(k)])
+    evidence = best_sim + margin + lexical + trigram
     other_start = np.array([s for s, _ in other_w.spans])
     pos = other_start[best]
-    candidate = best_sim >= params.supported_sim
-    accepted = best_sim >= params.strong_sim
+    candidate = evidence >= params.supported_evidence
+    accepted = (best_sim >= params.strong_sim) | (evidence >= params.strong_evidence)
     near = max(400, int(np.median([e - s for s, e in other_w.spans]) * 4))
-    for i in np.flatnonzero(candidate):
+    for i in np.flatnonzero(candidate & ~accepted):
         for d in (-2, -1, 1, 2):
             j = i + d
-            if 0 <= j < k and candidate[j] and abs(pos[j] - pos[i]) <= near * abs(d):
+            if 0 <= j < k and (candidate[j] or accepted[j]) and abs(pos[j] - pos[i]) <= near * abs(d):
                 accepted[i] = True
                 break
     return [(sub.units[i].start, sub.units[i].end, *other_w.spans[best[i]], float(best_sim[i]))
@@ -351,6 +389,6 @@ def scan(submissions: dict[str, str], sources: dict[str, str] | None = None,
         if encode is None:
             from plagiarism.embedding import get_embedder
             encode = get_embedder().encode
-        windows = embed_windows(everything, encode)
+        windows = embed_windows(everything, encode, subs if len(subs) == 1 else ())
     reports = [compare(s, everything, windows, params) for s in subs]
     return ScanResult(reports, clusters(reports, params.flag_threshold))

@@ -22,6 +22,9 @@ _BIBLIO_HEADING_RE = re.compile(
     r"[ \t:*_]*$", re.IGNORECASE | re.MULTILINE)
 _QUOTE_RE = re.compile(r"\"[^\"\n]{1,2000}?\"|“[^”]{1,2000}?”")
 MIN_QUOTE_WORDS = 4
+# Style guides (APA: 40 words, MLA: four lines) set longer quotations as block
+# quotes; a longer "inline quotation" is more likely two stray quote marks.
+MAX_QUOTE_WORDS = 60
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ def _append_stripped(text: str, start: int, end: int, out: list[Span]) -> None:
 def quoted_spans(text: str) -> list[tuple[int, int, str]]:
     """Inline quotations of at least a few words, and Markdown/indented block quotes."""
     out = [(m.start(), m.end(), "quotation") for m in _QUOTE_RE.finditer(text)
-           if len(WORD_RE.findall(m.group())) >= MIN_QUOTE_WORDS]
+           if MIN_QUOTE_WORDS <= len(WORD_RE.findall(m.group())) <= MAX_QUOTE_WORDS]
     pos = 0
     for line in text.splitlines(keepends=True):
         if line.lstrip().startswith(">"):

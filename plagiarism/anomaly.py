@@ -1,0 +1,222 @@
+"""Anomalies: a text unlike the same student's other texts.
+
+With two or three earlier texts, distance to a student's own centroid is
+close to chance: everyone's texts vary.  The question that works is
+relative (Koppel & Winter's impostors method, in the "general impostors"
+form of Seidman 2013): is this text closer to the student's own texts than
+to other students' texts (the impostors)?  It is asked many times over
+random halves of the features and random groups of impostors; the share of
+trials in which an impostor wins is the evidence, per feature family:
+
+* character 3-4-gram profiles (spelling, word endings, punctuation habits:
+  the classic strong feature for authorship);
+* stylometry (function-word rates, sentence length, vocabulary richness,
+  punctuation), standardised over the cohort;
+* sentence-embedding meaning (weak for style, and it also moves with topic).
+
+Each flag names the evidence that drove it, in words, and is a prompt for a
+person to review, never a finding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from plagiarism.segment import sentences
+from plagiarism.stylometry import SCALAR_FEATURES, style_vector
+
+MIN_HISTORY = 2      # other texts by the same student needed before anything is said
+MIN_IMPOSTORS = 3    # other students' texts needed to compare against
+TRIALS = 100
+FEATURE_SHARE = 0.5
+IMPOSTORS_PER_TRIAL = 10
+
+# Calibrated on the tuning split by `.venv/bin/python bench/eval_anomalies.py`
+# (see bench/results/eval_anomalies.txt).
+FLAG_THRESHOLD = 0.5
+WEIGHTS = {"character": 0.6, "style": 0.2, "meaning": 0.2}
+
+Encoder = Callable[[list[str]], np.ndarray]
+
+_FAMILY_WORDS = {
+    "character": "the character n-gram profile (spelling, word endings, punctuation habits)",
+    "style": "style measures (function-word rates, sentence length, vocabulary richness, punctuation)",
+    "meaning": "meaning (sentence embeddings; this also moves when the topic changes)",
+}
+
+
+@dataclass
+class AnomalyReport:
+    """How unlike the student's other texts one text is, and why."""
+
+    student: str
+    submission: str
+    score: float
+    flagged: bool
+    reasons: list[str]
+    evidence: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return {"student": self.student, "submission": self.submission, "score": round(self.score, 4),
+                "flagged": self.flagged, "reasons": self.reasons,
+                "evidence": {k: round(v, 3) for k, v in self.evidence.items()}}
+
+
+class Profiles:
+    """Feature matrices of a set of texts: character n-grams, style, meaning."""
+
+    def __init__(self, texts: list[str], encode: Encoder | None = None, use_meaning: bool = True):
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        self.texts = texts
+        vec = TfidfVectorizer(analyzer="char", ngram_range=(3, 4), sublinear_tf=True, lowercase=False,
+                              max_features=20000, min_df=2 if len(texts) > 10 else 1)
+        self.char = vec.fit_transform(texts).astype(np.float32).toarray()
+        self.style_raw = np.array([style_vector(t) for t in texts])
+        mu = self.style_raw.mean(axis=0)
+        sd = self.style_raw.std(axis=0)
+        sd[sd == 0] = 1.0
+        self.style_sd = sd
+        self.style = (self.style_raw - mu) / sd
+        self.meaning = self._meaning(texts, encode) if use_meaning else None
+
+    @staticmethod
+    def _meaning(texts: list[str], encode: Encoder | None) -> np.ndarray:
+        """Mean sentence embedding per text (each distinct sentence embedded once)."""
+        if encode is None:
+            from plagiarism.embedding import get_embedder
+            encode = get_embedder().encode
+        per_text = [[" ".join(t[s.start:s.end].split()) for s in sentences(t)] or [t] for t in texts]
+        unique = list(dict.fromkeys(s for sents in per_text for s in sents))
+        vecs = encode(unique)
+        index = {s: i for i, s in enumerate(unique)}
+        out = np.stack([vecs[[index[s] for s in sents]].mean(axis=0) for sents in per_text])
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
+
+    def families(self) -> dict[str, np.ndarray]:
+        fams = {"character": self.char, "style": self.style}
+        if self.meaning is not None:
+            fams["meaning"] = self.meaning
+        return fams
+
+
+def _cos_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    xn = np.linalg.norm(x, axis=-1)
+    yn = np.linalg.norm(y)
+    return (x @ y) / np.maximum(xn * yn, 1e-12)
+
+
+def impostor_share(matrix: np.ndarray, target: int, own: list[int], impostors: list[int],
+                   rng: np.random.Generator, trials: int = TRIALS) -> float:
+    """Share of trials in which an impostor is closer to the target than every own text.
+
+    Each trial keeps a random half of the features and a random group of
+    impostors (general impostors method).  0 = always closest to the student's
+    own writing, 1 = always closer to someone else's.
+    """
+    d = matrix.shape[1]
+    keep = max(1, int(d * FEATURE_SHARE))
+    wins = 0
+    for _ in range(trials):
+        feats = rng.choice(d, keep, replace=False)
+        group = rng.choice(impostors, min(IMPOSTORS_PER_TRIAL, len(impostors)), replace=False)
+        t = matrix[target, feats]
+        own_best = _cos_rows(matrix[np.ix_(own, feats)], t).max()
+        imp_best = _cos_rows(matrix[np.ix_(group, feats)], t).max()
+        wins += imp_best > own_best
+    return wins / trials
+
+
+def _seed(*parts: str) -> int:
+    return int.from_bytes(hashlib.blake2b("\x00".join(parts).encode(), digest_size=8).digest(), "big")
+
+
+def style_reasons(profiles: Profiles, target: int, own: list[int], top: int = 2) -> list[str]:
+    """The scalar style measures on which the text differs most from the student's other texts."""
+    names = list(SCALAR_FEATURES)
+    raw = profiles.style_raw[:, : len(names)]
+    hist = raw[own]
+    spread = np.maximum(hist.std(axis=0), 0.5 * profiles.style_sd[: len(names)])
+    z = (raw[target] - hist.mean(axis=0)) / spread
+    out = []
+    for i in np.argsort(-np.abs(z))[:top]:
+        if abs(z[i]) < 2:
+            break
+        label, unit = SCALAR_FEATURES[names[i]]
+        out.append(f"Its {label} is {raw[target, i]:.1f} {unit}, against {hist[:, i].mean():.1f} "
+                   f"on average in the student's other texts.")
+    return out
+
+
+def score_text(profiles: Profiles, target: int, own: list[int], impostors: list[int],
+               seed: int = 0, weights: dict[str, float] | None = None) -> tuple[float, dict[str, float]]:
+    """Combined anomaly score of one text (0..1) and the impostor share per feature family."""
+    weights = weights or WEIGHTS
+    rng = np.random.default_rng(seed)
+    evidence = {name: impostor_share(m, target, own, impostors, rng)
+                for name, m in profiles.families().items()}
+    total = sum(weights.get(k, 0.0) for k in evidence)
+    score = sum(weights.get(k, 0.0) * v for k, v in evidence.items()) / total if total else 0.0
+    return float(score), evidence
+
+
+def explain(profiles: Profiles, target: int, own: list[int], score: float,
+            evidence: dict[str, float], flagged: bool) -> list[str]:
+    """Plain sentences saying which evidence drove the result."""
+    reasons = []
+    ranked = sorted(evidence.items(), key=lambda kv: -kv[1])
+    if flagged:
+        for name, share in ranked:
+            if share >= 0.5:
+                reasons.append(
+                    f"By {_FAMILY_WORDS[name]}, another student's text was closer to this one than any "
+                    f"of the student's own texts in {round(share * 100)} of 100 comparisons.")
+        reasons.extend(style_reasons(profiles, target, own))
+        reasons.append("This is a prompt for a person to review the text with the student's other work, "
+                       "not a finding of misconduct.")
+    else:
+        strongest = ranked[0] if ranked else ("character", 0.0)
+        reasons.append(
+            f"The text is consistent with the student's other texts (score {score:.2f}, below the "
+            f"{FLAG_THRESHOLD:.2f} review threshold; strongest signal: {_FAMILY_WORDS[strongest[0]]}, "
+            f"closer to another student in {round(strongest[1] * 100)} of 100 comparisons).")
+    return reasons
+
+
+def detect_anomalies(students: dict[str, dict[str, str]], encode: Encoder | None = None,
+                     threshold: float = FLAG_THRESHOLD) -> list[AnomalyReport]:
+    """Score every text of every student against their other texts, with the cohort as impostors.
+
+    `students` maps a student to {file name: text}; file names sort oldest first.
+    """
+    order = [(s, name) for s in sorted(students) for name in sorted(students[s])]
+    reports: list[AnomalyReport] = []
+    if not order:
+        return reports
+    profiles = Profiles([students[s][n] for s, n in order], encode)
+    by_student: dict[str, list[int]] = {}
+    for i, (s, _) in enumerate(order):
+        by_student.setdefault(s, []).append(i)
+    for i, (student, name) in enumerate(order):
+        own = [j for j in by_student[student] if j != i]
+        impostors = [j for j, (s, _) in enumerate(order) if s != student]
+        if len(own) < MIN_HISTORY:
+            reasons = [f"Too little history: the student has {len(own)} other text"
+                       f"{'' if len(own) == 1 else 's'} here, and at least {MIN_HISTORY} are needed "
+                       "to judge whether this one is unlike their own writing."]
+            reports.append(AnomalyReport(student, name, 0.0, False, reasons))
+            continue
+        if len(impostors) < MIN_IMPOSTORS:
+            reasons = [f"Too few other students' texts ({len(impostors)}) to compare with; at least "
+                       f"{MIN_IMPOSTORS} are needed."]
+            reports.append(AnomalyReport(student, name, 0.0, False, reasons))
+            continue
+        score, evidence = score_text(profiles, i, own, impostors, seed=_seed(student, name))
+        flagged = score >= threshold
+        reports.append(AnomalyReport(student, name, score, flagged,
+                                     explain(profiles, i, own, score, evidence, flagged), evidence))
+    return reports
