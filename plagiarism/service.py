@@ -32,6 +32,7 @@ from typing import Protocol
 
 import numpy as np
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 import audit
@@ -267,22 +268,26 @@ class AddResult:
 def add_submissions(session: Session, assignment: Assignment, files: Iterable[tuple[str, bytes]],
                     student_of: Callable[[str], tuple[str, str]] = student_from_filename,
                     progress: Progress | None = None, actor: str = "system",
-                    index_dir: Path | None = None, encoder: Encoder | None = None) -> AddResult:
+                    index_dir: Path | None = None, encoder: Encoder | None = None,
+                    job_id: int | None = None) -> AddResult:
     """Read, deduplicate, store and index a set of uploaded files.
 
     A file that cannot be read becomes an error naming the reason; the rest
     are kept. Identical text (by sha256 of the extracted text, so a .docx and
-    its .txt export are one submission) is stored once per assignment. Only
-    the new submissions' passages are embedded (through the content-hash
-    cache) and appended to the assignment's partition.
+    its .txt export are one submission) is stored once per assignment; a
+    text that upload job `job_id` itself stored before its worker died counts
+    as added, not as a duplicate. Only the new submissions' passages are
+    embedded (through the content-hash cache) and added to the assignment's
+    partition.
     """
     from plagiarism.extract import UnreadableSubmission, extract_text
 
     files = list(files)
     total = len(files)
     result = AddResult()
-    existing = {s.sha256: s.label for s in session.scalars(
+    existing = {s.sha256: s for s in session.scalars(
         select(Submission).where(Submission.assignment_id == assignment.id))}
+    ours: set[int] = set()
     for i, (filename, data) in enumerate(files):
         filename = Path(filename).name or "unnamed"
         try:
@@ -291,17 +296,29 @@ def add_submissions(session: Session, assignment: Assignment, files: Iterable[tu
             result.errors.append((filename, exc.reason))
         else:
             digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-            if digest in existing:
-                result.duplicates.append((filename, existing[digest]))
-            else:
+            found = existing.get(digest)
+            if found is None:
                 student_id, student_name = student_of(filename)
                 sub = Submission(assignment_id=assignment.id, student_id=student_id,
                                  student_name=student_name, filename=filename, text=text,
-                                 sha256=digest, uploaded_by=actor)
-                session.add(sub)
-                session.flush()
-                existing[digest] = sub.label
-                result.added.append(sub)
+                                 sha256=digest, uploaded_by=actor, upload_job_id=job_id)
+                try:
+                    with session.begin_nested():  # another upload may store the same text meanwhile
+                        session.add(sub)
+                        session.flush()
+                except IntegrityError:
+                    found = session.scalar(select(Submission).where(Submission.assignment_id == assignment.id,
+                                                                    Submission.sha256 == digest))
+                else:
+                    existing[digest] = sub
+                    ours.add(sub.id)
+                    result.added.append(sub)
+            if found is not None:
+                if job_id is not None and found.upload_job_id == job_id and found.id not in ours:
+                    ours.add(found.id)
+                    result.added.append(found)  # stored by this job before a restart
+                else:
+                    result.duplicates.append((filename, found.label))
         if progress:
             progress(i + 1, total, "reading files")
     if result.added:
@@ -333,7 +350,12 @@ def create_upload_job(session: Session, assignment: Assignment, files: Iterable[
 
 def run_upload_job(session: Session, job_id: int, index_dir: Path | None = None,
                    encoder: Encoder | None = None) -> UploadJob:
-    """Process an upload job, committing its progress after every file."""
+    """Process an upload job, committing its progress after every file.
+
+    Safe to run again on a job whose worker died (see `UploadJob.stalled`):
+    its files are still in the database until the job finishes, and what it
+    had already stored is recognised as its own.
+    """
     job = session.get(UploadJob, job_id)
     if job is None:
         raise ServiceError(f"no upload job {job_id}")
@@ -341,12 +363,12 @@ def run_upload_job(session: Session, job_id: int, index_dir: Path | None = None,
     files = list(session.scalars(select(UploadFile).where(UploadFile.job_id == job.id,
                                                           UploadFile.processed.is_(False))
                                  .order_by(UploadFile.id)))
-    job.state, job.stage = UPLOAD_RUNNING, "reading files"
+    job.state, job.stage, job.updated_at = UPLOAD_RUNNING, "reading files", utcnow()
     session.commit()
 
     def progress(done: int, total: int, stage: str) -> None:
         # Counts are per stage ("reading files" 3 of 10, then "indexing passages" 2 of 9).
-        job.done, job.total, job.stage = done, total, stage
+        job.done, job.total, job.stage, job.updated_at = done, total, stage, utcnow()
         session.commit()
 
     try:
@@ -354,7 +376,7 @@ def run_upload_job(session: Session, job_id: int, index_dir: Path | None = None,
                                  student_of=student_from_filename if job.student_from_filename
                                  else student_per_file,
                                  progress=progress, actor=job.created_by, index_dir=index_dir,
-                                 encoder=encoder)
+                                 encoder=encoder, job_id=job.id)
     except Exception as exc:
         session.rollback()
         job = session.get(UploadJob, job_id)

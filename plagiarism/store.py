@@ -30,7 +30,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from db import Base, create_tables, migration, utcnow
+from db import Base, add_column, create_tables, migration, utcnow
 
 # Upload job states.
 UPLOAD_PENDING, UPLOAD_RUNNING, UPLOAD_DONE, UPLOAD_FAILED = "pending", "running", "done", "failed"
@@ -40,6 +40,7 @@ UPLOAD_PENDING, UPLOAD_RUNNING, UPLOAD_DONE, UPLOAD_FAILED = "pending", "running
 REPORT_UNANCHORED, REPORT_ANCHORED, REPORT_ANCHOR_FAILED = "unanchored", "anchored", "anchor_failed"
 
 SOURCE_KINDS = ("reading", "past cohort", "other")
+STALL_MINUTES = 5  # an upload without progress this long has lost its worker
 
 
 class Course(Base):
@@ -93,6 +94,8 @@ class Submission(Base):
     sha256 = Column(String(64), nullable=False, index=True)
     uploaded_at = Column(DateTime, nullable=False, default=utcnow, index=True)
     uploaded_by = Column(String(255), nullable=False, default="system")
+    # The upload job that added it, so a resumed job recognises its own work.
+    upload_job_id = Column(Integer, nullable=True, index=True)
 
     @property
     def label(self) -> str:
@@ -115,15 +118,24 @@ class UploadJob(Base):
     duplicates = Column(Integer, nullable=False, default=0)
     errors = Column(Text, nullable=True)  # JSON list of {"filename", "reason"}
     finished_at = Column(DateTime, nullable=True)
+    updated_at = Column(DateTime, nullable=True)  # last progress: a job that stops moving can be resumed
 
     @property
     def error_list(self) -> list[dict]:
         return json.loads(self.errors) if self.errors else []
 
+    def stalled(self, minutes: float = STALL_MINUTES) -> bool:
+        """Unfinished and without progress for a while: its worker has died."""
+        if self.state not in (UPLOAD_PENDING, UPLOAD_RUNNING):
+            return False
+        last = self.updated_at or self.created_at
+        return last is not None and (utcnow() - last).total_seconds() > minutes * 60
+
     def as_dict(self) -> dict:
         return {"job": self.id, "state": self.state, "stage": self.stage, "total": self.total,
                 "done": self.done, "added": self.added, "duplicates": self.duplicates,
-                "errors": self.error_list, "finished": self.state in (UPLOAD_DONE, UPLOAD_FAILED)}
+                "errors": self.error_list, "finished": self.state in (UPLOAD_DONE, UPLOAD_FAILED),
+                "stalled": self.stalled()}
 
 
 class UploadFile(Base):
@@ -223,3 +235,9 @@ def _m2003(conn) -> None:
 @migration("2004_plagiarism_report_jobs")
 def _m2004(conn) -> None:
     create_tables(conn, ReportJob)
+
+
+@migration("2005_plagiarism_upload_resume")
+def _m2005(conn) -> None:
+    add_column(conn, "plag_submissions", Column("upload_job_id", Integer, nullable=True))
+    add_column(conn, "plag_upload_jobs", Column("updated_at", DateTime, nullable=True))

@@ -36,6 +36,7 @@ from sqlalchemy import func, select
 from wtforms import BooleanField, MultipleFileField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
+from db import utcnow
 from plagiarism import service
 from plagiarism.extract import SUPPORTED_SUFFIXES, UnreadableSubmission
 from plagiarism.store import (
@@ -397,7 +398,26 @@ def upload(assignment_id: int):
 def upload_job(job_id: int):
     job = _get(UploadJob, job_id)
     a = db_session().get(Assignment, job.assignment_id)
-    return render_template("submissions/upload_job.html", job=job, assignment=a)
+    return render_template("submissions/upload_job.html", job=job, assignment=a, button=EmptyForm())
+
+
+@bp.route("/uploads/<int:job_id>/resume", methods=["POST"])
+@role_required("instructor")
+def resume_upload(job_id: int):
+    """Start a stalled upload again (its worker died): its files are still stored."""
+    job = _get(UploadJob, job_id)
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    if job.stalled():
+        import audit
+
+        session = db_session()
+        job.updated_at = utcnow()  # one resumer at a time
+        audit.record(session, _actor(), "upload_resumed", f"upload:{job.id}")
+        session.commit()
+        _start_upload_thread(current_app._get_current_object(), job.id)
+        flash("The upload is running again.", "success")
+    return redirect(url_for(".upload_job", job_id=job.id))
 
 
 @bp.route("/uploads/<int:job_id>/progress")

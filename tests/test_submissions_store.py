@@ -340,3 +340,53 @@ def test_a_report_made_while_the_chain_is_down_is_kept_and_anchored_later(sessio
     service.anchor_report(session, report, registry, "prof@uni.edu")
     assert report.state == REPORT_ANCHORED and report.error is None
     assert service.verify_report(report, registry)["valid"]
+
+
+def test_an_upload_whose_worker_died_is_resumed(session, assignment, index_dir, encoder):
+    from datetime import timedelta
+
+    from db import utcnow
+    from plagiarism.store import UploadJob
+
+    files = [("ana.txt", ESSAY_A.encode()), ("ben.txt", ESSAY_B.encode()), ("bad.odt", b"x")]
+    job = service.create_upload_job(session, assignment, files, "prof@uni.edu")
+    session.commit()
+    # The worker stored Ana's essay, then died before indexing or finishing.
+    service.add_submissions(session, assignment, files[:1], job_id=job.id, index_dir=index_dir, encoder=encoder)
+    job.state, job.stage, job.done = "running", "reading files", 1
+    job.updated_at = utcnow() - timedelta(minutes=30)
+    session.commit()
+    assert session.get(UploadJob, job.id).stalled()
+
+    job = service.run_upload_job(session, job.id, index_dir=index_dir, encoder=encoder)
+    assert job.state == "done" and not job.stalled()
+    assert job.added == 2 and job.duplicates == 0, "its own earlier work is not a duplicate"
+    assert [e["filename"] for e in job.error_list] == ["bad.odt"]
+    course = service.get_course(session, "HIST210")
+    partition = service.open_index(index_dir, encoder).partition(service.assignment_partition(course, assignment))
+    assert sorted(partition.doc_ids()) == ["s1", "s2"]
+    # Another upload of the same text is a duplicate, whoever sends it.
+    again = service.add_submissions(session, assignment, files[:1], job_id=job.id + 1, index_dir=index_dir,
+                                    encoder=encoder)
+    assert again.duplicates == [("ana.txt", "ana/ana.txt")]
+
+
+def test_the_same_text_stored_meanwhile_by_another_upload_is_a_duplicate(database, session, assignment,
+                                                                          index_dir, encoder):
+    import hashlib
+
+    def meanwhile(done: int, total: int, stage: str) -> None:
+        if (done, stage) == (1, "reading files"):
+            session.commit()  # as run_upload_job does after each file
+            with database.session() as other:
+                other.add(Submission(assignment_id=assignment.id, student_id="zed", filename="zed.txt",
+                                     text=ESSAY_B, sha256=hashlib.sha256(ESSAY_B.encode()).hexdigest()))
+                other.commit()
+
+    result = service.add_submissions(session, assignment, [("ana.txt", ESSAY_A.encode()),
+                                                           ("ben.txt", ESSAY_B.encode())],
+                                     progress=meanwhile, index_dir=index_dir, encoder=encoder)
+    session.commit()
+    assert [s.filename for s in result.added] == ["ana.txt"]
+    assert result.duplicates == [("ben.txt", "zed/zed.txt")]
+    assert len(session.scalars(select(Submission)).all()) == 2
