@@ -218,3 +218,29 @@ def test_a_pasted_submission_is_added(instructor):
     assert "Pasted text added for Sam Lee." in page and "s123_pasted.txt" in page
     again = instructor.post(assignment_url + "/paste", data=data, follow_redirects=True).get_data(as_text=True)
     assert "already here, as s123/s123_pasted.txt" in again
+
+
+def test_a_stalled_upload_can_be_resumed_from_its_page(app, instructor):
+    from datetime import timedelta
+
+    from db import utcnow
+    from plagiarism import service
+    from web_auth import db_session
+
+    token = token_of(instructor, "/submissions/")
+    course_url = instructor.post("/submissions/courses", data={"code": "C3", "csrf_token": token}).location
+    assignment_url = instructor.post(course_url + "/assignments", data={"name": "a1", "csrf_token": token}).location
+    with app.app_context():
+        session = db_session()
+        assignment = service.get_assignment(session, service.get_course(session, "C3"), "a1")
+        job = service.create_upload_job(session, assignment, [("amy.txt", COPIED.encode())], "prof@uni.edu")
+        job.state, job.updated_at = "running", utcnow() - timedelta(minutes=20)
+        session.commit()
+        job_id = job.id
+    assert "An upload stopped part-way" in instructor.get(assignment_url).get_data(as_text=True)
+    page = instructor.get(f"/submissions/uploads/{job_id}").get_data(as_text=True)
+    assert 'id="resume-upload"' in page and "Its files are kept" in page
+    response = instructor.post(f"/submissions/uploads/{job_id}/resume", data={"csrf_token": token})
+    assert response.status_code == 302
+    job = _wait(instructor, f"/submissions/uploads/{job_id}/progress")
+    assert job["state"] == "done" and job["added"] == 1
