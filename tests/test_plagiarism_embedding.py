@@ -175,3 +175,28 @@ def test_corrupt_cache_file_is_set_aside(tmp_path, caplog) -> None:
     assert "unreadable" in caplog.text
     cache.put_many([(b"k" * 32, np.ones(DIM, np.float32))])
     assert set(cache.get_many([b"k" * 32])) == {b"k" * 32}
+
+
+def test_build_is_idempotent_and_quick_when_done(embedder: Embedder) -> None:
+    import time
+
+    built = build_model.built_model()
+    stamp = (built / build_model.MODEL_FILE).stat().st_mtime_ns
+    t = time.perf_counter()
+    assert build_model.build() == built
+    assert time.perf_counter() - t < 5
+    assert (built / build_model.MODEL_FILE).stat().st_mtime_ns == stamp  # not rebuilt
+
+
+def test_falls_back_to_fp32_when_the_fast_model_cannot_be_built(monkeypatch, caplog,
+                                                                reference_vectors: np.ndarray) -> None:
+    def broken() -> None:
+        raise RuntimeError("no space left on device")
+
+    monkeypatch.setattr(build_model, "build_model_path", broken)
+    fallback = Embedder()
+    assert fallback.backend == "torch-fp32"
+    assert "no space left on device" in caplog.text and "fp32" in caplog.text
+    np.testing.assert_allclose(fallback.encode(TEXTS[:2]), reference_vectors[:2], atol=1e-5)
+    with pytest.raises(RuntimeError, match="no space"):
+        Embedder(backend="onnx")
