@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from plagiarism import build_model
+from plagiarism import build_model, embedding
 from plagiarism.cache import CachedEmbedder, EmbeddingCache, content_key, normalise
 from plagiarism.embedding import DIM, Embedder, TorchEmbedder, get_embedder, model_path
 
@@ -118,7 +118,9 @@ def test_meaning_survives_quantisation(embedder: Embedder) -> None:
     assert float(a @ b) > float(a @ c) + 0.3
 
 
-def test_fp32_fallback_is_the_reference(reference: TorchEmbedder, reference_vectors: np.ndarray) -> None:
+def test_fp32_fallback_is_the_reference(reference: TorchEmbedder, reference_vectors: np.ndarray,
+                                        monkeypatch) -> None:
+    monkeypatch.setattr(embedding, "TorchEmbedder", lambda: reference)  # the session's model, not a reload
     fallback = Embedder(backend="torch")
     assert fallback.backend == "torch-fp32"
     assert fallback.model_id != get_embedder().model_id  # caches never mix vectors of two backends
@@ -188,12 +190,13 @@ def test_build_is_idempotent_and_quick_when_done(embedder: Embedder) -> None:
     assert (built / build_model.MODEL_FILE).stat().st_mtime_ns == stamp  # not rebuilt
 
 
-def test_falls_back_to_fp32_when_the_fast_model_cannot_be_built(monkeypatch, caplog,
+def test_falls_back_to_fp32_when_the_fast_model_cannot_be_built(monkeypatch, caplog, reference: TorchEmbedder,
                                                                 reference_vectors: np.ndarray) -> None:
     def broken() -> None:
         raise RuntimeError("no space left on device")
 
     monkeypatch.setattr(build_model, "build_model_path", broken)
+    monkeypatch.setattr(embedding, "TorchEmbedder", lambda: reference)
     fallback = Embedder()
     assert fallback.backend == "torch-fp32"
     assert "no space left on device" in caplog.text and "fp32" in caplog.text
