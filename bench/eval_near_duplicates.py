@@ -33,8 +33,8 @@ RESULTS = ROOT / "bench" / "results"
 
 def roc_auc(labels: list[int], scores: list[float]) -> float:
     """Probability that a random positive outscores a random negative (ties count half)."""
-    pos = [s for s, y in zip(scores, labels) if y]
-    neg = [s for s, y in zip(scores, labels) if not y]
+    pos = [s for s, y in zip(scores, labels, strict=False) if y]
+    neg = [s for s, y in zip(scores, labels, strict=False) if not y]
     if not pos or not neg:
         return float("nan")
     p = np.array(pos)[:, None]
@@ -44,9 +44,9 @@ def roc_auc(labels: list[int], scores: list[float]) -> float:
 
 def prf(labels: list[int], scores: list[float], threshold: float) -> tuple[float, float, float]:
     pred = [s >= threshold for s in scores]
-    tp = sum(1 for p, y in zip(pred, labels) if p and y)
-    fp = sum(1 for p, y in zip(pred, labels) if p and not y)
-    fn = sum(1 for p, y in zip(pred, labels) if not p and y)
+    tp = sum(1 for p, y in zip(pred, labels, strict=False) if p and y)
+    fp = sum(1 for p, y in zip(pred, labels, strict=False) if p and not y)
+    fn = sum(1 for p, y in zip(pred, labels, strict=False) if not p and y)
     precision = tp / (tp + fp) if tp + fp else 1.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
@@ -59,7 +59,7 @@ def threshold_at_fpr(labels: list[int], scores: list[float], max_fpr: float = 0.
     An integrity checker's costly error is flagging an honest student, so the
     operating point bounds false positives first and takes the recall it can get.
     """
-    neg = sorted((s for s, y in zip(scores, labels) if not y), reverse=True)
+    neg = sorted((s for s, y in zip(scores, labels, strict=False) if not y), reverse=True)
     allowed = int(max_fpr * len(neg))
     if not neg:
         return 0.0
@@ -72,7 +72,7 @@ def threshold_at_fpr(labels: list[int], scores: list[float], max_fpr: float = 0.
 def best_threshold(labels: list[int], scores: list[float]) -> float:
     """Threshold maximising F1 on the tuning split (midpoint between neighbouring scores)."""
     cands = sorted(set(scores))
-    mids = [(a + b) / 2 for a, b in zip(cands, cands[1:])] or cands
+    mids = [(a + b) / 2 for a, b in zip(cands, cands[1:], strict=False)] or cands
     return max(mids, key=lambda t: (prf(labels, scores, t)[2], -t))
 
 
@@ -91,7 +91,7 @@ class CachedEncoder:
         if todo:
             vecs = self.model.encode(todo)
             self.encoded += len(todo)
-            self.cache.update(zip(todo, vecs))
+            self.cache.update(zip(todo, vecs, strict=False))
         return np.stack([self.cache[t] for t in texts])
 
 
@@ -139,12 +139,12 @@ def report_block(name: str, cases: list[dict], scores: list[float], threshold: f
     lines = [f"{name:<34} AUC {roc_auc(labels, scores):.3f}  precision {p:.3f}  recall {r:.3f}  "
              f"F1 {f1:.3f}  (threshold {threshold:.3f})"]
     for kind in ("verbatim", "light", "heavy", "independent"):
-        sel = [s for s, c in zip(scores, cases) if c["kind"] == kind]
+        sel = [s for s, c in zip(scores, cases, strict=False) if c["kind"] == kind]
         if not sel:
             continue
         flagged = sum(1 for s in sel if s >= threshold) / len(sel)
         sub_labels = [c["label"] for c in cases if c["kind"] in (kind, "independent")]
-        sub_scores = [s for s, c in zip(scores, cases) if c["kind"] in (kind, "independent")]
+        sub_scores = [s for s, c in zip(scores, cases, strict=False) if c["kind"] in (kind, "independent")]
         auc = roc_auc(sub_labels, sub_scores) if kind != "independent" else float("nan")
         what = "flagged (false positives)" if kind == "independent" else "flagged (recall)"
         extra = f"  AUC vs independent {auc:.3f}" if kind != "independent" else ""

@@ -209,7 +209,7 @@ def _key(t: Text) -> str:
 def _windows(text: Text) -> list[tuple[int, int]]:
     """Single sentences and pairs of consecutive sentences (paraphrase merges/splits them)."""
     singles = [(u.start, u.end) for u in text.units]
-    pairs = [(a.start, b.end) for a, b in zip(text.units, text.units[1:])]
+    pairs = [(a.start, b.end) for a, b in zip(text.units, text.units[1:], strict=False)]
     return singles + pairs
 
 

@@ -48,7 +48,7 @@ class Segmented:
     @property
     def countable_chars(self) -> int:
         """Characters of words that count (not excluded): the score's denominator."""
-        return sum(e - s for (s, e, _), x in zip(self.words, self.word_excluded) if not x)
+        return sum(e - s for (s, e, _), x in zip(self.words, self.word_excluded, strict=False) if not x)
 
 
 def words(text: str) -> list[tuple[int, int, str]]:

@@ -111,7 +111,7 @@ def test_bibliography_runs_to_the_end_and_is_not_counted():
     seg = segment(text)
     (start, end, kind), = seg.excluded
     assert kind == "bibliography" and text[start:].startswith("Works Cited") and end == len(text)
-    assert all(x for (s, _, _), x in zip(seg.words, seg.word_excluded) if s >= start)
+    assert all(x for (s, _, _), x in zip(seg.words, seg.word_excluded, strict=False) if s >= start)
     assert seg.countable_chars == sum(e - s for s, e, _ in words(body))
 
 
