@@ -40,8 +40,8 @@ IMPOSTORS_PER_TRIAL = 3
 # Calibrated on the tuning split by `.venv/bin/python bench/eval_anomalies.py`
 # (see bench/results/eval_anomalies.txt).
 # WEIGHTS: AUC-best on tune; FLAG_THRESHOLD: the lowest with at most 10 % false positives on tune.
-FLAG_THRESHOLD = 0.297
-WEIGHTS = {"character": 0.2, "style": 0.4, "meaning": 0.4}
+FLAG_THRESHOLD = 0.44
+WEIGHTS = {"character": 0.4, "style": 0.4, "meaning": 0.2}
 
 Encoder = Callable[[list[str]], np.ndarray]
 
