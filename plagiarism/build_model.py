@@ -89,13 +89,19 @@ def cache_root() -> Path:
 def source_fingerprint() -> str:
     """Identifies the inputs of the build: weights, recipe, tool versions.
     Size and mtime rather than a full hash keep the check instant."""
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
     from plagiarism.embedding import model_path
 
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:  # onnx is needed to build, not to run a built model
+            return "-"
+
     weights = Path(model_path()) / "model.safetensors"
     st = weights.stat()
-    tools = [version(name) for name in ("onnxruntime", "onnx", "torch", "transformers")]
+    tools = [installed(name) for name in ("onnxruntime", "onnx", "torch", "transformers")]
     parts = [RECIPE, str(st.st_size), str(st.st_mtime_ns), *tools]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
