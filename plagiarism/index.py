@@ -19,10 +19,14 @@ on-disk implementation:
   crash mid-save leaves the previous state readable; unreferenced files left
   by a crash are removed on the next write.
 - Exact search by default: one float32 matrix product over unit vectors.
-  At or above `ann_threshold` passages a usearch HNSW graph answers instead
-  (chosen over hnswlib and faiss by bench/bench_index.py: already installed,
-  incremental add/remove by key, save/restore). The graph is derived data:
-  it is saved by `flush()`, and a missing, stale or corrupt graph file is
+  At or above `ann_threshold` passages a usearch HNSW graph answers instead.
+  bench/bench_index.py measured usearch, hnswlib and faiss HNSW at 100,000:
+  all reach recall@10 0.999 on clustered data; hnswlib and faiss query in
+  ~0.7 ms and build 3-4x faster, usearch in ~2 ms. usearch is kept: it is
+  already a dependency and maintained, removes by key (faiss HNSW cannot;
+  hnswlib only soft-deletes), saves and restores, and 2 ms is a tenth of the
+  20 ms budget. The graph is derived data: built in the background, saved
+  when built and by `flush()`; a missing, stale or corrupt graph file is
   repaired or rebuilt from the stored vectors, never from the model.
 - A manifest or document file that is missing or unreadable raises
   `IndexCorruptError` naming the file; nothing is silently dropped.
