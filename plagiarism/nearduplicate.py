@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from plagiarism.fingerprint import NGRAM, WINDOW, all_ngram_positions, ngram_hashes, normalise_word, winnow
+from plagiarism.fingerprint import NGRAM, WINDOW, ngram_hashes, normalise_word, winnow
 from plagiarism.segment import Segmented, Span, segment
 from plagiarism.stylometry import FUNCTION_WORDS
 
@@ -70,6 +70,9 @@ class Text:
     unit_words: list[set[str]] = field(default_factory=list)  # content words of each unit
     unit_trigrams: list[set[int]] = field(default_factory=list)  # word 3-gram hashes of each unit
     trigrams: set[int] = field(default_factory=set)  # every word 3-gram hash of the text
+    grams: list[int] = field(default_factory=list)  # word n-gram (NGRAM) hash at each position
+    gram_positions: dict[int, list[int]] = field(default_factory=dict)  # n-gram hash -> positions
+    winnowed: set[int] = field(default_factory=set)  # the text's fingerprints (winnowed n-grams)
 
     @property
     def starts(self) -> np.ndarray:
@@ -138,7 +141,13 @@ def prepare(name: str, text: str, kind: str = "submission",
             units.append(sent)
             unit_words.append({w for w in norm[lo:hi] if w not in _FUNCTION_NORMS})
             unit_tri.append(set(tri[lo:max(lo, hi - 2)]))
-    return Text(name, text, kind, seg, norm, counted, units, unit_words, unit_tri, set(tri))
+    grams = ngram_hashes(norm, NGRAM)
+    positions: dict[int, list[int]] = {}
+    for i, h in enumerate(grams):
+        positions.setdefault(h, []).append(i)
+    winnowed = {h for h, _ in winnow(grams, WINDOW)}
+    return Text(name, text, kind, seg, norm, counted, units, unit_words, unit_tri, set(tri),
+                grams, positions, winnowed)
 
 
 # --------------------------------------------------------------------------- fingerprints
@@ -153,16 +162,12 @@ def fingerprint_passages(sub: Text, other: Text, params: Params) -> list[tuple[i
     n = NGRAM
     if len(sub.norm) < n or len(other.norm) < n:
         return []
-    sub_grams = all_ngram_positions(sub.norm, n)
-    other_grams = all_ngram_positions(other.norm, n)
-    sub_hashes = [0] * (len(sub.norm) - n + 1)
-    for h, ps in sub_grams.items():
-        for p in ps:
-            sub_hashes[p] = h
-    if not any(h in other_grams for h, _ in winnow(sub_hashes, WINDOW)):
+    other_grams = other.gram_positions
+    # The winnowed fingerprints are the index: no shared fingerprint, no candidate pair.
+    if not any(h in other_grams for h in sub.winnowed):
         return []
     pairs: list[tuple[int, int]] = []
-    for i, h in enumerate(sub_hashes):
+    for i, h in enumerate(sub.grams):
         if h in other_grams and sub.counted[i:i + n].all():
             pairs.extend((i, j) for j in other_grams[h])
     if not pairs:
