@@ -11,7 +11,7 @@ alike: the speed-up ratio is what counts. Each side's figure is its median
 round. Agreement: cosine between each passage's vector and the fp32 one.
 
 `--variants` adds the steps of the recipe on their own (fused fp32 ONNX;
-int8 in batches of 32) to show what each contributes.
+int8 in batches of 32) and torch's own dynamic int8, to show what each gives.
 Prints, and writes to bench/results/bench_embedding.txt.
 Target (DESIGN.md): >= 2x plain sentence-transformers, cosine >= 0.99.
 """
@@ -137,6 +137,15 @@ def main() -> int:
 
         sides["variant: fused fp32 ONNX only, sorted batches of 32"] = fp32_only
         sides["variant: int8 for all, sorted batches of 32"] = int8_batched
+    if args.variants:
+        import copy
+
+        import torch
+
+        quantised = torch.ao.quantization.quantize_dynamic(copy.deepcopy(reference.model), {torch.nn.Linear},
+                                                           dtype=torch.qint8)
+        sides["variant: torch dynamic int8 (Linear), batch 32"] = lambda xs: quantised.encode(
+            xs, batch_size=32, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
 
     for fn in sides.values():  # warm-up
         fn(texts[:8])
