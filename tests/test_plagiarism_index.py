@@ -238,3 +238,17 @@ def test_bad_input_is_refused(part: LocalPartition) -> None:
     assert part.search(rand_unit(1, 1), k=0) == [[]]
     empty = LocalPartition(part.directory.parent / "empty", "e")
     assert empty.search(rand_unit(2, 1), k=5) == [[], []]
+
+
+def test_writes_during_a_background_graph_build_are_not_lost(tmp_path) -> None:
+    p = LocalPartition(tmp_path / "p", "k", ann_threshold=500)
+    for d in range(20):
+        p.add(f"d{d}", rand_unit(100, d), spans(100))
+    p.search(rand_unit(1, 1), k=1)  # starts the build; answers exactly
+    p.add("late", rand_unit(10, 500), spans(10))  # while (or just after) it builds
+    p.delete("d3")
+    assert p.wait_for_graph(timeout=120)
+    late = p.search(rand_unit(10, 500)[6:7], k=5)[0]
+    assert (late[0].doc_id, late[0].passage) == ("late", 6)
+    assert p.search(rand_unit(100, 3)[:1], k=50, exact=False)[0][0].doc_id != "d3"
+    assert len(p._ann) == len(p) == 1910
