@@ -30,7 +30,7 @@ from plagiarism.stylometry import FUNCTION_WORDS
 # Calibrated on the tuning split by `.venv/bin/python bench/eval_near_duplicates.py`
 # (see bench/results/eval_near_duplicates.txt).  FLAG_THRESHOLD is the lowest score
 # with at most 5 % false positives on the tuning split's independent same-topic answers.
-FLAG_THRESHOLD = 0.069
+FLAG_THRESHOLD = 0.172
 STRONG_SENTENCE_SIM = 0.92    # a sentence this close to a source sentence counts on its own
 STRONG_EVIDENCE = 2.20        # cosine + margin + shared words + shared 3-grams: counts on its own
 SUPPORTED_EVIDENCE = 1.40     # counts when a neighbouring sentence matches in the same order

@@ -110,8 +110,11 @@ def test_quotations_and_bibliography_do_not_count(encode):
 
 
 def test_instructor_template_does_not_count(encode):
-    prompt = ("Assignment 3. Explain in your own words what coral bleaching is, what causes it, and "
-              "what can be done about it. Use at least two sources and cite them.")
+    prompt = ("Assignment 3: coral reefs in a warming ocean. Explain in your own words what coral "
+              "bleaching is, what causes it, and what can be done about it. Use at least two sources "
+              "and cite them in the references list at the end. Your answer should be between three "
+              "and five paragraphs long. Part A: describe the process. Part B: discuss the evidence "
+              "from one region of your choice. Part C: give your own view of what should be done.")
     a = f"{prompt}\n\n{INDEPENDENT_A}"
     b = f"{prompt}\n\n{INDEPENDENT_B}"
     with_template = scan({"a.txt": a, "b.txt": b}, templates=[prompt], encode=encode)
