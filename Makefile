@@ -24,6 +24,7 @@ $(VENV)/.requirements-stamp: requirements.txt $(VENV)/bin/python
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -r requirements.txt
+	$(PY) -m plagiarism.build_model
 	touch $@
 
 node_modules/.package-lock-stamp: package.json package-lock.json
