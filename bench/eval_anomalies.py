@@ -23,6 +23,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -85,8 +86,11 @@ def main() -> None:
             for name, m in fams.items():
                 ev[name].append(impostor_evidence(m, c["target"], c["history"], c["cohort"], g,
                                                   trials=30 if args.quick else 60)[0])
+        plain = TfidfVectorizer(analyzer="char", ngram_range=(3, 4), sublinear_tf=True, lowercase=False,
+                                max_features=20000, min_df=2).fit_transform([t["text"] for t in texts]).toarray()
         base = {"centroid distance, embeddings": [centroid_distance(profiles.meaning, c) for c in cases],
-                "centroid distance, char n-grams": [centroid_distance(profiles.char, c) for c in cases],
+                "centroid distance, char n-grams": [centroid_distance(plain, c) for c in cases],
+                "centroid distance, masked char n-grams": [centroid_distance(profiles.char, c) for c in cases],
                 "centroid distance, stylometry": [centroid_distance(profiles.style, c) for c in cases]}
         results[split] = (cases, labels, ev, base)
 
@@ -126,7 +130,14 @@ def main() -> None:
         lines.append(row(f"impostors, {name} only", ev[name], fam_thr))
     for name, sc in base.items():
         lines.append(row(f"baseline: {name}", sc, base_thr[name]))
-    lines += ["", f"elapsed {time.time() - t0:.0f} s"]
+    lines += ["",
+              "Reading: here each author's texts share topics (logging, descriptors, release notes), so",
+              "distance to the student's centroid on plain character n-grams profits from topic; with",
+              "content words masked (as this detector does, because classmates share the assignment's",
+              "topic) the centroid baseline falls to the impostors method's level.  This set has 7",
+              "authors of technical prose: treat the figures as a sanity check, not a measurement on",
+              "student essays.",
+              "", f"elapsed {time.time() - t0:.0f} s"]
     text = "\n".join(lines)
     print(text)
     RESULTS.mkdir(exist_ok=True)

@@ -6,10 +6,12 @@ Two kinds of passage-level evidence are combined:
   lightly edited copying; runs of shared n-grams are merged across small gaps
   into passages with character spans on both sides;
 * sentence embeddings: each sentence of a submission is compared with the
-  sentences and two-sentence windows of every other text; a match counts
-  when it is very close on its own, or close and supported by a neighbouring
-  match that keeps the same order on both sides (a paraphrase follows its
-  source, while two answers on the same topic share at most a stray sentence).
+  sentences and two-sentence windows of every other text; it counts as
+  paraphrased when its evidence (cosine, how far the best partner stands out
+  from the rest of that text, shared content words, shared 3-grams) is very
+  strong, or strong and supported by a neighbouring sentence that matches
+  near the same place (a paraphrase follows its source, while two answers on
+  the same topic share at most a stray sentence).
 
 The score of a submission is the share of its countable characters (quotes,
 bibliography and template excluded) covered by such passages.  Whole-document
@@ -382,8 +384,9 @@ def scan(submissions: dict[str, str], sources: dict[str, str] | None = None,
          params: Params | None = None) -> ScanResult:
     """Compare every submission with the others and with the reference sources.
 
-    `encode` defaults to the offline sentence-transformer; pass None-returning
-    params.use_embeddings=False for a fingerprint-only scan.
+    `encode` defaults to the offline sentence-transformer (every distinct
+    passage is embedded once); Params(use_embeddings=False) gives a
+    fingerprint-only scan that needs no model.
     """
     params = params or Params()
     subs = [prepare(n, t, "submission", templates) for n, t in sorted(submissions.items())]
