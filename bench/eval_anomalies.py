@@ -88,9 +88,10 @@ def main() -> None:
                                                   trials=30 if args.quick else 60)[0])
         plain = TfidfVectorizer(analyzer="char", ngram_range=(3, 4), sublinear_tf=True, lowercase=False,
                                 max_features=20000, min_df=2).fit_transform([t["text"] for t in texts]).toarray()
+        masked = profiles.char.toarray()
         base = {"centroid distance, embeddings": [centroid_distance(profiles.meaning, c) for c in cases],
                 "centroid distance, char n-grams": [centroid_distance(plain, c) for c in cases],
-                "centroid distance, masked char n-grams": [centroid_distance(profiles.char, c) for c in cases],
+                "centroid distance, masked char n-grams": [centroid_distance(masked, c) for c in cases],
                 "centroid distance, stylometry": [centroid_distance(profiles.style, c) for c in cases]}
         results[split] = (cases, labels, ev, base)
 
