@@ -203,8 +203,8 @@ def style_reasons(profiles: Profiles, target: int, own: list[int], top: int = 2)
         if abs(z[i]) < 2:
             break
         label, unit = SCALAR_FEATURES[names[i]]
-        out.append(f"Its {label} is {raw[target, i]:.1f} {unit}, against {hist[:, i].mean():.1f} "
-                   f"on average in the student's other texts.")
+        out.append(f"{label[0].upper()}{label[1:]}: {raw[target, i]:.1f} {unit} in this text, against "
+                   f"{hist[:, i].mean():.1f} on average in the student's other texts.")
     return out
 
 

@@ -186,3 +186,41 @@ def test_fingerprint_scan_ignores_a_copied_quotation():
     source = ESSAY + copied
     report = scan({"s.txt": submission}, {"src.txt": source}, params=Params(use_embeddings=False)).reports[0]
     assert report.score == 0.0 and not report.flagged and report.matches == []
+
+
+# ---------------------------------------------------------------------------- anomaly building blocks
+
+def test_mask_content_words_keeps_function_words_and_punctuation():
+    from plagiarism.anomaly import mask_content_words
+
+    assert mask_content_words("The reef, however, was bleached in 2016!") == \
+        "The ****, however, was ******** in 2016!"
+
+
+def test_style_features_measure_what_they_say():
+    from plagiarism.stylometry import scalar_features
+
+    short = scalar_features("I ran. I hid. I won!")
+    assert short["sentence_length"] == 2.0 and short["exclamations"] == 100 / 6
+    long = scalar_features("The committee, having considered the evidence; concluded that the policy, "
+                           "which had been adopted in haste, should be withdrawn.")
+    assert long["sentence_length"] > 15 and long["semicolons"] > 0 and long["commas"] > short["commas"]
+
+
+def test_impostor_evidence_separates_own_writing_from_someone_elses():
+    import numpy as np
+
+    from plagiarism.anomaly import BlockGram, impostor_evidence
+
+    rng = np.random.default_rng(0)
+    student = rng.normal(size=40)
+    others = [rng.normal(size=40) for _ in range(4)]
+    rows = [student + 0.3 * rng.normal(size=40) for _ in range(4)]          # 0-3: the student
+    rows += [o + 0.3 * rng.normal(size=40) for o in others for _ in range(2)]  # 4-11: classmates
+    gram = BlockGram(np.array(rows), blocks=10)
+    own_text, _, _ = impostor_evidence(gram, 3, [0, 1, 2], list(range(4, 12)), np.random.default_rng(1))
+    ghost = np.array(rows + [others[0] + 0.3 * rng.normal(size=40)])
+    gram2 = BlockGram(ghost, blocks=10)
+    ghost_text, ref, ver = impostor_evidence(gram2, 12, [0, 1, 2], list(range(6, 12)), np.random.default_rng(1))
+    assert own_text < 0.2 < 0.6 < ghost_text
+    assert 0 <= ref <= 1 and 0 <= ver <= 1
