@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.eval_near_duplicates import best_threshold, prf, roc_auc, threshold_at_fpr  # noqa: E402
-from plagiarism.anomaly import Profiles, impostor_evidence  # noqa: E402
+from plagiarism.anomaly import TRIALS, Profiles, impostor_evidence  # noqa: E402
 
 DATA = ROOT / "bench" / "data"
 RESULTS = ROOT / "bench" / "results"
@@ -85,7 +85,7 @@ def main() -> None:
             g = np.random.default_rng(k)
             for name, m in fams.items():
                 ev[name].append(impostor_evidence(m, c["target"], c["history"], c["cohort"], g,
-                                                  trials=30 if args.quick else 60)[0])
+                                                  trials=30 if args.quick else TRIALS)[0])
         plain = TfidfVectorizer(analyzer="char", ngram_range=(3, 4), sublinear_tf=True, lowercase=False,
                                 max_features=20000, min_df=2).fit_transform([t["text"] for t in texts]).toarray()
         masked = profiles.char.toarray()

@@ -42,8 +42,8 @@ IMPOSTORS_PER_TRIAL = 3
 # Calibrated on the tuning split by `.venv/bin/python bench/eval_anomalies.py`
 # (see bench/results/eval_anomalies.txt).
 # WEIGHTS: AUC-best on tune; FLAG_THRESHOLD: the lowest with at most 10 % false positives on tune.
-FLAG_THRESHOLD = 0.351
-WEIGHTS = {"character": 0.4, "style": 0.3, "meaning": 0.3}
+FLAG_THRESHOLD = 0.411
+WEIGHTS = {"character": 0.3, "style": 0.3, "meaning": 0.4}
 
 Encoder = Callable[[list[str]], np.ndarray]
 
