@@ -10,4 +10,5 @@ pytest_plugins = [
     "tests.fixtures_chain",
     "tests.fixtures_app",
     "tests.fixtures_browser",
+    "tests.fixtures_plagiarism",
 ]
