@@ -208,8 +208,12 @@ def build(force: bool = False) -> Path:
             if final.exists():
                 shutil.rmtree(final)
             os.replace(stage, final)  # atomic: a half-built model is never visible
+        # Superseded builds (other recipe or tool versions) are swept once they
+        # are a week old: another checkout or venv on this machine may still be
+        # using a build with its own fingerprint, and the cache is shared.
+        week_ago = time.time() - 7 * 24 * 3600
         for old in root.glob("all-MiniLM-L6-v2-*"):
-            if old != final:  # superseded builds (other recipe or tool versions)
+            if old != final and old.stat().st_mtime < week_ago:
                 shutil.rmtree(old, ignore_errors=True)
         log.info("built %s in %.1fs (cosine min %.4f mean %.4f)", final, time.perf_counter() - t0, lo, mean)
         return final
