@@ -181,6 +181,16 @@ def issuer_address(doc: dict) -> str | None:
     return checksum(address) if address and is_hex_address(address) else None
 
 
+def issuer_chain_id(doc: dict) -> int | None:
+    """The chain id in the issuer's did:pkh:eip155:<chain>:<address>, or None."""
+    issuer = doc.get("issuer")
+    issuer_id = issuer.get("id") if isinstance(issuer, dict) else issuer
+    parts = issuer_id.split(":") if isinstance(issuer_id, str) else []
+    if len(parts) == 5 and parts[:3] == ["did", "pkh", "eip155"] and parts[3].isdigit():
+        return int(parts[3])
+    return None
+
+
 # ----- the checks ----------------------------------------------------------------
 
 class Context:
@@ -285,6 +295,10 @@ def check_signature(ctx: Context) -> CheckResult:
     if proof.method_address != issuer:
         return failed("signature", f"Expected the proof's verificationMethod to name the issuer {issuer}; "
                                    f"it names {proof.method_address}.")
+    did_chain = issuer_chain_id(ctx.doc)
+    if did_chain != proof.chain_id:
+        return failed("signature", f"Expected the issuer's id to name the anchoring chain "
+                                   f"(did:pkh:eip155:{proof.chain_id}:…); it names chain {did_chain}.")
     ctx.signer = recovered
     return passed("signature", f"The EIP-712 signature recovers the issuer's address {recovered}.")
 

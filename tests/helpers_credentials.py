@@ -36,14 +36,17 @@ def request(name: str = "Ada Lovelace", *, awarded_on: date | None = None, valid
 
 
 def mint(registry: Registry, requests: list[CredentialRequest] | None = None, *, sign_key: bytes | None = None,
-         anchor_registry: Registry | None = None, issuer_name: str = "University of Testing") -> list[dict]:
+         anchor_registry: Registry | None = None, issuer_name: str = "University of Testing",
+         did_chain_id: int | None = None) -> list[dict]:
     """Build, sign, Merkle-batch and anchor credentials; return the signed documents.
 
     `sign_key` signs instead of the registry's issuer key (the documents still
     name the registry's issuer); `anchor_registry` sends the anchor transaction
-    from another key (another Registry object on the same contract)."""
+    from another key (another Registry object on the same contract);
+    `did_chain_id` makes the issuer's did:pkh name another chain."""
     requests = requests or [request()]
-    issuer = IssuerProfile(issuer_name, registry.issuer.address, registry.chain_id, "https://uni.example.edu")
+    issuer = IssuerProfile(issuer_name, registry.issuer.address, did_chain_id or registry.chain_id,
+                           "https://uni.example.edu")
     signer = Signer(sign_key or bytes(registry.issuer.key))
     domain = Eip712Domain(registry.chain_id, registry.address)
     docs = [build_credential(r, issuer) for r in requests]

@@ -10,7 +10,7 @@ import pytest
 
 from credentials.reader import ChainReader
 from credentials.verification import CHECK_IDS, verify_credential
-from tests.helpers_credentials import CASES, mint, open_world
+from tests.helpers_credentials import CASES, mint, open_world, other_key_registry
 
 
 @pytest.fixture(scope="module")
@@ -159,3 +159,13 @@ def test_a_contract_that_is_not_a_registry_fails_anchor(world, reader):
     doc["proof"]["anchor"]["registry"] = doc["proof"]["eip712Domain"]["verifyingContract"] = impostor
     message = verify_credential(doc, reader).check("anchor").message
     assert "is not a CredentialRegistry" in message
+
+
+def test_issuer_did_naming_another_chain_fails_signature(world, reader):
+    """A signature valid for chain A does not vouch for an issuer id that
+    names chain B: the did:pkh chain must be the anchoring chain."""
+    (doc,) = mint(world.registry, did_chain_id=1, anchor_registry=other_key_registry(world.registry))
+    result = verify_credential(doc, reader)
+    assert statuses(result)["signature"] == "failed"
+    assert "names chain 1" in result.check("signature").message
+    assert not result.valid
