@@ -64,7 +64,10 @@ def test_verbatim_copy_is_flagged_and_its_passage_found(encode):
 
 def test_light_edit_is_flagged_and_points_at_the_edited_sentences(encode):
     report = _scan_one(LIGHT_EDIT, encode)
-    assert report.flagged and report.score > 0.3
+    # The score weighs passage coverage with masked n-gram containment; a human light edit
+    # changes function words too, so the coverage (the share of the text in matched
+    # passages) carries it here, and the score stays well above the flag threshold.
+    assert report.flagged and report.evidence["coverage"] > 0.3 and report.score > 2 * FLAG_THRESHOLD
     lo, hi = _region(LIGHT_EDIT, LIGHTLY_EDITED)
     src_lo, src_hi = _sentence_range("Mass bleaching events", "shorter than that.")
     assert report.matches
@@ -176,7 +179,12 @@ def test_ghost_written_text_among_a_students_own_is_flagged_with_reasons(encode)
     assert any("other students' texts" in reason for reason in ghost.reasons)
     assert any("not a finding of misconduct" in reason for reason in ghost.reasons)
     assert not any("plagiar" in reason.lower() or "cheat" in reason.lower() for reason in ghost.reasons)
-    assert set(ghost.evidence) == {"character", "style", "meaning"}
+    families = ("character", "plain", "style", "meaning")
+    assert set(ghost.evidence) == ({f"distance:{f}" for f in families} | {f"impostors:{f}" for f in families}
+                                   | {"cohort_outlier"})
+    # The reasons name the evidence that drove the flag: its distance from the student's own texts.
+    assert any("farther from the student's other texts" in reason for reason in ghost.reasons)
+    assert ghost.evidence["distance:plain"] > reports["0-essay.txt"].evidence["distance:plain"]
 
 
 def test_too_little_history_says_so(encode):

@@ -224,3 +224,87 @@ def test_impostor_evidence_separates_own_writing_from_someone_elses():
     ghost_text, ref, ver = impostor_evidence(gram2, 12, [0, 1, 2], list(range(6, 12)), np.random.default_rng(1))
     assert own_text < 0.2 < 0.6 < ghost_text
     assert 0 <= ref <= 1 and 0 <= ver <= 1
+
+
+# ---------------------------------------------------------------------------- score parts
+
+def test_masked_word_ngrams_survive_synonym_swaps_but_not_same_topic_rewording():
+    import numpy as np
+
+    from plagiarism.nearduplicate import prepare, skeleton_containment, skeleton_grams
+
+    source = ("The reef was bleached by the warm water of the summer, and most of the corals in the "
+              "shallow lagoon died within a few weeks of the heat.")
+    swapped = ("The shoal was whitened by the hot sea of the season, and most of the polyps in the "
+               "shallow basin perished within a few months of the warmth.")
+    same_topic = ("Warm summers bleach corals: heat stress kills shallow lagoon corals quickly, "
+                  "often within weeks.")
+    src = prepare("src", source, "source")
+    assert skeleton_containment(prepare("a", swapped), src) == 1.0
+    assert skeleton_containment(prepare("b", same_topic), src) == 0.0
+    # Grams need two function words and two masked words: "of the of the ..." alone is no evidence.
+    counted, every = skeleton_grams("of the of the of the of the of the of".split(), np.ones(11, bool), 9)
+    assert counted == set() and every
+
+
+def test_score_is_the_tuned_weighted_mean_of_its_parts():
+    from plagiarism.nearduplicate import combine
+
+    p = Params(coverage_weight=0.3, containment_weight=0.2)
+    assert combine(1.0, 1.0, 1.0, p) == 1.0 and combine(0.0, 0.0, 0.0, p) == 0.0
+    assert abs(combine(0.5, 0.25, 0.1, p) - (0.15 + 0.05 + 0.05)) < 1e-12
+    copied = ("Warm water makes corals expel the algae living in their tissues, and without them the "
+              "coral turns white and starts to starve within weeks.")
+    report = scan({"s.txt": OTHER + copied}, {"src.txt": ESSAY + copied},
+                  params=Params(use_embeddings=False)).reports[0]
+    ev = report.evidence
+    assert set(ev) == {"coverage", "containment", "skeleton"} and ev["coverage"] > 0 and ev["skeleton"] > 0
+    assert abs(report.score - combine(ev["coverage"], ev["containment"], ev["skeleton"], Params())) < 1e-9
+
+
+# ---------------------------------------------------------------------------- anomaly calibration and cohort
+
+def _fake_encode(texts):
+    import hashlib
+
+    import numpy as np
+
+    rows = [np.frombuffer(hashlib.sha512(t.encode()).digest() * 6, dtype=np.uint8)[:384].astype(np.float32)
+            for t in texts]
+    return np.array(rows) - 127.5
+
+
+def test_robust_scale_ignores_the_odd_value_and_has_a_floor():
+    import numpy as np
+
+    from plagiarism.anomaly import robust_scale
+
+    center, scale = robust_scale(np.array([0.30, 0.31, 0.29, 0.30, 0.32, 0.95]))
+    assert abs(center - 0.305) < 1e-9 and scale < 0.05
+    assert robust_scale(np.array([0.4, 0.4, 0.4]))[1] == 0.05 * 0.4
+
+
+def test_a_text_unlike_the_whole_cohort_is_a_separate_flag_even_without_history():
+    import json
+    from pathlib import Path
+
+    from plagiarism.anomaly import OUTLIER_Z, detect_anomalies
+
+    rows = [json.loads(line) for line in
+            (Path(__file__).resolve().parent.parent / "bench" / "data" / "authorship.jsonl").open()]
+    by: dict[str, list[str]] = {}
+    for r in rows:
+        if r["split"] == "eval":
+            by.setdefault(r["author"], []).append(r["text"])
+    students = {a.split()[-1]: {f"{n}.txt": t for n, t in enumerate(by[a][:3])}
+                for a in ("A.M. Kuchling", "Raymond Hettinger", "Vinay Sajip", "R. David Murray")}
+    shouting = "OMG!!! this is SO cool!!! LOL!!! wow wow WOW!!! yes yes YES!!! " * 12
+    students["newcomer"] = {"1.txt": shouting}
+    reports = {(r.student, r.submission): r for r in detect_anomalies(students, encode=_fake_encode)}
+    odd = reports[("newcomer", "1.txt")]
+    assert odd.flagged and odd.score == 0.0 and odd.evidence["cohort_outlier"] >= OUTLIER_Z
+    assert odd.reasons[0].startswith("Too little history")
+    assert any(r.startswith("Outlier in its cohort") and "not a finding of misconduct" in r for r in odd.reasons)
+    honest = [r for (s, _), r in reports.items() if s != "newcomer"]
+    assert all(r.evidence["cohort_outlier"] < OUTLIER_Z for r in honest)
+    assert not any(any(x.startswith("Outlier") for x in r.reasons) for r in honest)
