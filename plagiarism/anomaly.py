@@ -360,9 +360,9 @@ def explain(profiles: Profiles, target: int, own: list[int], score: float, feats
             fam = _family_of(k)
             if k.startswith("distance:") and feats[k] >= 1.0:
                 reasons.append(
-                    f"By {_FAMILY_WORDS[fam]}: the text lies farther from the student's other texts than "
-                    f"texts in this cohort usually lie from their own authors' other texts "
-                    f"({feats[k]:.1f} robust standard deviations beyond the usual distance).")
+                    f"By {_FAMILY_WORDS[fam]}: the text is farther from the student's other texts than "
+                    f"is usual in this cohort, where each text is compared with its own student's other "
+                    f"texts ({feats[k]:.1f} robust standard deviations beyond the typical distance).")
                 said += 1
             elif k.startswith("impostors:") and feats[k] >= 0.3:
                 ref, ver = details[fam]
@@ -384,7 +384,7 @@ def explain(profiles: Profiles, target: int, own: list[int], score: float, feats
         _, k = contrib[0] if contrib else (0.0, "distance:character")
         reasons.append(
             f"The text is consistent with the student's other texts (score {score:.2f}, below the "
-            f"{threshold:.2f} review threshold; strongest signal: {_FAMILY_WORDS[_family_of(k)]}).")
+            f"{threshold:.2f} review threshold; largest difference: {_FAMILY_WORDS[_family_of(k)]}).")
     return reasons
 
 

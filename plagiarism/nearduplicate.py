@@ -392,7 +392,9 @@ def combine(coverage: float, containment: float, skeleton: float, params: Params
     Containment grades smoothly but misses paraphrase; the skeleton keeps
     the sentence structure a synonym-swapping paraphrase leaves behind and
     rarely matches between independent texts.  The weights (summing to 1)
-    are fitted on the tuning split (bench/results/eval_near_duplicates.txt).
+    are fitted on the tuning split (bench/results/eval_near_duplicates.txt),
+    which gave the 3-gram containment no weight once the masked n-grams were
+    in; it stays in the report's evidence for a reader.
     """
     w_cov, w_con = params.coverage_weight, params.containment_weight
     return float(w_cov * coverage + w_con * containment + (1.0 - w_cov - w_con) * skeleton)
