@@ -40,15 +40,13 @@ class MerkleTree:
     def __len__(self) -> int:
         return len(self.levels[0])
 
-    def path_hex(self, index: int) -> list[str]:
-        """`path(index)` as 0x-hex strings, as proofs carry it; each node is
-        converted once per tree, not once per path it appears in."""
-        if not hasattr(self, "_hex_levels"):
-            self._hex_levels = [["0x" + node.hex() for node in level] for level in self.levels]
+    def _siblings(self, levels: list[list], index: int) -> list:
+        """The sibling of `index`'s node on each level below the root (an odd
+        node carried up has none on that level)."""
         if not 0 <= index < len(self):
             raise IndexError(f"leaf {index} is not in a tree of {len(self)}")
         path = []
-        for level in self._hex_levels[:-1]:
+        for level in levels[:-1]:
             sibling = index ^ 1
             if sibling < len(level):
                 path.append(level[sibling])
@@ -57,15 +55,14 @@ class MerkleTree:
 
     def path(self, index: int) -> list[bytes]:
         """The siblings from leaf `index` up to the root."""
-        if not 0 <= index < len(self):
-            raise IndexError(f"leaf {index} is not in a tree of {len(self)}")
-        path = []
-        for level in self.levels[:-1]:
-            sibling = index ^ 1
-            if sibling < len(level):
-                path.append(level[sibling])
-            index //= 2
-        return path
+        return self._siblings(self.levels, index)
+
+    def path_hex(self, index: int) -> list[str]:
+        """`path(index)` as 0x-hex strings, as proofs carry it; each node is
+        converted once per tree, not once per path it appears in."""
+        if not hasattr(self, "_hex_levels"):
+            self._hex_levels = [["0x" + node.hex() for node in level] for level in self.levels]
+        return self._siblings(self._hex_levels, index)
 
 
 def root_from_path(leaf: bytes, path: list[bytes]) -> bytes:
