@@ -13,6 +13,7 @@ from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Email
 
 import audit
+from app import limiter
 from users import User, authenticate
 
 bp = Blueprint("auth", __name__)
@@ -74,7 +75,16 @@ def _safe_next(target: str | None) -> str | None:
     return target
 
 
+def _login_attempt_key() -> str:
+    """Failed logins are counted per client address and account, so guessing
+    one account's password is slowed without locking out a shared office."""
+    email = (request.form.get("email") or "").strip().lower()
+    return f"{request.remote_addr}|{email}"
+
+
 @bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config.get("LOGIN_RATE_LIMIT", "10 per minute"), key_func=_login_attempt_key,
+               methods=["POST"], deduct_when=lambda response: response.status_code != 302)
 def login():
     form = LoginForm()
     if form.validate_on_submit():
@@ -95,6 +105,12 @@ def login():
                 fallback = url_for("home")
             return redirect(_safe_next(request.args.get("next")) or fallback)
     return render_template("login.html", form=form)
+
+
+@bp.errorhandler(429)
+def too_many_attempts(_exc):
+    return render_template("error.html", title="Too many attempts",
+                           message="Too many attempts in a short time. Wait a minute, then try again."), 429
 
 
 @bp.route("/logout", methods=["POST"])

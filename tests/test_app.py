@@ -89,3 +89,18 @@ def test_migrations_are_recorded_and_not_rerun(tmp_path, anvil_url):
     assert first.extensions["attest.db"].migrate() == []
     second = create_app({"TESTING": True, "data_dir": data, "rpc_url": anvil_url})
     assert second.extensions["attest.db"].migrate() == []
+
+
+def test_failed_logins_are_rate_limited_per_account(app, runner):
+    runner.invoke(args=["users", "create", "--email", "limited@uni.edu", "--password", "password-1"])
+    app.config["WTF_CSRF_ENABLED"] = False
+    client = app.test_client()
+    answers = [client.post("/login", data={"email": "limited@uni.edu", "password": f"guess-{i}"}).status_code
+               for i in range(11)]
+    assert answers[:10] == [200] * 10 and answers[10] == 429
+    blocked = client.post("/login", data={"email": "limited@uni.edu", "password": "password-1"})
+    assert blocked.status_code == 429 and b"Wait a minute" in blocked.data
+    # Another account from the same address is not locked out by it.
+    runner.invoke(args=["users", "create", "--email", "other@uni.edu", "--password", "password-1"])
+    ok = client.post("/login", data={"email": "other@uni.edu", "password": "password-1"})
+    assert ok.status_code == 302
