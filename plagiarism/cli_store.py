@@ -4,6 +4,12 @@ courses, assignments, sources, adding submissions, reports and their proof.
 These attach to the detection core's `submissions` group (whose `scan` and
 `anomalies` need no database); when that module is absent the group is made
 here, so these commands work on their own.
+
+CLI users are trusted operators: the commands see every course, whatever
+its members. A course the CLI creates has no members (visible to every
+instructor, like a course made before per-course access) unless
+`create-assignment --owner EMAIL` names its owner; `add-member` gives an
+instructor access to a course afterwards.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from sqlalchemy import select
 
 import audit
 from plagiarism import service
-from plagiarism.store import Assignment, Course, Report, Submission
+from plagiarism.store import COURSE_MEMBER, COURSE_OWNER, COURSE_ROLES, Assignment, Course, Report, Submission
 
 try:
     from plagiarism.cli import submissions_cli
@@ -88,18 +94,51 @@ def courses_command(as_json: bool):
 @click.option("--title", default="")
 @click.option("--template", "template", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="A file with the text handed out (never counted).")
-def create_assignment_command(course: str, assignment: str, title: str, template: Path | None):
+@click.option("--owner", default=None, metavar="EMAIL",
+              help="Make this instructor an owner of COURSE (then only its members see it).")
+def create_assignment_command(course: str, assignment: str, title: str, template: Path | None,
+                              owner: str | None):
     """Create COURSE (if new) and its ASSIGNMENT."""
     with _session() as session:
-        c = service.get_course(session, course) or service.create_course(session, course, course, "cli")
         try:
+            c = service.get_course(session, course) or service.create_course(session, course, course, "cli")
             a = service.create_assignment(session, c, assignment, title,
                                           template.read_text(encoding="utf-8") if template else "", "cli")
+            if owner and service.course_role(session, c, _user(session, owner)) != COURSE_OWNER:
+                service.add_course_member(session, c, owner, COURSE_OWNER, "cli")
         except service.ServiceError as exc:
             _fail(str(exc))
         audit.record(session, "cli", "assignment_created", f"assignment:{a.id}", course=c.code, name=a.name)
         session.commit()
         click.echo(json.dumps({"course": c.code, "assignment": a.name, "id": a.id}))
+
+
+def _user(session, email: str):
+    from users import User
+
+    user = session.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None:
+        raise service.ServiceError(f"no user has the email {email.strip().lower()!r}")
+    return user
+
+
+@submissions_cli.command("add-member")
+@click.argument("course")
+@click.argument("email")
+@click.option("--role", type=click.Choice(list(COURSE_ROLES)), default=COURSE_MEMBER, show_default=True)
+def add_member_command(course: str, email: str, role: str):
+    """Give the instructor EMAIL access to COURSE (or change their role in it)."""
+    with _session() as session:
+        c = service.get_course(session, course)
+        if c is None:
+            _fail(f"no course {course!r} (see `submissions courses`)")
+        try:
+            service.add_course_member(session, c, email, role, "cli")
+        except service.ServiceError as exc:
+            _fail(str(exc))
+        session.commit()
+        members = [{"email": u.email, "role": m.role} for m, u in service.course_members(session, c)]
+    click.echo(json.dumps({"course": c.code, "members": members}, indent=2))
 
 
 @submissions_cli.command("add-sources")

@@ -40,6 +40,8 @@ from db import utcnow
 from plagiarism import audit_anchor
 from plagiarism.index import VectorIndex, partition_key
 from plagiarism.store import (
+    COURSE_OWNER,
+    COURSE_ROLES,
     REPORT_ANCHOR_FAILED,
     REPORT_ANCHORED,
     REPORT_UNANCHORED,
@@ -48,6 +50,7 @@ from plagiarism.store import (
     UPLOAD_RUNNING,
     Assignment,
     Course,
+    CourseMember,
     Report,
     ReportJob,
     Review,
@@ -168,6 +171,85 @@ def get_course(session: Session, code_or_id: str | int) -> Course | None:
         if found:
             return found
     return session.scalar(select(Course).where(Course.code == str(code_or_id)))
+
+
+# ----------------------------------------------------------------------------- course access
+# A course's submissions are for the people teaching it: its members (owner or
+# member). Admins see every course. A course with no members at all (made
+# before memberships existed, or by the CLI without --owner) is a legacy
+# course and stays visible to every instructor, so no one loses old data.
+
+
+def _is_admin(user) -> bool:
+    return getattr(user, "role", None) == "admin"
+
+
+def course_role(session: Session, course: Course, user) -> str | None:
+    """The user's role in the course (`owner`/`member`), or None."""
+    return session.scalar(select(CourseMember.role).where(CourseMember.course_id == course.id,
+                                                          CourseMember.user_id == user.id))
+
+
+def can_see_course(session: Session, course: Course, user) -> bool:
+    if _is_admin(user):
+        return True
+    if course_role(session, course, user) is not None:
+        return True
+    return session.scalar(select(CourseMember.id).where(CourseMember.course_id == course.id).limit(1)) is None
+
+
+def can_manage_course(session: Session, course: Course, user) -> bool:
+    """May add people to the course: its owners, and admins."""
+    return _is_admin(user) or course_role(session, course, user) == COURSE_OWNER
+
+
+def visible_courses(session: Session, user) -> list[Course]:
+    """The courses the user may see, by code."""
+    query = select(Course).order_by(Course.code)
+    if not _is_admin(user):
+        mine = select(CourseMember.course_id).where(CourseMember.user_id == user.id)
+        with_members = select(CourseMember.course_id)
+        query = query.where(or_(Course.id.in_(mine), Course.id.not_in(with_members)))
+    return list(session.scalars(query))
+
+
+def course_members(session: Session, course: Course) -> list[tuple[CourseMember, object]]:
+    from users import User
+
+    rows = session.execute(select(CourseMember, User).join(User, User.id == CourseMember.user_id)
+                           .where(CourseMember.course_id == course.id)
+                           .order_by(CourseMember.added_at, CourseMember.id))
+    return [(member, user) for member, user in rows]
+
+
+def add_course_member(session: Session, course: Course, email: str, role: str, actor: str) -> CourseMember:
+    """Give an instructor access to a course (or change their role in it);
+    audit-logged. Raises ServiceError for an unknown email or a non-instructor."""
+    from users import User
+
+    if role not in COURSE_ROLES:
+        raise ServiceError(f"a course role is one of {', '.join(COURSE_ROLES)}, not {role!r}")
+    email = (email or "").strip().lower()
+    user = session.scalar(select(User).where(User.email == email)) if email else None
+    if user is None:
+        raise ServiceError(f"no user has the email {email!r}: they need an instructor account first")
+    if not user.can("instructor"):
+        raise ServiceError(f"{email} is not an instructor")
+    member = session.scalar(select(CourseMember).where(CourseMember.course_id == course.id,
+                                                       CourseMember.user_id == user.id))
+    if member is not None:
+        if member.role == role:
+            raise ServiceError(f"{email} is already {'an' if role == COURSE_OWNER else 'a'} {role} of {course.code}")
+        previous, member.role = member.role, role
+        audit.record(session, actor, "course_member_changed", f"course:{course.id}", code=course.code,
+                     email=email, role=role, previous=previous)
+        return member
+    member = CourseMember(course_id=course.id, user_id=user.id, role=role, added_by=actor)
+    session.add(member)
+    session.flush()
+    audit.record(session, actor, "course_member_added", f"course:{course.id}", code=course.code,
+                 email=email, role=role)
+    return member
 
 
 def create_assignment(session: Session, course: Course, name: str, title: str = "",

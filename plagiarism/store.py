@@ -10,6 +10,10 @@ A report keeps its whole JSON body and the keccak256 of that body's canonical
 JSON: the fingerprint anchored on chain, so a report shown to a misconduct
 panel can be proven unchanged since it was made.
 
+Who may see a course is kept in `CourseMember` (owner or member). A course
+with no members at all is a legacy course (made before memberships existed,
+or by the CLI without --owner) and stays visible to every instructor.
+
 Migrations 2001-2999 belong to the plagiarism package.
 """
 
@@ -40,6 +44,8 @@ UPLOAD_PENDING, UPLOAD_RUNNING, UPLOAD_DONE, UPLOAD_FAILED = "pending", "running
 REPORT_UNANCHORED, REPORT_ANCHORED, REPORT_ANCHOR_FAILED = "unanchored", "anchored", "anchor_failed"
 
 SOURCE_KINDS = ("reading", "past cohort", "other")
+COURSE_OWNER, COURSE_MEMBER = "owner", "member"
+COURSE_ROLES = (COURSE_OWNER, COURSE_MEMBER)
 STALL_MINUTES = 5  # an upload without progress this long has lost its worker
 
 
@@ -50,6 +56,21 @@ class Course(Base):
     title = Column(String(255), nullable=False, default="")
     created_at = Column(DateTime, nullable=False, default=utcnow)
     created_by = Column(String(255), nullable=False, default="system")
+
+
+class CourseMember(Base):
+    """An instructor who may see and work on a course. An `owner` may also
+    add other instructors. Keyed by user id (users.id), so a renamed email
+    keeps its courses."""
+
+    __tablename__ = "plag_course_members"
+    __table_args__ = (UniqueConstraint("course_id", "user_id", name="uq_plag_course_member"),)
+    id = Column(Integer, primary_key=True)
+    course_id = Column(Integer, ForeignKey("plag_courses.id"), nullable=False, index=True)
+    user_id = Column(Integer, ForeignKey("users.id"), nullable=False, index=True)
+    role = Column(String(16), nullable=False, default=COURSE_MEMBER)
+    added_at = Column(DateTime, nullable=False, default=utcnow)
+    added_by = Column(String(255), nullable=False, default="system")
 
 
 class Assignment(Base):
@@ -241,3 +262,12 @@ def _m2004(conn) -> None:
 def _m2005(conn) -> None:
     add_column(conn, "plag_submissions", Column("upload_job_id", Integer, nullable=True))
     add_column(conn, "plag_upload_jobs", Column("updated_at", DateTime, nullable=True))
+
+
+@migration("2006_course_members")
+def _m2006(conn) -> None:
+    """Only creates the membership table: no rows are written, so every
+    course that exists before this step has no members and stays visible to
+    every instructor, as it was (no one is locked out of old data). Such a
+    course becomes private once someone is added to it."""
+    create_tables(conn, CourseMember)

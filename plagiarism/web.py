@@ -3,6 +3,12 @@
 Thin views: parse the request, call `plagiarism.service`, render. Every page
 needs an instructor login and every form carries a CSRF token.
 
+Every course, assignment, upload, report and job is reached through its course
+and `require_course`: an instructor who is not a member of a course gets 404
+for all of it (its existence is not revealed). Admins see every course; a
+course with no members (a legacy one) is visible to every instructor. A
+course's owner adds other instructors on its page.
+
 An upload is written to the database (a job row and its files) by the POST,
 then read and indexed in a background thread of the web process; the page
 polls a JSON endpoint that reads the job's progress from the database, so a
@@ -40,6 +46,9 @@ from db import utcnow
 from plagiarism import service
 from plagiarism.extract import SUPPORTED_SUFFIXES, UnreadableSubmission
 from plagiarism.store import (
+    COURSE_MEMBER,
+    COURSE_OWNER,
+    COURSE_ROLES,
     SOURCE_KINDS,
     Assignment,
     Course,
@@ -95,6 +104,12 @@ class ReviewForm(FlaskForm):
     comment = TextAreaField("Comment", validators=[Optional(), Length(max=4000)])
 
 
+class MemberForm(FlaskForm):
+    email = StringField("Instructor's email", validators=[DataRequired(), Length(max=255)])
+    role = SelectField("Role", choices=[SelectChoice(r, r.capitalize()) for r in COURSE_ROLES],
+                       default=COURSE_MEMBER)
+
+
 class EmptyForm(FlaskForm):
     """Just the CSRF token, for buttons."""
 
@@ -126,6 +141,28 @@ def _get(model, ident: int):
     row = db_session().get(model, ident)
     if row is None:
         abort(404)
+    return row
+
+
+def require_course(course: Course | int | None) -> Course:
+    """The course, if the user may see it; else 404 (never 403: a course the
+    user may not see does not exist for them)."""
+    session = db_session()
+    c = course if isinstance(course, Course) else (session.get(Course, course) if course is not None else None)
+    if c is None or not service.can_see_course(session, c, current_user):
+        abort(404)
+    return c
+
+
+def _assignment_of(assignment_id: int) -> tuple[Assignment, Course]:
+    a = _get(Assignment, assignment_id)
+    return a, require_course(a.course_id)
+
+
+def _checked(model, ident: int):
+    """A row that belongs to an assignment (upload, report, job), after checking its course."""
+    row = _get(model, ident)
+    _assignment_of(row.assignment_id)
     return row
 
 
@@ -196,7 +233,7 @@ def _start_report_thread(app: Flask, job_id: int) -> None:
 @role_required("instructor")
 def index():
     session = db_session()
-    courses = list(session.scalars(select(Course).order_by(Course.code)))
+    courses = service.visible_courses(session, current_user)
     counts = dict(session.execute(select(Assignment.course_id, func.count(Assignment.id))
                                   .group_by(Assignment.course_id)).all())
     return render_template("submissions/index.html", courses=courses, counts=counts, form=CourseForm())
@@ -216,6 +253,7 @@ def create_course():
             import audit
 
             audit.record(session, _actor(), "course_created", f"course:{course.id}", code=course.code)
+            service.add_course_member(session, course, current_user.email, COURSE_OWNER, _actor())
             session.commit()
             flash(f"Course {course.code} created.", "success")
             return redirect(url_for(".course", course_id=course.id))
@@ -228,7 +266,7 @@ def create_course():
 @role_required("instructor")
 def course(course_id: int):
     session = db_session()
-    c = _get(Course, course_id)
+    c = require_course(course_id)
     assignments = list(session.scalars(select(Assignment).where(Assignment.course_id == c.id)
                                        .order_by(Assignment.created_at, Assignment.id)))
     counts = dict(session.execute(select(Submission.assignment_id, func.count(Submission.id))
@@ -238,7 +276,35 @@ def course(course_id: int):
     sources = list(session.scalars(select(Source).where(Source.course_id == c.id,
                                                         Source.assignment_id.is_(None))))
     return render_template("submissions/course.html", course=c, assignments=assignments, counts=counts,
-                           sources=sources, form=AssignmentForm(), source_form=SourceForm())
+                           sources=sources, form=AssignmentForm(), source_form=SourceForm(),
+                           members=service.course_members(session, c),
+                           can_manage=service.can_manage_course(session, c, current_user),
+                           member_form=MemberForm())
+
+
+@bp.route("/courses/<int:course_id>/members", methods=["POST"])
+@role_required("instructor")
+def add_member(course_id: int):
+    """An owner (or an admin) gives another instructor access to the course."""
+    session = db_session()
+    c = require_course(course_id)
+    if not service.can_manage_course(session, c, current_user):
+        abort(403)
+    form = MemberForm()
+    if not form.validate_on_submit():
+        if form.csrf_token.errors:
+            abort(400)
+        flash("Give the email of the instructor to add.", "error")
+        return redirect(url_for(".course", course_id=c.id))
+    try:
+        service.add_course_member(session, c, form.email.data, form.role.data, _actor())
+    except service.ServiceError as exc:
+        session.rollback()
+        flash(f"Not added: {exc}.", "error")
+    else:
+        session.commit()
+        flash(f"{form.email.data.strip().lower()} can now see {c.code} ({form.role.data}).", "success")
+    return redirect(url_for(".course", course_id=c.id))
 
 
 def _add_sources(session, course: Course, assignment: Assignment | None, form_files, kind: str,
@@ -261,7 +327,7 @@ def _add_sources(session, course: Course, assignment: Assignment | None, form_fi
 @role_required("instructor")
 def create_assignment(course_id: int):
     session = db_session()
-    c = _get(Course, course_id)
+    c = require_course(course_id)
     form = AssignmentForm()
     if not form.validate_on_submit():
         flash("An assignment needs a short name.", "error")
@@ -287,7 +353,7 @@ def create_assignment(course_id: int):
 @role_required("instructor")
 def add_course_sources(course_id: int):
     session = db_session()
-    c = _get(Course, course_id)
+    c = require_course(course_id)
     form = SourceForm()
     if form.validate_on_submit():
         problems = _add_sources(session, c, None, _files(form.files), form.kind.data,
@@ -306,8 +372,7 @@ def add_course_sources(course_id: int):
 @role_required("instructor")
 def assignment(assignment_id: int):
     session = db_session()
-    a = _get(Assignment, assignment_id)
-    c = session.get(Course, a.course_id)
+    a, c = _assignment_of(assignment_id)
     subs = list(session.scalars(select(Submission).where(Submission.assignment_id == a.id)
                                 .order_by(Submission.student_id, Submission.id)))
     last_job = session.scalar(select(UploadJob).where(UploadJob.assignment_id == a.id)
@@ -325,8 +390,7 @@ def assignment(assignment_id: int):
 @role_required("instructor")
 def add_assignment_sources(assignment_id: int):
     session = db_session()
-    a = _get(Assignment, assignment_id)
-    c = session.get(Course, a.course_id)
+    a, c = _assignment_of(assignment_id)
     form = SourceForm()
     if form.validate_on_submit():
         problems = _add_sources(session, c, a, _files(form.files), form.kind.data,
@@ -345,7 +409,7 @@ def paste(assignment_id: int):
     import audit
 
     session = db_session()
-    a = _get(Assignment, assignment_id)
+    a, _ = _assignment_of(assignment_id)
     form = PasteForm()
     if not form.validate_on_submit():
         flash("A pasted submission needs a student id and its text.", "error")
@@ -375,7 +439,7 @@ def _wants_json() -> bool:
 @role_required("instructor")
 def upload(assignment_id: int):
     session = db_session()
-    a = _get(Assignment, assignment_id)
+    a, _ = _assignment_of(assignment_id)
     form = UploadForm()
     files = _files(form.files) if form.validate_on_submit() else []
     if not files:
@@ -396,7 +460,7 @@ def upload(assignment_id: int):
 @bp.route("/uploads/<int:job_id>")
 @role_required("instructor")
 def upload_job(job_id: int):
-    job = _get(UploadJob, job_id)
+    job = _checked(UploadJob, job_id)
     a = db_session().get(Assignment, job.assignment_id)
     return render_template("submissions/upload_job.html", job=job, assignment=a, button=EmptyForm())
 
@@ -405,7 +469,7 @@ def upload_job(job_id: int):
 @role_required("instructor")
 def resume_upload(job_id: int):
     """Start a stalled upload again (its worker died): its files are still stored."""
-    job = _get(UploadJob, job_id)
+    job = _checked(UploadJob, job_id)
     if not EmptyForm().validate_on_submit():
         abort(400)
     if job.stalled():
@@ -424,7 +488,7 @@ def resume_upload(job_id: int):
 @role_required("instructor")
 def upload_progress(job_id: int):
     session = db_session()
-    job = _get(UploadJob, job_id)
+    job = _checked(UploadJob, job_id)
     session.refresh(job)
     return jsonify(job.as_dict())
 
@@ -437,7 +501,7 @@ def upload_progress(job_id: int):
 def build_report(assignment_id: int):
     """Start building a report in the background; its page polls the progress."""
     session = db_session()
-    a = _get(Assignment, assignment_id)
+    a, _ = _assignment_of(assignment_id)
     if not EmptyForm().validate_on_submit():
         abort(400)
     if not session.scalar(select(func.count(Submission.id)).where(Submission.assignment_id == a.id)):
@@ -452,7 +516,7 @@ def build_report(assignment_id: int):
 @bp.route("/report-jobs/<int:job_id>")
 @role_required("instructor")
 def report_job(job_id: int):
-    job = _get(ReportJob, job_id)
+    job = _checked(ReportJob, job_id)
     if job.report_id is not None:
         return redirect(url_for(".report", report_id=job.report_id))
     a = db_session().get(Assignment, job.assignment_id)
@@ -464,7 +528,7 @@ def report_job(job_id: int):
 @role_required("instructor")
 def report_job_progress(job_id: int):
     session = db_session()
-    job = _get(ReportJob, job_id)
+    job = _checked(ReportJob, job_id)
     session.refresh(job)
     data = job.as_dict()
     data["report_url"] = url_for(".report", report_id=job.report_id) if job.report_id else None
@@ -475,7 +539,7 @@ def report_job_progress(job_id: int):
 @role_required("instructor")
 def anchor(report_id: int):
     session = db_session()
-    report = _get(Report, report_id)
+    report = _checked(Report, report_id)
     if not EmptyForm().validate_on_submit():
         abort(400)
     registry = _registry()
@@ -496,7 +560,7 @@ def _report_context(report: Report) -> dict:
 @bp.route("/reports/<int:report_id>")
 @role_required("instructor")
 def report(report_id: int):
-    ctx = _report_context(_get(Report, report_id))
+    ctx = _report_context(_checked(Report, report_id))
     session = db_session()
     latest: dict[int, bool] = {}
     for sub_id, flag in session.execute(select(Review.submission_id, Review.reviewed)
@@ -511,7 +575,7 @@ def report(report_id: int):
 @role_required("instructor")
 def report_json(report_id: int):
     """The stored canonical JSON, byte for byte: what the fingerprint hashes."""
-    report = _get(Report, report_id)
+    report = _checked(Report, report_id)
     return Response(report.body, mimetype="application/json",
                     headers={"Content-Disposition": f'attachment; filename="report-{report.id}.json"'})
 
@@ -519,7 +583,7 @@ def report_json(report_id: int):
 @bp.route("/reports/<int:report_id>/verify")
 @role_required("instructor")
 def verify(report_id: int):
-    report = _get(Report, report_id)
+    report = _checked(Report, report_id)
     return jsonify(service.verify_report(report, _registry()))
 
 
@@ -532,7 +596,7 @@ def _source_text(ref: dict) -> str:
 @bp.route("/reports/<int:report_id>/submissions/<int:submission_id>")
 @role_required("instructor")
 def submission(report_id: int, submission_id: int):
-    ctx = _report_context(_get(Report, report_id))
+    ctx = _report_context(_checked(Report, report_id))
     row = next((r for r in ctx["data"]["submissions"] if r["id"] == submission_id), None)
     sub = db_session().get(Submission, submission_id)
     if row is None or sub is None:
@@ -566,8 +630,10 @@ def submission(report_id: int, submission_id: int):
 @bp.route("/reports/<int:report_id>/submissions/<int:submission_id>/review", methods=["POST"])
 @role_required("instructor")
 def review(report_id: int, submission_id: int):
-    report = _get(Report, report_id)
+    report = _checked(Report, report_id)
     sub = _get(Submission, submission_id)
+    if sub.assignment_id != report.assignment_id:
+        abort(404)
     form = ReviewForm()
     if not form.validate_on_submit():
         abort(400)
