@@ -398,7 +398,9 @@ class LocalPartition:
         """Save the approximate graph if it changed (exact data is always saved on write)."""
         with self._lock:
             if self._ann is not None and self._ann_dirty:
-                tmp = self.directory / f".{ANN_FILE}.tmp"
+                # A name of its own: another process (or another index object on
+                # this directory) may be saving the same graph at this moment.
+                tmp = self.directory / f".{ANN_FILE}.{os.getpid()}.{threading.get_ident()}.tmp"
                 self._ann.save(str(tmp))
                 os.replace(tmp, self.directory / ANN_FILE)
                 self._ann_dirty = False
