@@ -588,6 +588,9 @@ def build_report(session: Session, assignment: Assignment, registry=None, actor:
             "id": s.id, "student_id": s.student_id, "student_name": s.student_name,
             "filename": s.filename, "sha256": s.sha256,
             "score": round(r.score, 4), "flagged": r.flagged,
+            # The share of the countable text inside matched passages; `score`
+            # also weighs masked n-gram containment (see nearduplicate.py).
+            "coverage": round(r.evidence.get("coverage", r.score), 4),
             "cluster": cluster_of.get(r.submission),
             "matches": [{**ref(m.source), "similarity": round(m.similarity, 3), "method": m.method,
                          "submission_span": list(m.submission_span), "source_span": list(m.source_span)}

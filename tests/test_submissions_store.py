@@ -220,6 +220,8 @@ def test_report_flags_the_copy_not_the_independent_essay(session, assignment, in
     rows = {r["student_id"]: r for r in report.data["submissions"]}
     assert rows["ana"]["flagged"] and rows["ben"]["flagged"] and rows["dee"]["flagged"]
     assert not rows["cy"]["flagged"] and rows["cy"]["score"] < 0.1
+    # `coverage` is the share of text inside matched passages: all of a copy, none of the independent essay.
+    assert rows["ana"]["coverage"] > 0.9 and rows["cy"]["coverage"] < 0.1
     assert rows["ana"]["cluster"] == rows["ben"]["cluster"] is not None
     assert rows["cy"]["cluster"] is None
     match = next(m for m in rows["dee"]["matches"] if m["type"] == "source")

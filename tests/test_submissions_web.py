@@ -136,6 +136,7 @@ def test_upload_report_submission_review(app, instructor):
     amy = by_file["amy_reefs.txt"][1]
     page = instructor.get(f"{report_url}/submissions/{amy}").get_data(as_text=True)
     assert "bo/bo_reefs.md" in page
+    assert re.search(r"\d+% of the countable text lies in passages that match other texts", page)
     assert re.search(r'<mark class="hl hl-copy"[^>]*>[^<]*Warming water makes corals', page)
     assert "Writing style" in page and 'id="anchor-proof"' in page
     report_id = int(report_url.rsplit("/", 1)[1])
