@@ -135,7 +135,8 @@ class SubmissionReport:
     def as_dict(self) -> dict:
         return {"submission": self.submission, "score": round(self.score, 4),
                 "flagged": self.flagged, "matches": [m.as_dict() for m in self.matches],
-                "excluded": [{"kind": k, "span": [s, e]} for s, e, k in self.excluded]}
+                "excluded": [{"kind": k, "span": [s, e]} for s, e, k in self.excluded],
+                "evidence": {k: round(v, 4) for k, v in self.evidence.items()}}
 
 
 @dataclass

@@ -68,6 +68,9 @@ def test_scan_json_reports_every_readable_submission(runner, folders):
     assert by_name["verbatim.txt"]["flagged"] and by_name["light.txt"]["flagged"]
     assert by_name["heavy.docx"]["flagged"]
     assert not by_name["own.md"]["flagged"]
+    # The parts behind each score are shown: coverage is the share of text in matched passages.
+    assert by_name["verbatim.txt"]["evidence"]["coverage"] > by_name["own.md"]["evidence"]["coverage"]
+    assert set(by_name["own.md"]["evidence"]) == {"coverage", "containment", "skeleton"}
     reading = [m for m in by_name["verbatim.txt"]["matches"] if m["source"] == "reading.txt"]
     s0, s1 = reading[0]["source_span"]
     assert SOURCE[s0:s1].startswith("Coral bleaching happens when corals under stress")
