@@ -141,6 +141,9 @@ def test_the_owner_adds_an_instructor_who_then_sees_the_course(app, runner, worl
     course_url = f"/submissions/courses/{ids['course']}"
     page = a.get(course_url).get_data(as_text=True)
     assert 'id="add-member-form"' in page and A in page and "owner" in page
+    assert page.count('id="course-members"') == 1
+    title = page.split("<title>", 1)[1].split("</title>", 1)[0]
+    assert "<" not in title and "SECRET1" in title
 
     token = _token(a)
     assert a.post(course_url + "/members", data={"email": B, "role": "member"}).status_code == 400, "CSRF"
