@@ -7,6 +7,7 @@ serves on 127.0.0.1:5000 until Ctrl-C, and stops the node it started.
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import click
@@ -76,6 +77,9 @@ def serve_command(host: str, port: int):
     for email, password in seed_demo_users(app):
         click.echo(f"login    {email} / {password}")
     click.echo(f"serving  http://{host}:{port}/   (Ctrl-C to stop)")
+    # A plain SIGTERM (a service manager stopping us) would skip `finally` and
+    # leave the node running; as SystemExit it stops the node like Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         run_simple(host, port, app, threaded=True, use_reloader=False, use_debugger=False)
     finally:
