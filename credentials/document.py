@@ -190,10 +190,15 @@ def make_proof(*, fingerprint: str, signature: str, signer: str, chain_id: int, 
     }
 
 
+def did_pkh_parts(value: str) -> tuple[str, str] | None:
+    """(chain id, address) as written in `did:pkh:eip155:<chain>:<address>[#…]`, or None."""
+    parts = value.split("#", 1)[0].split(":")
+    if len(parts) == 5 and parts[:3] == ["did", "pkh", "eip155"]:
+        return parts[3], parts[4]
+    return None
+
+
 def signer_from_verification_method(method: str) -> str | None:
     """The address in `did:pkh:eip155:<chain>:<address>#…`, or None."""
-    did = method.split("#", 1)[0]
-    parts = did.split(":")
-    if len(parts) == 5 and parts[:3] == ["did", "pkh", "eip155"]:
-        return parts[4]
-    return None
+    parts = did_pkh_parts(method)
+    return parts[1] if parts else None

@@ -25,7 +25,7 @@ from eth_utils import is_hex_address
 from credentials.canonical import fingerprint as compute_fingerprint
 from credentials.canonical import from_hex, to_hex
 from credentials.chain import AnchorRecord, ChainError
-from credentials.document import PROOF_TYPE, signer_from_verification_method
+from credentials.document import PROOF_TYPE, did_pkh_parts, signer_from_verification_method
 from credentials.merkle import root_from_path
 from credentials.reader import ChainReader, NotARegistry, checksum
 from credentials.signing import DOMAIN_NAME, DOMAIN_VERSION, Eip712Domain, SignatureError, recover_signer
@@ -171,24 +171,24 @@ def read_proof(doc: dict) -> tuple[StatedProof | None, list[Problem]]:
                        root, path, tx_hash if isinstance(tx_hash, str) else None), []
 
 
-def issuer_address(doc: dict) -> str | None:
-    """The Ethereum address the issuer's id names (did:pkh:eip155:<chain>:<address>)."""
+def _issuer_did(doc: dict) -> tuple[str, str] | None:
+    """(chain id, address) named by the issuer's id, if it is a did:pkh."""
     issuer = doc.get("issuer")
     issuer_id = issuer.get("id") if isinstance(issuer, dict) else issuer
-    if not isinstance(issuer_id, str):
-        return None
-    address = signer_from_verification_method(issuer_id)
+    return did_pkh_parts(issuer_id) if isinstance(issuer_id, str) else None
+
+
+def issuer_address(doc: dict) -> str | None:
+    """The Ethereum address the issuer's id names (did:pkh:eip155:<chain>:<address>)."""
+    parts = _issuer_did(doc)
+    address = parts[1] if parts else None
     return checksum(address) if address and is_hex_address(address) else None
 
 
 def issuer_chain_id(doc: dict) -> int | None:
     """The chain id in the issuer's did:pkh:eip155:<chain>:<address>, or None."""
-    issuer = doc.get("issuer")
-    issuer_id = issuer.get("id") if isinstance(issuer, dict) else issuer
-    parts = issuer_id.split(":") if isinstance(issuer_id, str) else []
-    if len(parts) == 5 and parts[:3] == ["did", "pkh", "eip155"] and parts[3].isdigit():
-        return int(parts[3])
-    return None
+    parts = _issuer_did(doc)
+    return int(parts[0]) if parts and parts[0].isdigit() else None
 
 
 # ----- the checks ----------------------------------------------------------------
