@@ -60,7 +60,7 @@ def wait_for_rpc(url: str, proc: subprocess.Popen | None = None, timeout: float 
     raise NodeError(f"the node did not answer at {url} within {timeout:.0f} s")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -135,7 +135,7 @@ class EmbeddedAnvil:
             rec = json.loads(self.record_file.read_text())
         except (FileNotFoundError, ValueError):
             return None
-        if _pid_alive(rec.get("pid", -1)) and rpc_chain_id(rec["url"]) is not None:
+        if pid_alive(rec.get("pid", -1)) and rpc_chain_id(rec["url"]) is not None:
             return rec["url"]
         self.record_file.unlink(missing_ok=True)
         return None

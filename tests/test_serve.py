@@ -14,17 +14,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from credentials.node import free_port
+from credentials.node import free_port, pid_alive
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
@@ -46,7 +38,7 @@ def test_serve_prints_login_and_stops_its_node(tmp_path, stop_signal):
         else:
             pytest.fail("the server did not answer within 60 s")
         node = json.loads((tmp_path / "data" / "chain" / "node.json").read_text())
-        assert _pid_alive(node["pid"])
+        assert pid_alive(node["pid"])
         proc.send_signal(stop_signal)
         output, _ = proc.communicate(timeout=30)
     finally:
@@ -56,8 +48,8 @@ def test_serve_prints_login_and_stops_its_node(tmp_path, stop_signal):
     assert "login    registrar@example.edu / " in output
     assert f"serving  http://127.0.0.1:{port}/" in output
     for _ in range(50):
-        if not _pid_alive(node["pid"]):
+        if not pid_alive(node["pid"]):
             break
         time.sleep(0.1)
-    assert not _pid_alive(node["pid"]), "the embedded node outlived the server"
+    assert not pid_alive(node["pid"]), "the embedded node outlived the server"
     assert (tmp_path / "data" / "chain" / "anvil-state.json").exists()
