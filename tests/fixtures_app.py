@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app import create_app
+from db import Database
 
 
 @pytest.fixture
@@ -25,3 +26,17 @@ def client(app):
 @pytest.fixture
 def runner(app):
     return app.test_cli_runner()
+
+
+@pytest.fixture
+def database(tmp_path) -> Database:
+    """A fresh, migrated SQLite database of its own, without the app."""
+    database = Database(f"sqlite:///{tmp_path / 'attest.db'}")
+    database.migrate()
+    return database
+
+
+@pytest.fixture
+def session(database):
+    with database.session() as session:
+        yield session

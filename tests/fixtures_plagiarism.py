@@ -108,3 +108,17 @@ QUOTED = (
     "Reef Institute (2021). Coral bleaching happens when corals under stress expel the symbiotic "
     "algae: a guide to reef health. Townsville: Reef Press.\n"
 )
+
+
+def docx_bytes(paragraphs: list[str]) -> bytes:
+    """A .docx file holding `paragraphs`, made with python-docx, as an upload would arrive."""
+    import io
+
+    import docx
+
+    document = docx.Document()
+    for paragraph in paragraphs:
+        document.add_paragraph(paragraph)
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()

@@ -37,19 +37,6 @@ def make_requests(n: int, **overrides) -> list[CredentialRequest]:
         valid_until=None, grade="2:1" if i % 2 else None) for i in range(n)]
 
 
-@pytest.fixture
-def db(tmp_path):
-    database = Database(f"sqlite:///{tmp_path / 'issuance.db'}")
-    database.migrate()
-    return database
-
-
-@pytest.fixture
-def session(db):
-    with db.session() as s:
-        yield s
-
-
 def anchor_events(registry, root: str) -> list:
     return registry.w3.eth.get_logs({"address": registry.address, "fromBlock": 0, "toBlock": "latest",
                                      "topics": [ROOT_ANCHORED_TOPIC, root]})
@@ -115,12 +102,12 @@ def test_search_and_lookup(session, registry):
                                                                  [first.batch_id, second.batch_id])
 
 
-def test_dead_chain_leaves_the_batch_pending_and_resume_anchors_it_once(tmp_path, db):
+def test_dead_chain_leaves_the_batch_pending_and_resume_anchors_it_once(tmp_path, database):
     """The embedded node is stopped right after the batch is saved (as if the
     chain went away); the batch stays pending; the next start resumes it."""
     settings = Settings.from_env(data_dir=tmp_path / "embedded", rpc_url="")
     assert settings.rpc_url is None
-    with db.session() as session:
+    with database.session() as session:
         registry = open_registry(settings)
         try:
             def stop_the_chain(done, total, stage):
@@ -207,17 +194,17 @@ def test_an_empty_batch_is_refused(session, registry):
         issue_batch(session, registry, issuer_profile(None, registry), [], "tester")
 
 
-def test_progress_is_visible_to_other_workers_through_the_database(db, registry):
+def test_progress_is_visible_to_other_workers_through_the_database(database, registry):
     """A web page polling from another worker sees the stage and count move,
     committed at intervals (not per row)."""
     seen_elsewhere = []
 
     def progress(done, total, stage):
-        with db.session() as other:
+        with database.session() as other:
             batch = storage.get_batch(other, "batch-under-watch")
             seen_elsewhere.append((stage, batch.stage, batch.done, batch.state))
 
-    with db.session() as session:
+    with database.session() as session:
         issue_batch(session, registry, issuer_profile(None, registry), make_requests(2500), "tester",
                     progress=progress, batch_id="batch-under-watch")
     signing = [(done, state) for stage, db_stage, done, state in seen_elsewhere if db_stage == "signing"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -11,7 +10,14 @@ from flask import Flask
 
 from plagiarism.cli import submissions_cli
 from tests import fixtures_plagiarism
-from tests.fixtures_plagiarism import HEAVY_PARAPHRASE, INDEPENDENT_A, LIGHT_EDIT, SOURCE, VERBATIM
+from tests.fixtures_plagiarism import (
+    HEAVY_PARAPHRASE,
+    INDEPENDENT_A,
+    LIGHT_EDIT,
+    SOURCE,
+    VERBATIM,
+    docx_bytes,
+)
 
 pytestmark = pytest.mark.slow
 embedder = fixtures_plagiarism.embedder
@@ -25,24 +31,13 @@ def runner(embedder):
     return app.test_cli_runner()
 
 
-def _docx(text: str) -> bytes:
-    import docx
-
-    document = docx.Document()
-    for para in text.split("\n\n"):
-        document.add_paragraph(para)
-    buf = io.BytesIO()
-    document.save(buf)
-    return buf.getvalue()
-
-
 @pytest.fixture
 def folders(tmp_path):
     subs = tmp_path / "subs"
     subs.mkdir()
     (subs / "verbatim.txt").write_text(VERBATIM, encoding="utf-8")
     (subs / "light.txt").write_bytes(LIGHT_EDIT.replace("my view", "my ‘view’").encode("cp1252"))
-    (subs / "heavy.docx").write_bytes(_docx(HEAVY_PARAPHRASE))
+    (subs / "heavy.docx").write_bytes(docx_bytes(HEAVY_PARAPHRASE.split("\n\n")))
     (subs / "own.md").write_bytes(INDEPENDENT_A.encode("utf-16"))
     (subs / "scan.pdf").write_bytes(b"%PDF-1.4 not a real pdf")
     (subs / "photo.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")

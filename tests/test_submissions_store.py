@@ -4,7 +4,6 @@ restart) and reports anchored on chain whose tampering is detected."""
 
 from __future__ import annotations
 
-import io
 import json
 
 import numpy as np
@@ -12,10 +11,10 @@ import pytest
 from sqlalchemy import select
 
 from audit import AuditEntry
-from db import Database
 from plagiarism import service
 from plagiarism.index import VectorIndex
 from plagiarism.store import REPORT_ANCHORED, Report, ScoreRow, Submission
+from tests.fixtures_plagiarism import docx_bytes
 
 ESSAY_A = (
     "The printing press transformed how ideas travelled across Europe. Before Gutenberg, books were copied "
@@ -65,19 +64,6 @@ def encoder(model) -> CountingEncoder:
 
 
 @pytest.fixture
-def database(tmp_path) -> Database:
-    database = Database(f"sqlite:///{tmp_path / 'attest.db'}")
-    database.migrate()
-    return database
-
-
-@pytest.fixture
-def session(database):
-    with database.session() as session:
-        yield session
-
-
-@pytest.fixture
 def index_dir(tmp_path):
     service._open_indexes.clear()
     return tmp_path / "index"
@@ -91,22 +77,11 @@ def assignment(session):
     return assignment
 
 
-def _docx(text: str) -> bytes:
-    import docx
-
-    document = docx.Document()
-    for paragraph in text.split(". "):
-        document.add_paragraph(paragraph)
-    buffer = io.BytesIO()
-    document.save(buffer)
-    return buffer.getvalue()
-
-
 def test_upload_keeps_readable_files_and_says_why_others_are_not(session, assignment, index_dir, encoder):
     steps: list[tuple[int, int, str]] = []
     result = service.add_submissions(session, assignment, [
         ("ana_essay.txt", ESSAY_A.encode("utf-8")),
-        ("ben_essay.docx", _docx(ESSAY_B)),
+        ("ben_essay.docx", docx_bytes(ESSAY_B.split(". "))),
         ("cy_essay.txt", ESSAY_C.encode("cp1252")),
         ("dee_essay.pdf", b"%PDF-1.4 this is not really a pdf"),
         ("eve_essay.odt", b"whatever"),
