@@ -28,21 +28,13 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from functools import lru_cache
 from urllib.parse import unquote, urlsplit
 
 from eth_abi import decode, encode
-from eth_utils import to_checksum_address as _to_checksum_address
 
 from credentials.canonical import keccak256
 from credentials.chain import AnchorRecord, ChainError, ChainUnreachable, RevocationRecord
-
-
-@lru_cache(maxsize=8192)
-def checksum(address: str) -> str:
-    """EIP-55 spelling, cached: eth_utils' pure-Python version cost more than
-    the signature recovery, and a verifier sees the same few addresses."""
-    return _to_checksum_address(address)
+from credentials.document import to_checksum_address as checksum
 
 
 def _selector(signature: str) -> bytes:

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import coincurve
-from eth_utils import to_checksum_address
 
 from credentials.canonical import keccak256
+from credentials.document import to_checksum_address
 
 DOMAIN_NAME = "Attest"
 DOMAIN_VERSION = "1"
