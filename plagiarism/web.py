@@ -189,41 +189,36 @@ def highlight(text: str, spans: list[tuple[int, int, str, str]]) -> Markup:
     return Markup("").join(out)
 
 
-def _start_upload_thread(app: Flask, job_id: int) -> None:
-    """Read and index an upload job outside the request, in its own session."""
+def _in_background(app: Flask, name: str, work) -> None:
+    """Run `work(session, index_dir)` outside the request, in an app context and
+    a session of its own; failures are recorded on the job row by the work."""
     index_dir = app.extensions["attest.settings"].data_dir / "index"
 
     def run() -> None:
         with app.app_context():
             session = app.extensions["attest.db"].session()
             try:
-                service.run_upload_job(session, job_id, index_dir=index_dir)
-            except Exception:  # noqa: BLE001 - recorded on the job row by run_upload_job
-                log.exception("upload job %s failed", job_id)
+                work(session, index_dir)
+            except Exception:  # noqa: BLE001 - recorded on the job row by the service
+                log.exception("%s failed", name)
             finally:
                 session.close()
 
-    threading.Thread(target=run, name=f"attest-upload-{job_id}", daemon=True).start()
+    threading.Thread(target=run, name=f"attest-{name}", daemon=True).start()
+
+
+def _start_upload_thread(app: Flask, job_id: int) -> None:
+    """Read and index an upload job."""
+    _in_background(app, f"upload-{job_id}",
+                   lambda session, index_dir: service.run_upload_job(session, job_id, index_dir=index_dir))
 
 
 def _start_report_thread(app: Flask, job_id: int) -> None:
-    """Build a report outside the request, in its own session; the chain is
-    opened only when the report is ready to be anchored."""
+    """Build a report; the chain is opened only when it is ready to be anchored."""
     from services import get_registry
 
-    index_dir = app.extensions["attest.settings"].data_dir / "index"
-
-    def run() -> None:
-        with app.app_context():
-            session = app.extensions["attest.db"].session()
-            try:
-                service.run_report_job(session, job_id, lambda: get_registry(app), index_dir=index_dir)
-            except Exception:  # noqa: BLE001 - recorded on the job row by run_report_job
-                log.exception("report job %s failed", job_id)
-            finally:
-                session.close()
-
-    threading.Thread(target=run, name=f"attest-report-{job_id}", daemon=True).start()
+    _in_background(app, f"report-{job_id}", lambda session, index_dir: service.run_report_job(
+        session, job_id, lambda: get_registry(app), index_dir=index_dir))
 
 
 # ----------------------------------------------------------------------------- courses
