@@ -143,34 +143,24 @@ def certificate_pdf(cert: Certificate) -> bytes:
 
     cx = width / 2
     usable = width - 60 * mm
-    c.setFillColor(navy)
-    size = _fit(c, cert.institution, fonts["serif-bold"], 26, usable)
-    c.setFont(fonts["serif-bold"], size)
-    c.drawCentredString(cx, height - 42 * mm, cert.institution)
 
-    c.setFillColor(muted)
-    c.setFont(fonts["sans"], 13)
-    c.drawCentredString(cx, height - 58 * mm, "This is to certify that")
-    c.setFillColor(ink)
-    size = _fit(c, cert.holder, fonts["serif-bold"], 34, usable)
-    c.setFont(fonts["serif-bold"], size)
-    c.drawCentredString(cx, height - 75 * mm, cert.holder)
-    c.setFillColor(muted)
-    c.setFont(fonts["sans"], 13)
-    c.drawCentredString(cx, height - 89 * mm, f"has been awarded the {split_type(cert.achievement_type)}")
-    c.setFillColor(navy)
-    size = _fit(c, cert.achievement, fonts["serif-bold"], 24, usable)
-    c.setFont(fonts["serif-bold"], size)
-    c.drawCentredString(cx, height - 103 * mm, cert.achievement)
+    def centred(text: str, y: float, font: str, size: float, color, fit: bool = False) -> None:
+        """One centred line; `fit` shrinks a long name to the usable width."""
+        c.setFillColor(color)
+        c.setFont(fonts[font], _fit(c, text, fonts[font], size, usable) if fit else size)
+        c.drawCentredString(cx, y, text)
 
-    c.setFillColor(ink)
-    c.setFont(fonts["sans"], 12)
+    centred(cert.institution, height - 42 * mm, "serif-bold", 26, navy, fit=True)
+    centred("This is to certify that", height - 58 * mm, "sans", 13, muted)
+    centred(cert.holder, height - 75 * mm, "serif-bold", 34, ink, fit=True)
+    centred(f"has been awarded the {split_type(cert.achievement_type)}", height - 89 * mm, "sans", 13, muted)
+    centred(cert.achievement, height - 103 * mm, "serif-bold", 24, navy, fit=True)
     line = f"Awarded {human_date(cert.awarded_on)}"
     if cert.grade:
         line += f"  ·  {cert.grade}"
     if cert.valid_until:
         line += f"  ·  valid until {human_date(cert.valid_until)}"
-    c.drawCentredString(cx, height - 116 * mm, line)
+    centred(line, height - 116 * mm, "sans", 12, ink)
 
     # The QR code and the verification line, bottom left.
     qr_size = 42 * mm
