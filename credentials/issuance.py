@@ -44,7 +44,8 @@ from sqlalchemy.orm import Session
 import audit
 from config import Settings
 from credentials import storage
-from credentials.canonical import canonical_json, keccak256, to_hex
+from credentials.canonical import fingerprint as credential_fingerprint
+from credentials.canonical import keccak256, to_hex
 from credentials.chain import ChainError, Registry, TransactionReverted, TxResult
 from credentials.document import CredentialRequest, IssuerProfile, build_credential, make_proof, rfc3339
 from credentials.merkle import MerkleTree
@@ -216,7 +217,7 @@ def _sign_and_save(session: Session, registry: Registry, signer: Signer, profile
     for i, request in enumerate(requests, 1):
         salt = secrets.token_hex(16) if hash_emails else None
         credential = build_credential(request, profile, hash_email_salt=salt)
-        leaf = keccak256(canonical_json(credential))
+        leaf = credential_fingerprint(credential)
         credentials.append(credential)
         leaves.append(leaf)
         signatures.append(to_hex(signer.sign(leaf, domain)))
