@@ -11,16 +11,15 @@ ATTEST_VERIFY_RATE_LIMIT (default 600/minute).
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from app import csrf, limiter
-from credentials.reader import ChainReader
 from credentials.validate import MAX_DOCUMENT_BYTES, NotACredential, load_document
 from credentials.verification import verify_credential
+from services import get_chain_reader
 
 api_bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(api_bp)
@@ -31,27 +30,6 @@ MAX_BODY_BYTES = MAX_DOCUMENT_BYTES + 4096
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 # Our routes and their methods, so an unknown method is a 405, an unknown path a 404.
 ROUTES = {"credentials/verify": ("POST",), "openapi.json": ("GET", "HEAD")}
-_reader_lock = threading.Lock()
-
-
-def chain_reader(app: Flask | None = None) -> ChainReader:
-    """The process's read-only chain client, on the app's RPC URL (the embedded
-    node's, when ATTEST_RPC_URL is unset). Shared: it caches only facts that
-    cannot change, so every request and thread may use it."""
-    app = app or current_app._get_current_object()
-    reader = app.extensions.get("attest.chain_reader")
-    if reader is None:
-        with _reader_lock:
-            reader = app.extensions.get("attest.chain_reader")
-            if reader is None:
-                url = app.config.get("VERIFY_RPC_URL") or app.extensions["attest.settings"].rpc_url
-                if not url:
-                    from services import get_registry
-
-                    url = get_registry(app).rpc_url
-                depth = app.extensions["attest.settings"].confirmations
-                reader = app.extensions["attest.chain_reader"] = ChainReader(url, finality_depth=depth)
-    return reader
 
 
 def json_response(body: dict, status: int = 200, headers: dict | None = None) -> Response:
@@ -87,7 +65,7 @@ def verify():
         document = load_document(raw, wrapped_ok=True)
     except NotACredential as exc:
         return error(400, f"not a credential: {exc}")
-    return json_response(verify_credential(document, chain_reader()).as_dict())
+    return json_response(verify_credential(document, get_chain_reader()).as_dict())
 
 
 @api_bp.get("/openapi.json")

@@ -10,9 +10,10 @@ from __future__ import annotations
 from flask import Blueprint, current_app, render_template, request
 
 from app import limiter
-from credentials.api import chain_reader, rate_limit
+from credentials.api import rate_limit
 from credentials.validate import MAX_DOCUMENT_BYTES, NotACredential, load_document
 from credentials.verification import verify_credential
+from services import get_chain_reader
 
 verify_bp = Blueprint("verify", __name__)
 
@@ -37,7 +38,7 @@ def find_stored(credential_id: str) -> tuple[dict, str] | None:
 
 
 def render_result(document: dict, status_code: int = 200, **extra):
-    result = verify_credential(document, chain_reader())
+    result = verify_credential(document, get_chain_reader())
     return render_template("verify/page.html", result=result.as_dict(), **extra), status_code
 
 
