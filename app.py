@@ -29,11 +29,14 @@ BLUEPRINTS = [
     ("credentials.web", "registrar_bp"),
     ("credentials.web_verify", "verify_bp"),
     ("credentials.api", "api_bp"),
+    ("credentials.web_trust", "identity_bp"),
     ("plagiarism.web", "bp"),
 ]
 CLI_GROUPS = [
     ("credentials.cli", "chain_cli"),
     ("credentials.cli", "credentials_cli"),
+    ("credentials.cli_trust", "trust_cli"),
+    ("credentials.cli_trust", "institution_cli"),
     ("plagiarism.cli", "submissions_cli"),
     ("plagiarism.cli_store", "submissions_cli"),
     ("users_cli", "users_cli"),
@@ -54,7 +57,8 @@ def _optional(module: str, attr: str):
 def create_app(test_config: dict | None = None) -> Flask:
     test_config = dict(test_config or {})
     settings = Settings.from_env(**{k: test_config.pop(k) for k in
-                                    ("data_dir", "rpc_url", "database_url") if k in test_config})
+                                    ("data_dir", "rpc_url", "database_url", "public_url", "trusted_issuers",
+                                     "institution_name") if k in test_config})
     app = Flask(__name__)
     app.config.from_mapping(
         SECRET_KEY=None,

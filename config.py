@@ -13,6 +13,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 
 
+def _path(value) -> Path | None:
+    return Path(value).expanduser().resolve() if value else None
+
+
 def _private_dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     os.chmod(path, 0o700)
@@ -26,6 +30,13 @@ class Settings:
     database_url: str | None = None
     # Blocks to wait after the anchoring block before a batch counts as anchored.
     confirmations: int = 0
+    # The public address (QR links, did:web, status lists); None: the stored
+    # profile's, else http://127.0.0.1:5000. Never the request's Host header.
+    public_url: str | None = None
+    institution_name: str | None = None
+    institution_logo: str | None = None
+    # A trust-list file (DCC issuer-registry format, see credentials.trust).
+    trusted_issuers: Path | None = None
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -37,6 +48,10 @@ class Settings:
             rpc_url=overrides.pop("rpc_url", None) or env.get("ATTEST_RPC_URL") or None,
             database_url=overrides.pop("database_url", None) or env.get("ATTEST_DATABASE_URL") or None,
             confirmations=int(overrides.pop("confirmations", None) or env.get("ATTEST_CONFIRMATIONS") or 0),
+            public_url=overrides.pop("public_url", None) or env.get("ATTEST_PUBLIC_URL") or None,
+            institution_name=overrides.pop("institution_name", None) or env.get("ATTEST_INSTITUTION_NAME") or None,
+            institution_logo=overrides.pop("institution_logo", None) or env.get("ATTEST_INSTITUTION_LOGO") or None,
+            trusted_issuers=_path(overrides.pop("trusted_issuers", None) or env.get("ATTEST_TRUSTED_ISSUERS")),
             extra=overrides,
         )
 
@@ -47,6 +62,12 @@ class Settings:
     @property
     def keys_dir(self) -> Path:
         return _private_dir(self.data_dir / "keys")
+
+    @property
+    def profile_defaults(self):
+        from credentials.identity import ProfileDefaults
+
+        return ProfileDefaults(self.institution_name, self.public_url, self.institution_logo)
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -98,7 +98,7 @@ def import_models() -> None:
     import audit  # noqa: F401
     import users  # noqa: F401
 
-    for module in ("credentials.storage", "plagiarism.store"):
+    for module in ("credentials.storage", "credentials.identity", "credentials.trust_store", "plagiarism.store"):
         try:
             __import__(module)
         except ModuleNotFoundError as exc:

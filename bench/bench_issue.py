@@ -86,7 +86,7 @@ def issue_once(data: bytes, settings: Settings, registry, out_dir: Path) -> dict
             if not marks or marks[-1][0] != stage:
                 marks.append((stage, time.perf_counter()))
 
-        result = issue_batch(session, registry, issuer_profile(settings, registry), parsed.requests, "bench",
+        result = issue_batch(session, registry, issuer_profile(session, registry, settings), parsed.requests, "bench",
                              progress=progress, out_dir=out_dir)
     end = time.perf_counter()
     database.engine.dispose()

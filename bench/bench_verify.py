@@ -51,7 +51,7 @@ def issue(settings: Settings, count: int, revoked: int) -> list[bytes]:
                                       "Completed the honours programme.", date(2025, 6, 30), None, "2:1")
                     for i in range(count)]
         out = Path(settings.data_dir) / "out"
-        issue_batch(session, registry, issuer_profile(settings, registry), requests, actor="bench", out_dir=out)
+        issue_batch(session, registry, issuer_profile(session, registry, settings), requests, actor="bench", out_dir=out)
         bodies = [p.read_bytes() for p in sorted(out.glob("*.json"))]
         for body in bodies[:revoked]:
             revoke_credential(session, registry, json.loads(body)["id"], "bench revocation", "bench")

@@ -11,6 +11,7 @@ ATTEST_VERIFY_RATE_LIMIT (default 600/minute).
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 
 from flask import Blueprint, Response, current_app, request
@@ -18,8 +19,8 @@ from werkzeug.exceptions import HTTPException
 
 from app import csrf, limiter
 from credentials.validate import MAX_DOCUMENT_BYTES, NotACredential, load_document
-from credentials.verification import verify_credential
-from services import get_chain_reader
+from credentials.verification import CHECK_IDS, STATUSES, UNKNOWN_NOW, VERDICTS, verify_credential
+from services import get_chain_reader, get_trust_policy
 
 api_bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(api_bp)
@@ -65,12 +66,29 @@ def verify():
         document = load_document(raw, wrapped_ok=True)
     except NotACredential as exc:
         return error(400, f"not a credential: {exc}")
-    return json_response(verify_credential(document, get_chain_reader()).as_dict())
+    result = verify_credential(document, get_chain_reader(), get_trust_policy())
+    if result.verdict == UNKNOWN_NOW:
+        # Nothing failed, but the chain or a trust source did not answer: not a
+        # verdict on the credential. 503 tells a script to try again later.
+        return json_response(result.as_dict(), 503, {"Retry-After": "30"})
+    return json_response(result.as_dict())
+
+
+@lru_cache(maxsize=1)
+def openapi_document() -> str:
+    """The OpenAPI description, its enums filled from the verifier's own registry
+    of checks, statuses and verdicts, so the document cannot drift from the code."""
+    document = json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
+    schemas = document["components"]["schemas"]
+    schemas["Check"]["properties"]["id"]["enum"] = list(CHECK_IDS)
+    schemas["Check"]["properties"]["status"]["enum"] = list(STATUSES)
+    schemas["VerificationResult"]["properties"]["verdict"]["enum"] = list(VERDICTS)
+    return json.dumps(document, indent=2, ensure_ascii=False)
 
 
 @api_bp.get("/openapi.json")
 def openapi():
-    return current_app.response_class(OPENAPI_PATH.read_bytes(), mimetype="application/json")
+    return current_app.response_class(openapi_document(), mimetype="application/json")
 
 
 @api_bp.route("/", defaults={"path": ""}, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])

@@ -92,7 +92,7 @@ def issue_command(csv_file: Path, out_dir: Path, again: bool):
     progress = _stderr_progress if len(parsed.requests) >= PROGRESS_FROM else None
     try:
         with open_registry(_settings()) as registry, _session() as session:
-            result = issue_batch(session, registry, issuer_profile(_settings(), registry), parsed.requests,
+            result = issue_batch(session, registry, issuer_profile(session, registry, _settings()), parsed.requests,
                                  CLI_ACTOR, progress=progress, out_dir=out_dir, source_digest=digest)
     except (ChainError, IssuanceError) as exc:
         _fail(str(exc))

@@ -1,8 +1,9 @@
 """`flask --app app credentials verify FILE` and `credentials validate FILE`.
 
-verify: prints the JSON of every check; exit 0 valid, 1 not valid, 2 when the
-input is not a credential at all (then the JSON carries an `error`, and the
-sentence goes to stderr too). validate: the data-model check alone, no chain;
+verify: prints the JSON of every check; exit 0 valid, 1 not valid (or its
+issuer not confirmed), 2 when the input is not a credential at all (then the
+JSON carries an `error`, and the sentence goes to stderr too), 3 when it could
+not be checked right now (an unreachable chain or trust source). validate: the data-model check alone, no chain;
 exit 0 conforming, 1 not (one reason a line), 2 not a credential at all.
 `-` reads standard input. Input is read bounded, so a 50 MB file costs a
 megabyte, never a traceback.
@@ -22,9 +23,11 @@ from credentials.cli import credentials_cli
 from credentials.node import EmbeddedAnvil, NodeError
 from credentials.reader import ChainReader
 from credentials.validate import MAX_DOCUMENT_BYTES, NotACredential, load_document, validate_document
-from credentials.verification import verify_credential
+from credentials.verification import GENUINE, INVALID, NOT_CONFIRMED, UNKNOWN_NOW, verify_credential
+from services import get_trust_policy
 
-EXIT_VALID, EXIT_INVALID, EXIT_NOT_A_CREDENTIAL = 0, 1, 2
+EXIT_VALID, EXIT_INVALID, EXIT_NOT_A_CREDENTIAL, EXIT_UNAVAILABLE = 0, 1, 2, 3
+EXIT_CODES = {GENUINE: EXIT_VALID, NOT_CONFIRMED: EXIT_INVALID, INVALID: EXIT_INVALID, UNKNOWN_NOW: EXIT_UNAVAILABLE}
 
 
 def read_document(source: BinaryIO) -> dict:
@@ -61,7 +64,7 @@ def default_rpc_url() -> str:
 
 def not_a_chain(message: str) -> None:
     click.echo(f"error: {message}; pass --rpc-url or set ATTEST_RPC_URL", err=True)
-    sys.exit(EXIT_INVALID)
+    sys.exit(EXIT_UNAVAILABLE)
 
 
 @credentials_cli.command("verify")
@@ -71,14 +74,16 @@ def not_a_chain(message: str) -> None:
 def verify_command(file: BinaryIO, rpc_url: str | None) -> None:
     """Verify a credential JSON file against the chain its proof names and print every check as JSON.
 
-    Exit 0 valid, 1 not valid, 2 not a credential at all. FILE may be - for standard input."""
+    Exit 0 genuine (valid, from an issuer this installation trusts), 1 not valid or issuer not
+    confirmed, 2 not a credential at all, 3 could not check now (the chain or a trust source did not
+    answer: never read that as "not valid"). FILE may be - for standard input."""
     try:
         document = read_document(file)
     except NotACredential as exc:
         not_a_credential(exc, as_json=True)
-    result = verify_credential(document, ChainReader(rpc_url or default_rpc_url()))
+    result = verify_credential(document, ChainReader(rpc_url or default_rpc_url()), get_trust_policy(current_app))
     click.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
-    sys.exit(EXIT_VALID if result.valid else EXIT_INVALID)
+    sys.exit(EXIT_CODES[result.verdict])
 
 
 @credentials_cli.command("validate")

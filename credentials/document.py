@@ -7,7 +7,7 @@ tree is built and its root anchored. The shape, in short:
 
     {"@context": [VC 2.0, OB 3.0], "id": "urn:uuid:…",
      "type": ["VerifiableCredential", "OpenBadgeCredential"], "name": …,
-     "issuer": {"id": "did:pkh:eip155:<chainId>:<address>", "type": ["Profile"], "name": …},
+     "issuer": {"id": "did:web:<institution domain>", "type": ["Profile"], "name": …, "url": …},
      "validFrom": RFC 3339, "validUntil": RFC 3339 (optional), "awardedDate": RFC 3339,
      "credentialSubject": {"type": ["AchievementSubject"],
          "identifier": [IdentityObject name, IdentityObject emailAddress (plain or salted sha256)],
@@ -54,19 +54,31 @@ ACHIEVEMENT_TYPES = (
 
 @dataclass(frozen=True)
 class IssuerProfile:
+    """The issuing institution as a credential names it: its did:web (older
+    credentials named the signing key itself, as a did:pkh), name, web address
+    and logo, and the key and chain it signs with."""
+
     name: str
     address: str
     chain_id: int
     url: str | None = None
+    did_web: str | None = None
+    image: str | None = None
+
+    @property
+    def did_pkh(self) -> str:
+        return f"did:pkh:eip155:{self.chain_id}:{to_checksum_address(self.address)}"
 
     @property
     def did(self) -> str:
-        return f"did:pkh:eip155:{self.chain_id}:{to_checksum_address(self.address)}"
+        return self.did_web or self.did_pkh
 
     def as_dict(self) -> dict:
         profile = {"id": self.did, "type": ["Profile"], "name": self.name}
         if self.url:
             profile["url"] = self.url
+        if self.image:
+            profile["image"] = {"id": self.image, "type": "Image"}
         return profile
 
 

@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 
 import audit
 from config import Settings
-from credentials import storage
+from credentials import identity, storage
 from credentials.canonical import fingerprint as credential_fingerprint
 from credentials.canonical import keccak256, to_hex
 from credentials.chain import ChainError, Registry, TransactionReverted, TxResult
@@ -55,7 +55,6 @@ from db import utcnow
 
 CRASH_ENV = "ATTEST_TEST_CRASH_AT"
 CRASH_EXIT_CODE = 86
-DEFAULT_INSTITUTION = "Example University"
 MAX_BATCH = 2**32 - 1  # the contract records the count as uint32
 # A batch with no Merkle root yet is being signed; only after this long without
 # one is it taken for a process that died while signing (nothing was sent).
@@ -110,14 +109,15 @@ def source_digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def issuer_profile(settings: Settings | None, registry: Registry) -> IssuerProfile:
-    """The institution as credentials name it: ATTEST_INSTITUTION_NAME (default
-    "Example University") and optional ATTEST_INSTITUTION_URL, with the
-    registry's issuer address and chain."""
-    extra = settings.extra if settings is not None else {}
-    name = extra.get("institution_name") or os.environ.get("ATTEST_INSTITUTION_NAME") or DEFAULT_INSTITUTION
-    url = extra.get("institution_url") or os.environ.get("ATTEST_INSTITUTION_URL") or None
-    return IssuerProfile(name=name, address=registry.issuer.address, chain_id=registry.chain_id, url=url)
+def issuer_profile(session: Session, registry: Registry, settings: Settings | None = None) -> IssuerProfile:
+    """The institution as credentials name it: its did:web (from the public URL),
+    name, address and logo (the stored profile, else ATTEST_INSTITUTION_NAME /
+    ATTEST_PUBLIC_URL / ATTEST_INSTITUTION_LOGO), signing with the registry's
+    issuer key on the registry's chain."""
+    defaults = settings.profile_defaults if settings is not None else identity.ProfileDefaults()
+    inst = identity.load_institution(session, defaults)
+    return IssuerProfile(name=inst.name, address=registry.issuer.address, chain_id=registry.chain_id,
+                         url=inst.public_url, did_web=inst.did, image=inst.logo_url)
 
 
 def _crash_point(name: str) -> None:
@@ -182,6 +182,10 @@ def issue_batch(db_session: Session, registry: Registry, issuer_profile: IssuerP
     db_session.add(Batch(id=batch_id, created_by=actor, state=storage.PENDING, count=total,
                          chain_id=registry.chain_id, registry_address=registry.address, stage="signing", done=0,
                          source_digest=source_digest))
+    # The DID document and the verifier's own trust entry list every key and
+    # registry the institution has issued with, from the first batch on.
+    identity.record_issuing_identity(db_session, issuer_profile.did, registry.chain_id, signer.address,
+                                     registry.address)
     db_session.commit()
     tracker = _Progress(db_session, batch_id, total, progress)
     try:

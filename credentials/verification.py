@@ -1,15 +1,28 @@
-"""Verifying a credential: an ordered list of small checks whose results are data.
+"""Verifying a credential: an ordered registry of small checks whose results are data.
 
-`verify_credential(doc, reader)` runs, in order, `format`, `integrity`,
-`merkle_proof`, `anchor`, `signature`, `issuer_authorized`, `revocation`,
-`valid_from`, `valid_until`. Each check returns `passed`, `failed` or `skipped`
-with a sentence a person can read; a failed check says what was expected and
-what was found. A check that cannot run because one it depends on did not pass
-is `skipped` and says which. The page, the API and the CLI render the same
-`VerificationResult.as_dict()`.
+Each check is one function registered with `@check(id, label, depends_on=…)`;
+the registry (`CHECKS`, in registration order) is what runs, what the page
+labels, and what the OpenAPI enum lists, so adding a check is one function in
+this file. The order is `format`, `integrity`, `merkle_proof`, `anchor`,
+`signature`, `issuer_identity`, `issuer_authorized`, `revocation`,
+`valid_from`, `valid_until`.
 
-The only outside input is a `ChainReader` (an RPC URL): everything else comes
-from the credential itself, so a credential verifies with the issuer gone.
+A check returns `passed`, `failed`, `skipped` or `unavailable` with a sentence a
+person can read; a failed check says what was expected and what was found. A
+check whose dependency did not pass is `skipped` and says which. `unavailable`
+means a source it needs (the chain, a DID document, the trust list) cannot be
+reached now: never "not valid". The page, the API and the CLI render the same
+`VerificationResult.as_dict()`, whose `verdict` is one of
+
+- `genuine`: every check passed; the issuer is one this verifier trusts;
+- `not_confirmed`: the document is intact and anchored, but its issuer is not
+  one this verifier trusts (or not the key/registry that issuer lists);
+- `invalid`: a check failed (changed, revoked, expired, not anchored…);
+- `unavailable`: nothing failed, but something could not be checked right now.
+
+The outside inputs are a `ChainReader` (an RPC URL) and a `TrustPolicy` (whom
+this verifier trusts); everything else comes from the credential itself, so a
+credential verifies with its issuer's server gone.
 """
 
 from __future__ import annotations
@@ -29,14 +42,20 @@ from credentials.document import PROOF_TYPE, did_pkh_parts, signer_from_verifica
 from credentials.merkle import root_from_path
 from credentials.reader import ChainReader, NotARegistry, checksum
 from credentials.signing import DOMAIN_NAME, DOMAIN_VERSION, Eip712Domain, SignatureError, recover_signer
+from credentials.trust import NOT_TRUSTED, TRUSTED, Claim, Judgement, TrustPolicy
 from credentials.validate import Problem, describe, parse_datetime, validate_document
 
 log = logging.getLogger(__name__)
 
-PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
-CHECK_IDS = ("format", "integrity", "merkle_proof", "anchor", "signature", "issuer_authorized",
-             "revocation", "valid_from", "valid_until")
+PASSED, FAILED, SKIPPED, UNAVAILABLE = "passed", "failed", "skipped", "unavailable"
+STATUSES = (PASSED, FAILED, SKIPPED, UNAVAILABLE)
+GENUINE, NOT_CONFIRMED, INVALID, UNKNOWN_NOW = "genuine", "not_confirmed", "invalid", "unavailable"
+VERDICTS = (GENUINE, NOT_CONFIRMED, INVALID, UNKNOWN_NOW)
 MAX_PATH_STEPS = 64  # 2**64 credentials per batch is more than enough
+
+
+class Unavailable(RuntimeError):
+    """A source a check needs cannot be reached now; the message says which."""
 
 
 @dataclass(frozen=True)
@@ -60,12 +79,17 @@ class VerificationResult:
     valid: bool
     checks: list[CheckResult]
     credential: dict = field(default_factory=dict)
+    verdict: str = INVALID
+    # Who the verifier confirms issued it (from its trust list, never the
+    # document's own words), when issuer_identity passed.
+    issuer: dict | None = None
 
     def check(self, check_id: str) -> CheckResult:
         return next(c for c in self.checks if c.id == check_id)
 
     def as_dict(self) -> dict:
-        return {"valid": self.valid, "checks": [c.as_dict() for c in self.checks], "credential": self.credential}
+        return {"valid": self.valid, "verdict": self.verdict, "issuer": self.issuer,
+                "checks": [c.as_dict() for c in self.checks], "credential": self.credential}
 
 
 @dataclass(frozen=True)
@@ -80,6 +104,7 @@ class StatedProof:
     root: bytes
     path: list[bytes]
     transaction_hash: str | None
+    method_chain_id: int | None = None
 
     @property
     def domain(self) -> Eip712Domain:
@@ -167,8 +192,10 @@ def read_proof(doc: dict) -> tuple[StatedProof | None, list[Problem]]:
                                     describe(domain, domain is None)))
     if problems or None in (fp, sig, method_address, chain_id, registry, root, path):
         return None, problems
+    method_chain = did_pkh_parts(method)[0]
     return StatedProof(fp, sig, checksum(method_address), chain_id, checksum(registry),
-                       root, path, tx_hash if isinstance(tx_hash, str) else None), []
+                       root, path, tx_hash if isinstance(tx_hash, str) else None,
+                       int(method_chain) if method_chain.isdigit() else None), []
 
 
 def _issuer_did(doc: dict) -> tuple[str, str] | None:
@@ -191,24 +218,58 @@ def issuer_chain_id(doc: dict) -> int | None:
     return int(parts[0]) if parts and parts[0].isdigit() else None
 
 
-# ----- the checks ----------------------------------------------------------------
+# ----- the check registry ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class Check:
+    """One verification step: what it is called on the page, which checks must have
+    passed first, and what a failure of it means for the checks that need it."""
+
+    id: str
+    label: str
+    fn: Callable[[Context], CheckResult]
+    depends_on: tuple[str, ...] = ()
+    needs_proof: bool = True
+    # "Skipped: <this> (see <id>)" for the checks that depend on this one.
+    failure_means: str = ""
+
+
+CHECKS: dict[str, Check] = {}
+
+
+def check(check_id: str, label: str, depends_on: tuple[str, ...] = (), needs_proof: bool = True,
+          failure_means: str = ""):
+    """Register a check; registration order is the order checks run and are shown."""
+
+    def register(fn: Callable[[Context], CheckResult]) -> Callable[[Context], CheckResult]:
+        missing = [d for d in depends_on if d not in CHECKS]
+        if missing or check_id in CHECKS:
+            raise ValueError(f"check {check_id}: registered twice, or depends on unknown/later {missing}")
+        CHECKS[check_id] = Check(check_id, label, fn, depends_on, needs_proof,
+                                 failure_means or f"the {label.lower()} check failed")
+        return fn
+
+    return register
+
 
 class Context:
     """One verification's inputs and what earlier checks learned."""
 
-    def __init__(self, doc: dict, reader: ChainReader | None, now: datetime):
+    def __init__(self, doc: dict, reader: ChainReader | None, trust: TrustPolicy | None, now: datetime):
         self.doc = doc
         self.reader = reader
+        self.trust = trust
         self.now = now
         self.proof, self.proof_problems = read_proof(doc)
         self.results: dict[str, CheckResult] = {}
         self.fingerprint: bytes | None = None
         self.anchor: AnchorRecord | None = None
         self.signer: str | None = None
+        self.judgement: Judgement | None = None
 
     def registry(self):
         if self.reader is None:
-            raise ChainError("no chain to ask: give the verifier an RPC URL")
+            raise Unavailable("this verifier was given no chain to ask (no RPC URL)")
         return self.reader.registry(self.proof.registry)
 
 
@@ -220,6 +281,13 @@ def failed(cid: str, message: str, details: tuple[str, ...] = ()) -> CheckResult
     return CheckResult(cid, FAILED, message, details)
 
 
+def unavailable(cid: str, message: str) -> CheckResult:
+    return CheckResult(cid, UNAVAILABLE, message)
+
+
+# ----- the checks, in order ----------------------------------------------------------
+
+@check("format", "Format", needs_proof=False, failure_means="the document is not a well-formed credential")
 def check_format(ctx: Context) -> CheckResult:
     problems = validate_document(ctx.doc) + ctx.proof_problems
     if not problems:
@@ -231,6 +299,7 @@ def check_format(ctx: Context) -> CheckResult:
                   tuple(str(p) for p in problems))
 
 
+@check("integrity", "Integrity", failure_means="the document is not the one the issuer signed")
 def check_integrity(ctx: Context) -> CheckResult:
     try:
         ctx.fingerprint = compute_fingerprint(ctx.doc)
@@ -244,6 +313,8 @@ def check_integrity(ctx: Context) -> CheckResult:
                                "nothing in it was changed.")
 
 
+@check("merkle_proof", "Merkle proof", depends_on=("integrity",),
+       failure_means="the Merkle path does not lead to the batch root")
 def check_merkle_proof(ctx: Context) -> CheckResult:
     reached = root_from_path(ctx.fingerprint, ctx.proof.path)
     steps = f"{len(ctx.proof.path)} step{'' if len(ctx.proof.path) == 1 else 's'}"
@@ -254,10 +325,12 @@ def check_merkle_proof(ctx: Context) -> CheckResult:
                                   f"{short(ctx.proof.root)}.")
 
 
+@check("anchor", "Anchored on chain",
+       failure_means="the batch root is not anchored in the stated registry on this chain")
 def check_anchor(ctx: Context) -> CheckResult:
     proof = ctx.proof
     if ctx.reader is None:
-        return failed("anchor", "Expected a chain to ask; the verifier was given no RPC URL.")
+        raise Unavailable("this verifier was given no chain to ask (no RPC URL)")
     node_chain = ctx.reader.chain_id()
     if node_chain != proof.chain_id:
         return failed("anchor", f"Expected chain id {proof.chain_id}, as the credential states; the node at "
@@ -278,41 +351,74 @@ def check_anchor(ctx: Context) -> CheckResult:
                             f"of {record.count}.")
 
 
+@check("signature", "Signature", depends_on=("integrity",),
+       failure_means="the signature does not show which key signed it")
 def check_signature(ctx: Context) -> CheckResult:
     proof = ctx.proof
-    issuer = issuer_address(ctx.doc)
-    if issuer is None:
-        return failed("signature", "Expected the issuer's id to name an Ethereum address "
-                                   f"(did:pkh:eip155:<chain>:<address>); found {describe(ctx.doc.get('issuer'))}.")
     try:
         recovered = recover_signer(proof.fingerprint, proof.signature, proof.domain)
     except SignatureError as exc:
-        return failed("signature", f"Expected an EIP-712 signature by the issuer {issuer}; found one that recovers "
-                                   f"no address: {exc}.")
-    if recovered != issuer:
-        return failed("signature", f"Expected the EIP-712 signature to recover the issuer's address {issuer}; "
-                                   f"it recovers {recovered}.")
-    if proof.method_address != issuer:
-        return failed("signature", f"Expected the proof's verificationMethod to name the issuer {issuer}; "
-                                   f"it names {proof.method_address}.")
-    did_chain = issuer_chain_id(ctx.doc)
-    if did_chain != proof.chain_id:
-        return failed("signature", f"Expected the issuer's id to name the anchoring chain "
-                                   f"(did:pkh:eip155:{proof.chain_id}:…); it names chain {did_chain}.")
+        return failed("signature", f"Expected an EIP-712 signature by {proof.method_address}, as the proof states; "
+                                   f"found one that recovers no address: {exc}.")
+    if recovered != proof.method_address:
+        return failed("signature", f"Expected the EIP-712 signature to recover {proof.method_address}, the key the "
+                                   f"proof's verificationMethod names; it recovers {recovered}.")
+    if proof.method_chain_id != proof.chain_id:
+        return failed("signature", f"Expected the proof's verificationMethod to name the anchoring chain "
+                                   f"(did:pkh:eip155:{proof.chain_id}:…); it names chain {proof.method_chain_id}.")
+    pkh = _issuer_did(ctx.doc)
+    if pkh is not None:
+        # Older credentials name the signing key itself as the issuer (did:pkh).
+        issuer = issuer_address(ctx.doc)
+        if issuer != recovered:
+            return failed("signature", f"Expected the EIP-712 signature to recover the issuer's address {issuer}; "
+                                       f"it recovers {recovered}.")
+        if issuer_chain_id(ctx.doc) != proof.chain_id:
+            return failed("signature", f"Expected the issuer's id to name the anchoring chain "
+                                       f"(did:pkh:eip155:{proof.chain_id}:…); it names chain {issuer_chain_id(ctx.doc)}.")
     ctx.signer = recovered
-    return passed("signature", f"The EIP-712 signature recovers the issuer's address {recovered}.")
+    return passed("signature", f"The EIP-712 signature over the fingerprint recovers {recovered}, the key the proof "
+                               "names.")
 
 
+def _issuer_claim(doc: dict) -> tuple[str | None, str | None]:
+    issuer = doc.get("issuer")
+    issuer_id = issuer.get("id") if isinstance(issuer, dict) else issuer
+    name = _text(issuer.get("name")) if isinstance(issuer, dict) else None
+    return (issuer_id if isinstance(issuer_id, str) else None), name
+
+
+@check("issuer_identity", "Issuer identity", depends_on=("signature",),
+       failure_means="nothing confirms who issued it")
+def check_issuer_identity(ctx: Context) -> CheckResult:
+    issuer_did, issuer_name = _issuer_claim(ctx.doc)
+    if not issuer_did or not issuer_did.startswith("did:"):
+        return failed("issuer_identity", f"Expected the issuer to be named by a DID (did:web:…); found "
+                                         f"{describe(ctx.doc.get('issuer'))}, which no trust list can confirm.")
+    if ctx.trust is None:
+        raise Unavailable("this verifier was given no trust list, so it cannot confirm who issued it")
+    ctx.judgement = ctx.trust.judge(Claim(issuer_did, issuer_name, ctx.proof.chain_id, ctx.signer,
+                                          ctx.proof.registry))
+    if ctx.judgement.status == TRUSTED:
+        return passed("issuer_identity", ctx.judgement.message)
+    if ctx.judgement.status == NOT_TRUSTED:
+        return failed("issuer_identity", ctx.judgement.message)
+    return unavailable("issuer_identity", ctx.judgement.message)
+
+
+@check("issuer_authorized", "Issuer authorised", depends_on=("anchor", "signature"),
+       failure_means="the signing key was not authorised by the registry")
 def check_issuer_authorized(ctx: Context) -> CheckResult:
     block = ctx.anchor.block_number
     if not ctx.registry().was_authorized_at(ctx.signer, block):
-        return failed("issuer_authorized", f"Expected the issuer {ctx.signer} to be authorised by registry "
+        return failed("issuer_authorized", f"Expected the signing key {ctx.signer} to be authorised by registry "
                                            f"{ctx.proof.registry} in block {block}, when the root was anchored; "
                                            "it was not authorised then.")
-    return passed("issuer_authorized", f"The issuer {ctx.signer} was authorised by the registry in block {block}, "
-                                       "when the root was anchored.")
+    return passed("issuer_authorized", f"The signing key {ctx.signer} was authorised by the registry in block "
+                                       f"{block}, when the root was anchored.")
 
 
+@check("revocation", "Not revoked", depends_on=("integrity", "anchor"))
 def check_revocation(ctx: Context) -> CheckResult:
     record = ctx.registry().revocation_of(ctx.fingerprint)
     if record.revoked:
@@ -325,6 +431,7 @@ def _moment(ctx: Context, key: str) -> datetime | None:
     return parse_datetime(ctx.doc.get(key))
 
 
+@check("valid_from", "Valid from", needs_proof=False)
 def check_valid_from(ctx: Context) -> CheckResult:
     start = _moment(ctx, "validFrom")
     if "validFrom" not in ctx.doc:
@@ -337,6 +444,7 @@ def check_valid_from(ctx: Context) -> CheckResult:
     return passed("valid_from", f"Valid since {ctx.doc['validFrom']}.")
 
 
+@check("valid_until", "Valid until", needs_proof=False)
 def check_valid_until(ctx: Context) -> CheckResult:
     if "validUntil" not in ctx.doc:
         return CheckResult("valid_until", SKIPPED, "The credential states no validUntil date: it does not expire.",
@@ -350,52 +458,64 @@ def check_valid_until(ctx: Context) -> CheckResult:
     return passed("valid_until", f"Valid until {ctx.doc['validUntil']}.")
 
 
-# (id, check, the checks it needs to have passed, whether it needs a readable proof)
-PIPELINE: list[tuple[str, Callable[[Context], CheckResult], tuple[str, ...], bool]] = [
-    ("format", check_format, (), False),
-    ("integrity", check_integrity, (), True),
-    ("merkle_proof", check_merkle_proof, ("integrity",), True),
-    ("anchor", check_anchor, (), True),
-    ("signature", check_signature, ("integrity",), True),
-    ("issuer_authorized", check_issuer_authorized, ("anchor", "signature"), True),
-    ("revocation", check_revocation, ("integrity", "anchor"), True),
-    ("valid_from", check_valid_from, (), False),
-    ("valid_until", check_valid_until, (), False),
-]
-WHY_SKIPPED = {
-    "integrity": "the document is not the one the issuer signed",
-    "anchor": "the batch root is not anchored in the stated registry on this chain",
-    "signature": "the signature does not show who issued it",
-}
+CHECK_IDS = tuple(CHECKS)
+CHECK_LABELS = {c.id: c.label for c in CHECKS.values()}
 
 
-def run_check(ctx: Context, cid: str, check, needs: tuple[str, ...], needs_proof: bool) -> CheckResult:
-    if needs_proof and ctx.proof is None:
+# ----- running them --------------------------------------------------------------------
+
+def run_check(ctx: Context, spec: Check) -> CheckResult:
+    cid = spec.id
+    if spec.needs_proof and ctx.proof is None:
         return CheckResult(cid, SKIPPED, "Skipped: the proof is missing or unreadable (see format).")
-    for need in needs:
+    for need in spec.depends_on:
         status = ctx.results[need].status
         if status == FAILED:
-            return CheckResult(cid, SKIPPED, f"Skipped: {WHY_SKIPPED[need]} (see {need}).")
+            return CheckResult(cid, SKIPPED, f"Skipped: {CHECKS[need].failure_means} (see {need}).")
+        if status == UNAVAILABLE:
+            return CheckResult(cid, SKIPPED, f"Skipped: it needs the {CHECKS[need].label.lower()} check, which could "
+                                             f"not be done right now (see {need}).")
         if status == SKIPPED:
-            return CheckResult(cid, SKIPPED, f"Skipped: it needs the {need.replace('_', ' ')} check, which could "
+            return CheckResult(cid, SKIPPED, f"Skipped: it needs the {CHECKS[need].label.lower()} check, which could "
                                              f"not run either (see {need}).")
     try:
-        return check(ctx)
-    except ChainError as exc:
-        return failed(cid, f"Expected an answer from the chain; found none: {exc}.")
+        return spec.fn(ctx)
+    except NotARegistry as exc:
+        return failed(cid, f"Expected a CredentialRegistry to answer; {exc}.")
+    except (ChainError, Unavailable) as exc:
+        # The chain (or another source) did not answer: that says nothing about the credential.
+        return unavailable(cid, f"Could not check this right now: {exc}. Try again later.")
     except Exception as exc:  # noqa: BLE001 - one broken check must not hide the others' results
         log.exception("verification check %s crashed", cid)
         return failed(cid, f"The check could not be completed ({exc.__class__.__name__}).")
 
 
-def verify_credential(doc: dict, reader: ChainReader | None, now: datetime | None = None) -> VerificationResult:
-    """Run every check in order; valid when none failed and none was skipped for want of another."""
-    ctx = Context(doc, reader, now or datetime.now(timezone.utc))
-    for cid, check, needs, needs_proof in PIPELINE:
-        ctx.results[cid] = run_check(ctx, cid, check, needs, needs_proof)
-    checks = [ctx.results[cid] for cid in CHECK_IDS]
-    valid = all(c.status == PASSED or (c.status == SKIPPED and c.not_applicable) for c in checks)
-    return VerificationResult(valid, checks, summarize(doc))
+def verdict_of(checks: list[CheckResult]) -> str:
+    """genuine / not_confirmed / invalid / unavailable (see the module doc)."""
+    statuses = {c.id: c.status for c in checks}
+    if any(s == FAILED for cid, s in statuses.items() if cid != "issuer_identity"):
+        return INVALID
+    if statuses.get("issuer_identity") == FAILED:
+        return NOT_CONFIRMED
+    if any(s == UNAVAILABLE for s in statuses.values()):
+        return UNKNOWN_NOW
+    if all(c.status == PASSED or (c.status == SKIPPED and c.not_applicable) for c in checks):
+        return GENUINE
+    # A skip that is not "does not apply" has a failed or unavailable check behind it.
+    return INVALID
+
+
+def verify_credential(doc: dict, reader: ChainReader | None, trust: TrustPolicy | None = None,
+                      now: datetime | None = None) -> VerificationResult:
+    """Run every check in order. `valid` only when the verdict is `genuine`: intact,
+    anchored, in force, and issued by an institution `trust` trusts."""
+    ctx = Context(doc, reader, trust, now or datetime.now(timezone.utc))
+    for spec in CHECKS.values():
+        ctx.results[spec.id] = run_check(ctx, spec)
+    checks = [ctx.results[cid] for cid in CHECKS]
+    verdict = verdict_of(checks)
+    issuer = ctx.judgement.confirmed_issuer() if ctx.judgement is not None else None
+    return VerificationResult(verdict == GENUINE, checks, summarize(doc), verdict, issuer)
 
 
 # ----- what the page shows beside the checks ---------------------------------------

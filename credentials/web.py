@@ -51,6 +51,7 @@ from wtforms.validators import DataRequired, Length
 from credentials import certificate, csvimport, issuance, storage
 from credentials.chain import ChainError, Registry
 from credentials.document import ACHIEVEMENT_TYPES, CredentialRequest
+from credentials.web_trust import institution
 from db import utcnow
 from services import get_registry
 from web_auth import db_session, role_required
@@ -114,7 +115,9 @@ def _settings():
 
 
 def _public_base() -> str:
-    return current_app.config.get("PUBLIC_URL") or request.url_root
+    """The institution's public address, never the request's Host header (which
+    anyone can set): QR codes and certificates print it."""
+    return institution().public_url + "/"
 
 
 def _credential_or_404(cid: str) -> storage.CredentialRecord:
@@ -266,7 +269,7 @@ def start_batch(app: Flask, registry: Registry, requests: list[CredentialRequest
     def run() -> None:
         session = app.extensions["attest.db"].session()
         try:
-            profile = issuance.issuer_profile(app.extensions["attest.settings"], registry)
+            profile = issuance.issuer_profile(session, registry, app.extensions["attest.settings"])
             issuance.issue_batch(session, registry, profile, requests, actor, progress=progress,
                                  batch_id=batch_id, source_digest=source_digest)
         except issuance.BatchLeftPending as exc:
@@ -338,7 +341,7 @@ def _issue_single(request_: CredentialRequest) -> Response | None:
     session = db_session()
     try:
         registry = get_registry()
-        profile = issuance.issuer_profile(_settings(), registry)
+        profile = issuance.issuer_profile(session, registry, _settings())
         result = issuance.issue_batch(session, registry, profile, [request_], _actor())
     except issuance.BatchLeftPending as exc:
         flash("The credential is saved, but the chain did not answer, so it is not anchored yet. "

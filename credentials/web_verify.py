@@ -12,8 +12,8 @@ from flask import Blueprint, current_app, render_template, request
 from app import limiter
 from credentials.api import rate_limit
 from credentials.validate import MAX_DOCUMENT_BYTES, NotACredential, load_document
-from credentials.verification import verify_credential
-from services import get_chain_reader
+from credentials.verification import CHECK_LABELS, verify_credential
+from services import get_chain_reader, get_trust_policy
 
 verify_bp = Blueprint("verify", __name__)
 
@@ -38,8 +38,9 @@ def find_stored(credential_id: str) -> tuple[dict, str] | None:
 
 
 def render_result(document: dict, status_code: int = 200, **extra):
-    result = verify_credential(document, get_chain_reader())
-    return render_template("verify/page.html", result=result.as_dict(), **extra), status_code
+    result = verify_credential(document, get_chain_reader(), get_trust_policy())
+    return render_template("verify/page.html", result=result.as_dict(), check_labels=CHECK_LABELS,
+                           **extra), status_code
 
 
 def form_input() -> tuple[str, bytes | str | None]:

@@ -21,7 +21,12 @@ class LiveServer:
     def __init__(self, app):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        app.config["PUBLIC_URL"] = self.url
+        # The institution is reached here: QR codes and its did:web say so.
+        from credentials.identity import save_profile
+
+        with app.extensions["attest.db"].session() as session:
+            save_profile(session, "test", public_url=self.url)
+            session.commit()
         self.server = make_server("127.0.0.1", self.port, app, threaded=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()

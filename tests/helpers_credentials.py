@@ -20,10 +20,14 @@ from config import Settings
 from credentials.canonical import fingerprint, to_hex
 from credentials.chain import Registry, fund_from_dev_account, open_registry
 from credentials.document import CredentialRequest, IssuerProfile, build_credential, make_proof, rfc3339
+from credentials.identity import ChainAccount
 from credentials.merkle import MerkleTree
 from credentials.signing import Eip712Domain, Signer
+from credentials.trust import StaticSource, TrustEntry, TrustPolicy
 
 TODAY = datetime.now(timezone.utc).date()
+TEST_DID = "did:web:uni.example.edu"
+TEST_NAME = "University of Testing"
 
 
 def request(name: str = "Ada Lovelace", *, awarded_on: date | None = None, valid_until: date | None = None,
@@ -36,17 +40,18 @@ def request(name: str = "Ada Lovelace", *, awarded_on: date | None = None, valid
 
 
 def mint(registry: Registry, requests: list[CredentialRequest] | None = None, *, sign_key: bytes | None = None,
-         anchor_registry: Registry | None = None, issuer_name: str = "University of Testing",
-         did_chain_id: int | None = None) -> list[dict]:
+         anchor_registry: Registry | None = None, issuer_name: str = TEST_NAME,
+         did_chain_id: int | None = None, issuer_did: str | None = TEST_DID) -> list[dict]:
     """Build, sign, Merkle-batch and anchor credentials; return the signed documents.
 
-    `sign_key` signs instead of the registry's issuer key (the documents still
-    name the registry's issuer); `anchor_registry` sends the anchor transaction
-    from another key (another Registry object on the same contract);
+    The issuer is named `issuer_did` (a did:web), or with `issuer_did=None` by
+    the registry's issuer key as a did:pkh (the older form). `sign_key` signs
+    instead of the registry's issuer key; `anchor_registry` sends the anchor
+    transaction from another key (another Registry object on the same contract);
     `did_chain_id` makes the issuer's did:pkh name another chain."""
     requests = requests or [request()]
     issuer = IssuerProfile(issuer_name, registry.issuer.address, did_chain_id or registry.chain_id,
-                           "https://uni.example.edu")
+                           "https://uni.example.edu", did_web=issuer_did)
     signer = Signer(sign_key or bytes(registry.issuer.key))
     domain = Eip712Domain(registry.chain_id, registry.address)
     docs = [build_credential(r, issuer) for r in requests]
@@ -61,6 +66,16 @@ def mint(registry: Registry, requests: list[CredentialRequest] | None = None, *,
             merkle_path=[to_hex(p) for p in tree.path(i)], created=created, transaction_hash=tx.tx_hash,
             batch=f"test-{tx.block_number}")
     return docs
+
+
+def trust_in(*registries: Registry, did: str = TEST_DID, name: str = TEST_NAME) -> TrustPolicy:
+    """A verifier's trust list holding one institution, pinned by these registries
+    and their issuer keys (as a trust-list file entry would pin them)."""
+    entry = TrustEntry(did=did, name=name, domain="uni.example.edu",
+                       issuers=tuple(ChainAccount(r.chain_id, r.issuer.address) for r in registries),
+                       registries=tuple(ChainAccount(r.chain_id, r.address) for r in registries),
+                       source="the test's trust list")
+    return TrustPolicy([StaticSource("the test's trust list", [entry])])
 
 
 def other_key_registry(registry: Registry) -> Registry:
@@ -96,7 +111,10 @@ def bad_credentials(registry: Registry, second_registry_address: str) -> dict[st
     other["proof"]["anchor"]["registry"] = other["proof"]["eip712Domain"]["verifyingContract"] = second_registry_address
     cases["other_registry"] = (other, "anchor")
 
-    cases["signer_not_issuer"] = (mint(registry, sign_key=os.urandom(32))[0], "signature")
+    # A key nobody lists signs a document that names the institution's did:web.
+    cases["signer_not_issuer"] = (mint(registry, sign_key=os.urandom(32))[0], "issuer_identity")
+    # The older did:pkh form: the signature must recover the very key the issuer id names.
+    cases["pkh_signer_not_issuer"] = (mint(registry, sign_key=os.urandom(32), issuer_did=None)[0], "signature")
 
     revoked = fresh_credential(registry)
     registry.revoke(revoked["proof"]["fingerprint"], "awarded in error")
@@ -125,11 +143,12 @@ class VerifyWorld:
         self.good = fresh_credential(registry)
         self.good_no_expiry = self.good
         self.good_with_expiry = fresh_credential(registry, valid_until=TODAY + timedelta(days=365))
+        self.trust = trust_in(registry)
         self.cases = bad_credentials(registry, second.address)
 
 
 CASES = ["tampered_subject", "tampered_path", "wrong_chain_id", "other_registry", "signer_not_issuer",
-         "issuer_deauthorized", "revoked", "not_yet_valid", "expired"]
+         "pkh_signer_not_issuer", "issuer_deauthorized", "revoked", "not_yet_valid", "expired"]
 
 
 def open_world(tmp_path_factory, anvil_url) -> Iterator[VerifyWorld]:
@@ -150,10 +169,23 @@ def issue_stored(app, count: int = 2) -> list[dict]:
     registry = get_registry(app)
     names = ["Ada Lovelace", "Grace Hopper", "Alan Turing", "Edsger Dijkstra"]
     with app.extensions["attest.db"].session() as session:
-        issue_batch(session, registry, issuer_profile(app.extensions["attest.settings"], registry),
+        issue_batch(session, registry, issuer_profile(session, registry, app.extensions["attest.settings"]),
                     [request(names[i % len(names)]) for i in range(count)], actor="test")
         from sqlalchemy import select
 
         from credentials.storage import CredentialRecord
         rows = session.scalars(select(CredentialRecord).order_by(CredentialRecord.created_at)).all()
         return [r.document_dict for r in rows[-count:]]
+
+
+def trust_world(app, world: VerifyWorld) -> None:
+    """Make the app's verifier trust the world's institution, as a registrar
+    would with `trust add` (the entry goes into the app's database)."""
+    from credentials import trust_store
+    from services import trust_changed
+
+    with app.extensions["attest.db"].session() as session:
+        for entry in world.trust.entries():
+            trust_store.add_entry(session, entry, "test")
+        session.commit()
+    trust_changed(app)

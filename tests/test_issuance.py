@@ -9,7 +9,7 @@ from datetime import date
 import pytest
 
 from config import Settings
-from credentials import storage
+from credentials import identity, storage
 from credentials.canonical import fingerprint, from_hex
 from credentials.chain import open_registry
 from credentials.document import CredentialRequest
@@ -44,7 +44,7 @@ def anchor_events(registry, root: str) -> list:
 
 def test_issue_batch_anchors_signed_credentials(session, registry, chain_settings, tmp_path):
     seen = []
-    result = issue_batch(session, registry, issuer_profile(chain_settings, registry), make_requests(5), "tester",
+    result = issue_batch(session, registry, issuer_profile(session, registry, chain_settings), make_requests(5), "tester",
                          progress=lambda done, total, stage: seen.append((stage, done, total)),
                          out_dir=tmp_path / "out")
     assert result.count == 5 and len(result.files) == 5
@@ -77,16 +77,27 @@ def test_issue_batch_anchors_signed_credentials(session, registry, chain_setting
     assert stages.index("saved") < stages.index("anchoring") < stages.index("anchored")
 
 
-def test_institution_name_comes_from_the_environment(monkeypatch, registry):
+def test_institution_comes_from_the_environment_then_the_stored_profile(monkeypatch, session, registry, tmp_path):
     monkeypatch.setenv("ATTEST_INSTITUTION_NAME", "University of Testing")
-    profile = issuer_profile(None, registry)
+    monkeypatch.setenv("ATTEST_PUBLIC_URL", "https://Uni.Example.edu/")
+    settings = Settings.from_env(data_dir=tmp_path / "d", rpc_url=registry.rpc_url)
+    profile = issuer_profile(session, registry, settings)
     assert profile.name == "University of Testing"
-    assert profile.did == f"did:pkh:eip155:{registry.chain_id}:{registry.issuer.address}"
+    assert profile.did == "did:web:uni.example.edu"
+    assert profile.url == "https://uni.example.edu"
+    # A stored name wins over the environment's default; the environment's URL wins over a stored one.
+    identity.save_profile(session, "tester", name="Testing University", public_url="https://elsewhere.example")
+    session.commit()
+    profile = issuer_profile(session, registry, settings)
+    assert (profile.name, profile.did) == ("Testing University", "did:web:uni.example.edu")
+    monkeypatch.delenv("ATTEST_PUBLIC_URL")
+    profile = issuer_profile(session, registry, Settings.from_env(data_dir=tmp_path / "d", rpc_url=registry.rpc_url))
+    assert profile.did == "did:web:elsewhere.example"
 
 
 def test_search_and_lookup(session, registry):
-    first = issue_batch(session, registry, issuer_profile(None, registry), make_requests(3), "tester")
-    second = issue_batch(session, registry, issuer_profile(None, registry),
+    first = issue_batch(session, registry, issuer_profile(session, registry), make_requests(3), "tester")
+    second = issue_batch(session, registry, issuer_profile(session, registry),
                          make_requests(2, achievement_name="Data Science Certificate"), "tester")
     assert {r.recipient_name for r in storage.search_credentials(session, q="student 1")} == {"Student 1"}
     assert len(storage.search_credentials(session, q="STUDENT2@example")) == 1
@@ -115,7 +126,7 @@ def test_dead_chain_leaves_the_batch_pending_and_resume_anchors_it_once(tmp_path
                     registry.close()
 
             with pytest.raises(BatchLeftPending, match="pending") as raised:
-                issue_batch(session, registry, issuer_profile(settings, registry), make_requests(4), "tester",
+                issue_batch(session, registry, issuer_profile(session, registry, settings), make_requests(4), "tester",
                             progress=stop_the_chain)
         finally:
             registry.close()
@@ -138,7 +149,7 @@ def test_dead_chain_leaves_the_batch_pending_and_resume_anchors_it_once(tmp_path
 def test_resume_finds_an_anchor_already_on_chain_instead_of_resending(session, registry):
     """Simulates a crash after the transaction: the root is on chain but the
     database still says anchoring."""
-    result = issue_batch(session, registry, issuer_profile(None, registry), make_requests(3), "tester")
+    result = issue_batch(session, registry, issuer_profile(session, registry), make_requests(3), "tester")
     batch = storage.get_batch(session, result.batch_id)
     batch.state, batch.tx_hash = storage.ANCHORING, None
     session.commit()
@@ -150,7 +161,7 @@ def test_resume_finds_an_anchor_already_on_chain_instead_of_resending(session, r
 
 
 def test_a_batch_signed_for_another_registry_is_not_anchored_here(session, registry):
-    result = issue_batch(session, registry, issuer_profile(None, registry), make_requests(1), "tester")
+    result = issue_batch(session, registry, issuer_profile(session, registry), make_requests(1), "tester")
     batch = storage.get_batch(session, result.batch_id)
     batch.state, batch.registry_address = storage.PENDING, "0x" + "11" * 20
     session.commit()
@@ -160,7 +171,7 @@ def test_a_batch_signed_for_another_registry_is_not_anchored_here(session, regis
 
 
 def test_revocation_goes_on_chain_and_into_the_record(session, registry):
-    result = issue_batch(session, registry, issuer_profile(None, registry), make_requests(2), "registrar@x.edu")
+    result = issue_batch(session, registry, issuer_profile(session, registry), make_requests(2), "registrar@x.edu")
     target = storage.search_credentials(session, batch_id=result.batch_id)[0]
     revocation = revoke_credential(session, registry, target.uuid, "issued in error", "registrar@x.edu")
     assert revocation.tx_hash.startswith("0x")
@@ -182,7 +193,7 @@ def test_revocation_goes_on_chain_and_into_the_record(session, registry):
 
 
 def test_revocation_already_on_chain_is_recorded_without_resending(session, registry):
-    result = issue_batch(session, registry, issuer_profile(None, registry), make_requests(1), "tester")
+    result = issue_batch(session, registry, issuer_profile(session, registry), make_requests(1), "tester")
     target = storage.search_credentials(session, batch_id=result.batch_id)[0]
     tx = registry.revoke(target.fingerprint, "withdrawn")  # as if we crashed before the DB write
     revocation = revoke_credential(session, registry, target.id, "withdrawn", "tester")
@@ -191,7 +202,7 @@ def test_revocation_already_on_chain_is_recorded_without_resending(session, regi
 
 def test_an_empty_batch_is_refused(session, registry):
     with pytest.raises(IssuanceError):
-        issue_batch(session, registry, issuer_profile(None, registry), [], "tester")
+        issue_batch(session, registry, issuer_profile(session, registry), [], "tester")
 
 
 def test_progress_is_visible_to_other_workers_through_the_database(database, registry):
@@ -205,7 +216,7 @@ def test_progress_is_visible_to_other_workers_through_the_database(database, reg
             seen_elsewhere.append((stage, batch.stage, batch.done, batch.state))
 
     with database.session() as session:
-        issue_batch(session, registry, issuer_profile(None, registry), make_requests(2500), "tester",
+        issue_batch(session, registry, issuer_profile(session, registry), make_requests(2500), "tester",
                     progress=progress, batch_id="batch-under-watch")
     signing = [(done, state) for stage, db_stage, done, state in seen_elsewhere if db_stage == "signing"]
     assert (1000, "pending") in signing and (2000, "pending") in signing
@@ -217,7 +228,7 @@ def test_progress_is_visible_to_other_workers_through_the_database(database, reg
 def test_hashed_emails_publish_only_a_salted_hash(session, registry, tmp_path):
     import hashlib
 
-    result = issue_batch(session, registry, issuer_profile(None, registry), make_requests(2), "tester",
+    result = issue_batch(session, registry, issuer_profile(session, registry), make_requests(2), "tester",
                          out_dir=tmp_path, hash_emails=True)
     for path in result.files:
         doc = json.loads(path.read_text())
@@ -231,7 +242,7 @@ def test_hashed_emails_publish_only_a_salted_hash(session, registry, tmp_path):
 def test_a_failure_before_anchoring_marks_the_batch_failed_and_saves_nothing(session, registry):
     bad = [make_requests(1)[0], CredentialRequest("X", "x@example.edu", "A", "Diploma", "D", "not a date")]
     with pytest.raises(AttributeError):
-        issue_batch(session, registry, issuer_profile(None, registry), bad, "tester", batch_id="doomed")
+        issue_batch(session, registry, issuer_profile(session, registry), bad, "tester", batch_id="doomed")
     batch = storage.get_batch(session, "doomed")
     assert batch.state == storage.FAILED and "nothing was issued" in batch.error
     assert storage.count_credentials(session, batch_id="doomed") == 0
@@ -245,7 +256,7 @@ def test_issue_and_resume_on_ganache_too(tmp_path, ganache_url):
     database = Database(f"sqlite:///{tmp_path / 'g.db'}")
     database.migrate()
     with open_registry(settings) as registry, database.session() as session:
-        result = issue_batch(session, registry, issuer_profile(settings, registry), make_requests(3), "tester")
+        result = issue_batch(session, registry, issuer_profile(session, registry, settings), make_requests(3), "tester")
         batch = storage.get_batch(session, result.batch_id)
         batch.state = storage.ANCHORING  # as if it crashed after the transaction
         session.commit()
@@ -273,7 +284,7 @@ def test_migrations_add_the_source_digest_to_an_older_database(tmp_path):
 def test_a_refused_batch_is_failed_and_can_be_retried_once_the_cause_is_fixed(session, registry):
     registry.deauthorize_issuer(registry.issuer.address)
     with pytest.raises(IssuanceError, match="not an authorised issuer"):
-        issue_batch(session, registry, issuer_profile(None, registry), make_requests(2), "tester",
+        issue_batch(session, registry, issuer_profile(session, registry), make_requests(2), "tester",
                     batch_id="refused")
     batch = storage.get_batch(session, "refused")
     assert batch.state == storage.FAILED and "--retry-failed" in batch.error

@@ -199,8 +199,13 @@ def test_issue_one_credential_from_the_form(registrar, app):
     # The QR code encodes the absolute /v/<id> link.
     qr = registrar.get(f"/registrar/credentials/{record.uuid}/qr.png")
     assert qr.mimetype == "image/png"
-    assert qr.data == certificate.qr_png(f"http://localhost/v/{record.uuid}")
-    assert f"http://localhost/v/{record.uuid}" in page
+    # It is the institution's public address, whatever Host header the request carried.
+    assert qr.data == certificate.qr_png(f"http://127.0.0.1:5000/v/{record.uuid}")
+    from credentials.web import _public_base
+
+    with app.test_request_context("/", headers={"Host": "evil.example"}):
+        assert _public_base() == "http://127.0.0.1:5000/"
+    assert f"http://127.0.0.1:5000/v/{record.uuid}" in page
 
 
 def test_csv_batch_search_json_pdf(registrar, app):

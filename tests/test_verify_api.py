@@ -13,7 +13,7 @@ from openapi_schema_validator import validate as validate_schema
 from openapi_spec_validator import validate as validate_openapi
 
 from app import limiter
-from tests.helpers_credentials import open_world
+from tests.helpers_credentials import open_world, trust_world
 
 URL = "/api/v1/credentials/verify"
 
@@ -26,6 +26,7 @@ def world(tmp_path_factory, anvil_url):
 @pytest.fixture
 def api(app, world):
     app.config["VERIFY_RPC_URL"] = world.rpc_url
+    trust_world(app, world)
     app.config["VERIFY_RATE_LIMIT"] = "100000/minute"
     limiter.reset()
     return app.test_client()

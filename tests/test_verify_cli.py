@@ -7,12 +7,19 @@ import json
 
 import pytest
 
-from tests.helpers_credentials import open_world
+from credentials.verification import CHECK_IDS
+from tests.helpers_credentials import open_world, trust_world
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory, anvil_url):
     yield from open_world(tmp_path_factory, anvil_url)
+
+
+@pytest.fixture
+def runner(app, world):
+    trust_world(app, world)
+    return app.test_cli_runner()
 
 
 def run(runner, *args, input=None):
@@ -30,9 +37,11 @@ def test_verify_valid_exits_0_with_the_design_json(runner, world, tmp_path):
     result = run(runner, "verify", path, "--rpc-url", world.rpc_url)
     assert result.exit_code == 0, result.output
     body = json.loads(result.stdout)
-    assert body["valid"] is True
+    assert body["valid"] is True and body["verdict"] == "genuine"
     assert [c["id"] for c in body["checks"]] == ["format", "integrity", "merkle_proof", "anchor", "signature",
-                                                 "issuer_authorized", "revocation", "valid_from", "valid_until"]
+                                                 "issuer_identity", "issuer_authorized", "revocation", "valid_from",
+                                                 "valid_until"] == list(CHECK_IDS)
+    assert body["issuer"]["name"] == "University of Testing" and body["issuer"]["domain"] == "uni.example.edu"
     assert all(set(c) >= {"id", "status", "message"} for c in body["checks"])
 
 

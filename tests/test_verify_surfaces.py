@@ -11,7 +11,7 @@ import pytest
 
 from app import limiter
 from credentials.verification import CHECK_IDS
-from tests.helpers_credentials import CASES, open_world
+from tests.helpers_credentials import CASES, open_world, trust_world
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +29,7 @@ def csrf_token(html: str) -> str:
 @pytest.fixture
 def verify_app(app, world):
     app.config["VERIFY_RPC_URL"] = world.rpc_url
+    trust_world(app, world)
     limiter.reset()
     return app
 

@@ -1,0 +1,133 @@
+"""Resolving a did:web to what a verifier pins: signing addresses, registries, keys.
+
+Used only for trust-list entries that name a did:web and pin nothing else: the
+DID document is fetched over HTTPS from the DID's domain (did:web spec, "Read"),
+bounded in size and time, and cached for a TTL so a busy verifier does not ask
+the issuer's server per credential. A failure is remembered briefly and read as
+"cannot be confirmed right now", never as trusted or as refused.
+
+Plain http is accepted only for loopback hosts (127.0.0.1, localhost, ::1),
+which is what a development installation and the tests serve.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import requests
+
+from credentials.identity import (
+    ETHEREUM_METHOD,
+    REGISTRY_SERVICE,
+    ChainAccount,
+    Ed25519Key,
+    IdentityError,
+    did_web_document_url,
+    did_web_parts,
+    domain_of,
+    parse_caip10,
+)
+from credentials.trust import TrustEntry, TrustUnavailable
+
+MAX_DID_DOCUMENT_BYTES = 256 * 1024
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def parse_did_document(did: str, document: dict, source: str) -> TrustEntry:
+    """The pins a DID document states for `did`; ValueError when it is not that DID's document."""
+    if not isinstance(document, dict) or document.get("id") != did:
+        found = document.get("id") if isinstance(document, dict) else type(document).__name__
+        raise ValueError(f"the DID document at {source} is for {found!r}, not {did!r}")
+    methods = {m.get("id"): m for m in document.get("verificationMethod") or [] if isinstance(m, dict)}
+    asserting = []
+    for ref in document.get("assertionMethod") or []:
+        if isinstance(ref, str):
+            method = methods.get(ref) or methods.get(did + ref if ref.startswith("#") else ref)
+        else:
+            method = ref if isinstance(ref, dict) else None
+        if method:
+            asserting.append(method)
+    issuers, keys = [], []
+    for method in asserting:
+        if method.get("type") == ETHEREUM_METHOD:
+            parsed = parse_caip10(method.get("blockchainAccountId", ""))
+            if parsed:
+                issuers.append(ChainAccount(*parsed))
+        elif method.get("type") == "Multikey" and str(method.get("publicKeyMultibase", "")).startswith("z"):
+            keys.append(Ed25519Key(method["id"], method["publicKeyMultibase"]))
+    registries = []
+    for service in document.get("service") or []:
+        if isinstance(service, dict) and service.get("type") == REGISTRY_SERVICE:
+            parsed = parse_caip10(service.get("serviceEndpoint", ""))
+            if parsed:
+                registries.append(ChainAccount(*parsed))
+    return TrustEntry(did=did, name=domain_of(did) or did, domain=domain_of(did), issuers=tuple(issuers),
+                      registries=tuple(registries), ed25519_keys=tuple(keys), source=f"its DID document at {source}")
+
+
+@dataclass
+class _Cached:
+    entry: TrustEntry | None
+    error: str | None
+    until: float
+
+
+class DidWebResolver:
+    """did:web -> TrustEntry, cached. `fetch(url) -> bytes` may be replaced (the
+    default uses requests with a timeout and a size bound)."""
+
+    def __init__(self, ttl: float = 3600.0, failure_ttl: float = 30.0, timeout: float = 5.0,
+                 fetch: Callable[[str], bytes] | None = None):
+        self.ttl, self.failure_ttl, self.timeout = ttl, failure_ttl, timeout
+        self._fetch = fetch or self._http_get
+        self._cache: dict[str, _Cached] = {}
+        self._lock = threading.Lock()
+
+    def document_url(self, did: str) -> str:
+        parts = did_web_parts(did)
+        if parts is None:
+            raise IdentityError(f"{did!r} is not a did:web identifier")
+        host = parts[0].rsplit(":", 1)[0] if not parts[0].startswith("[") else parts[0]
+        return did_web_document_url(did, scheme="http" if host in LOOPBACK else "https")
+
+    def _http_get(self, url: str) -> bytes:
+        with requests.get(url, timeout=self.timeout, stream=True, allow_redirects=False,
+                          headers={"Accept": "application/did+json, application/json"}) as response:
+            if response.status_code != 200:
+                raise OSError(f"HTTP {response.status_code}")
+            data = b""
+            for chunk in response.iter_content(16384):
+                data += chunk
+                if len(data) > MAX_DID_DOCUMENT_BYTES:
+                    raise OSError(f"the document is larger than {MAX_DID_DOCUMENT_BYTES:,} bytes")
+            return data
+
+    def __call__(self, did: str) -> TrustEntry:
+        now = time.monotonic()
+        cached = self._cache.get(did)
+        if cached is None or cached.until < now:
+            cached = self._resolve(did, now)
+            with self._lock:
+                self._cache[did] = cached
+        if cached.entry is None:
+            raise TrustUnavailable(cached.error)
+        return cached.entry
+
+    def _resolve(self, did: str, now: float) -> _Cached:
+        try:
+            url = self.document_url(did)
+        except IdentityError as exc:
+            return _Cached(None, str(exc), now + self.failure_ttl)
+        try:
+            raw = self._fetch(url)
+            entry = parse_did_document(did, json.loads(raw), url)
+        except (OSError, requests.RequestException) as exc:
+            return _Cached(None, f"its DID document at {url} cannot be fetched ({exc.__class__.__name__}: {exc})",
+                           now + self.failure_ttl)
+        except ValueError as exc:
+            return _Cached(None, f"its DID document at {url} is not usable ({exc})", now + self.failure_ttl)
+        return _Cached(entry, None, now + self.ttl)
