@@ -85,7 +85,10 @@ def revert_reason(exc: Exception) -> str:
         text = exc.args[0].get("message", text)
     for marker in ("execution reverted: ", "revert "):
         if marker in text:
-            return text.split(marker, 1)[1].strip().strip("'\"")
+            text = text.split(marker, 1)[1].strip().strip("'\"")
+            # Ganache nests its own "VM Exception ...: revert <reason>" inside web3's wording.
+            if not text.startswith("VM Exception"):
+                return text
     return text
 
 
