@@ -34,6 +34,7 @@ BLUEPRINTS = [
 CLI_GROUPS = [
     ("credentials.cli", "chain_cli"),
     ("credentials.cli", "credentials_cli"),
+    ("credentials.cli_accreditation", "accreditation_cli"),
     ("plagiarism.cli", "submissions_cli"),
     ("plagiarism.cli_store", "submissions_cli"),
     ("users_cli", "users_cli"),
