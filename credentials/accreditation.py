@@ -36,6 +36,7 @@ import threading
 import time
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 from eth_abi import decode, encode
 from eth_account.signers.local import LocalAccount
@@ -324,19 +325,14 @@ class AccreditationReader:
 
     def institution(self, did: str) -> Institution | None:
         """All the registry lists for `did`, or None when it was never accredited.
-        Never cached: a withdrawal may come at any block."""
-        ((listed_did, name, registries),) = self._call(_ACCREDITATION_OF, ["string"], [did], [_INSTITUTION_TYPE])
-        if not listed_did:
-            return None
-        accreditations = []
-        for chain_id, registry, windows in registries:
-            ws = tuple(Window(since, until or None) for since, until in windows)
-            last = ws[-1]
-            accreditations.append(Accreditation(
-                did=listed_did, name=name, chain_id=chain_id, registry=checksum(registry),
-                since_block=last.since_block, until_block=last.until_block,
-                accredited=last.until_block is None, windows=ws))
-        return Institution(listed_did, name, tuple(accreditations))
+        Asked every time: a withdrawal may come at any block."""
+        self.require_registry()
+        raw = self.chain.call(self.address, _ACCREDITATION_OF + encode(["string"], [did]))
+        try:
+            return _parse_institution(raw)
+        except Exception as exc:  # noqa: BLE001 - eth_abi raises several unrelated types
+            raise NotAnAccreditationRegistry(
+                f"the contract at {self.address} did not answer as an AccreditationRegistry") from exc
 
     def accreditation(self, did: str, chain_id: int, registry: str) -> Accreditation | None:
         """`did`'s accreditation with the CredentialRegistry `registry` on
@@ -410,6 +406,25 @@ class AccreditationReader:
         else:
             trusted = found.accredited and window is not None
         return Verdict(trusted, f"{did} ({found.name}) {now}; {then}", found)
+
+
+@lru_cache(maxsize=4096)
+def _parse_institution(raw: bytes) -> Institution | None:
+    """Decode accreditationOf's answer. Kept by the answer's bytes, not by DID:
+    the chain is asked every time, only the decoding (a third of a verifier's
+    read, for eth_abi's nested types) is spared when the answer is the same."""
+    ((listed_did, name, registries),) = decode([_INSTITUTION_TYPE], raw)
+    if not listed_did:
+        return None
+    accreditations = []
+    for chain_id, registry, windows in registries:
+        ws = tuple(Window(since, until or None) for since, until in windows)
+        last = ws[-1]
+        accreditations.append(Accreditation(
+            did=listed_did, name=name, chain_id=chain_id, registry=checksum(registry),
+            since_block=last.since_block, until_block=last.until_block,
+            accredited=last.until_block is None, windows=ws))
+    return Institution(listed_did, name, tuple(accreditations))
 
 
 def _windows_text(windows: tuple[Window, ...]) -> str:
