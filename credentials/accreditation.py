@@ -346,7 +346,8 @@ class AccreditationReader:
         return found is not None and found.accredited
 
     def was_accredited_at(self, did: str, chain_id: int, registry: str, block_number: int) -> bool:
-        """Accredited with that registry in block `block_number`; kept once that block is settled."""
+        """Accredited with that registry in block `block_number` of the accreditation
+        registry's own chain; kept once that block is settled."""
         key = ("accredited-at", self.chain.chain_id(), self.address, did, chain_id, checksum(registry), block_number)
         cached = self.chain._facts.get(key)
         if cached is not None:
@@ -376,7 +377,9 @@ class AccreditationReader:
     def judge(self, did: str, chain_id: int, registry: str, anchored_block: int,
               policy: Policy = Policy.CURRENT) -> Verdict:
         """Does this registry vouch for a credential issued by `did`, anchored in
-        `registry` on `chain_id` at block `anchored_block`? One eth_call."""
+        `registry` on `chain_id` at block `anchored_block` (that chain's block)?
+        One eth_call. Windows count blocks of the accreditation registry's own
+        chain, so for a registry on another chain only Policy.CURRENT can be judged."""
         policy = Policy(policy)
         registry = checksum(registry)
         where = f"the accreditation registry {self.address} on chain {self.chain.chain_id()}"
@@ -388,12 +391,21 @@ class AccreditationReader:
             listed = ", ".join(f"{a.registry} on chain {a.chain_id}" for a in institution.accreditations)
             return Verdict(False, f"{did} ({institution.name}) is listed in {where}, but not with registry "
                                   f"{registry} on chain {chain_id} (listed: {listed})", None)
-        window = next((w for w in found.windows if w.covers(anchored_block)), None)
         if found.accredited:
             now = f"is accredited by {where} with registry {registry} on chain {chain_id} since block {found.since_block}"
         else:
             now = (f"was accredited by {where} with registry {registry} on chain {chain_id} until block "
                    f"{found.until_block}, when the accreditation was withdrawn")
+        here = self.chain.chain_id()
+        if chain_id != here:
+            # Windows count this chain's blocks; the anchoring block is another chain's.
+            if policy is Policy.CURRENT:
+                return Verdict(found.accredited, f"{did} ({found.name}) {now}", found)
+            return Verdict(False, f"{did} ({found.name}) {now}; its windows count blocks of chain {here}, "
+                                  f"but the root was anchored on chain {chain_id}, so whether it was accredited "
+                                  f"then cannot be told (only policy {Policy.CURRENT.value!r} can be checked)",
+                           found)
+        window = next((w for w in found.windows if w.covers(anchored_block)), None)
         if window is not None:
             then = f"the root was anchored at block {anchored_block}, while accredited"
         else:

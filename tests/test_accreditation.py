@@ -369,3 +369,17 @@ def test_did_length_limit_is_in_bytes(accreditation, any_registry):
     accreditation.accredit(did, "Université", any_registry.address)
     with pytest.raises(TransactionReverted, match="DID is longer than 256 bytes"):
         accreditation.accredit(did + "x", "U", any_registry.address)
+
+
+def test_a_registry_on_another_chain_is_judged_by_current_accreditation_only(accreditation, reader):
+    """Windows count the accreditation chain's blocks: an anchor block of another
+    chain cannot be placed in them, and the verdict says so instead of guessing."""
+    elsewhere = Account.create().address
+    accreditation.accredit(UNI, "University of Example", elsewhere, chain_id=8453)
+    current = reader.judge(UNI, 8453, elsewhere, 10**9)
+    assert current.trusted and "since block" in current.message and "anchored" not in current.message
+    for policy in (Policy.WHEN_ANCHORED, Policy.CURRENT_AND_WHEN_ANCHORED):
+        verdict = reader.judge(UNI, 8453, elsewhere, 1, policy)
+        assert not verdict.trusted and "anchored on chain 8453" in verdict.message
+    accreditation.withdraw(UNI)
+    assert not reader.judge(UNI, 8453, elsewhere, 10**9).trusted
