@@ -59,6 +59,7 @@ serve-prod: setup
 
 bench: setup
 	$(PY) bench/bench_chain.py
+	$(PY) bench/bench_accreditation.py
 	$(PY) bench/bench_issue.py
 	$(PY) bench/bench_verify.py
 	$(PY) bench/bench_embedding.py

@@ -37,6 +37,7 @@ CLI_GROUPS = [
     ("credentials.cli", "credentials_cli"),
     ("credentials.cli_trust", "trust_cli"),
     ("credentials.cli_trust", "institution_cli"),
+    ("credentials.cli_accreditation", "accreditation_cli"),
     ("plagiarism.cli", "submissions_cli"),
     ("plagiarism.cli_store", "submissions_cli"),
     ("users_cli", "users_cli"),

@@ -85,7 +85,10 @@ def revert_reason(exc: Exception) -> str:
         text = exc.args[0].get("message", text)
     for marker in ("execution reverted: ", "revert "):
         if marker in text:
-            return text.split(marker, 1)[1].strip().strip("'\"")
+            text = text.split(marker, 1)[1].strip().strip("'\"")
+            # Ganache nests its own "VM Exception ...: revert <reason>" inside web3's wording.
+            if not text.startswith("VM Exception"):
+                return text
     return text
 
 
@@ -125,10 +128,9 @@ class Registry:
         self.issuer = issuer
         self.owner = owner
         self.node = node
-        self.confirmations = confirmations
         self.deployed_block = deployed_block
         self.chain_id = w3.eth.chain_id
-        self._nonces: dict[str, NonceManager] = {}
+        self.transactor = Transactor(w3, self.chain_id, confirmations)
 
     # ----- life cycle --------------------------------------------------------
 
@@ -145,38 +147,16 @@ class Registry:
 
     # ----- transactions ------------------------------------------------------
 
+    @property
+    def confirmations(self) -> int:
+        return self.transactor.confirmations
+
     def _send(self, account: LocalAccount, fn, wait: bool = True) -> TxResult:
-        """Sign and send one contract call from `account`; wait for its receipt
-        (and the configured confirmations). A revert raises TransactionReverted
-        with the contract's own words, before anything is sent."""
-        manager = self._nonces.setdefault(account.address, NonceManager(self.w3, account.address))
-        with manager.lock:
-            try:
-                tx = fn.build_transaction({"from": account.address, "nonce": manager.take(),
-                                           "chainId": self.chain_id})
-            except (ContractLogicError, Web3Exception, ValueError) as exc:
-                manager.forget()
-                raise TransactionReverted(revert_reason(exc)) from exc
-            signed = account.sign_transaction(tx)
-            try:
-                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
-            except (Web3Exception, ValueError) as exc:
-                manager.forget()
-                raise ChainError(f"the node refused the transaction: {revert_reason(exc)}") from exc
-        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
-        if receipt["status"] != 1:
-            raise TransactionReverted(f"transaction {tx_hash.to_0x_hex()} reverted")
-        self.wait_confirmations(receipt["blockNumber"])
-        return TxResult(tx_hash.to_0x_hex(), receipt["blockNumber"], receipt["gasUsed"])
+        """Send one contract call from `account` (see Transactor.send)."""
+        return self.transactor.send(account, fn)
 
     def wait_confirmations(self, block_number: int, poll: float = 1.0, timeout: float = 600) -> None:
-        if self.confirmations <= 0:
-            return
-        deadline = time.monotonic() + timeout
-        while self.w3.eth.block_number < block_number + self.confirmations:
-            if time.monotonic() > deadline:
-                raise ChainError(f"block {block_number} did not reach {self.confirmations} confirmations")
-            time.sleep(poll)
+        self.transactor.wait_confirmations(block_number, poll, timeout)
 
     def anchor(self, root: bytes | str, count: int) -> TxResult:
         return self._send(self.issuer, self.contract.functions.anchor(_b32(root), count))
@@ -232,6 +212,56 @@ class Registry:
     rpc_url_is_embedded = False
 
 
+class Transactor:
+    """Signs and sends contract calls on one chain: one NonceManager per key,
+    receipts awaited, then the configured confirmations. Every contract client
+    (the CredentialRegistry's, the AccreditationRegistry's) sends through one."""
+
+    def __init__(self, w3: Web3, chain_id: int, confirmations: int = 0):
+        self.w3 = w3
+        self.chain_id = chain_id
+        self.confirmations = confirmations
+        self._nonces: dict[str, NonceManager] = {}
+        self._lock = threading.Lock()
+
+    def _manager(self, address: str) -> NonceManager:
+        with self._lock:
+            return self._nonces.setdefault(address, NonceManager(self.w3, address))
+
+    def send(self, account: LocalAccount, fn) -> TxResult:
+        """Sign and send one contract call from `account`; wait for its receipt
+        (and the configured confirmations). A revert raises TransactionReverted
+        with the contract's own words, before anything is sent."""
+        manager = self._manager(account.address)
+        with manager.lock:
+            try:
+                tx = fn.build_transaction({"from": account.address, "nonce": manager.take(),
+                                           "chainId": self.chain_id})
+            except (ContractLogicError, Web3Exception, ValueError) as exc:
+                manager.forget()
+                raise TransactionReverted(revert_reason(exc)) from exc
+            signed = account.sign_transaction(tx)
+            try:
+                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            except (Web3Exception, ValueError) as exc:
+                manager.forget()
+                raise ChainError(f"the node refused the transaction: {revert_reason(exc)}") from exc
+        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120)
+        if receipt["status"] != 1:
+            raise TransactionReverted(f"transaction {tx_hash.to_0x_hex()} reverted")
+        self.wait_confirmations(receipt["blockNumber"])
+        return TxResult(tx_hash.to_0x_hex(), receipt["blockNumber"], receipt["gasUsed"])
+
+    def wait_confirmations(self, block_number: int, poll: float = 1.0, timeout: float = 600) -> None:
+        if self.confirmations <= 0:
+            return
+        deadline = time.monotonic() + timeout
+        while self.w3.eth.block_number < block_number + self.confirmations:
+            if time.monotonic() > deadline:
+                raise ChainError(f"block {block_number} did not reach {self.confirmations} confirmations")
+            time.sleep(poll)
+
+
 # ----- connecting and deploying ----------------------------------------------
 
 def connect_web3(url: str, timeout: float = 30.0) -> Web3:
@@ -281,11 +311,17 @@ def fund_from_dev_account(w3: Web3, address: str) -> bool:
     return False
 
 
-def deploy_registry(w3: Web3, owner: LocalAccount) -> tuple[str, int]:
-    artifact = load_artifact()
+def deploy_contract(w3: Web3, deployer: LocalAccount, name: str = "CredentialRegistry") -> tuple[str, int]:
+    """Deploy the committed artifact of contract `name` from `deployer` (its
+    owner from then on); returns its address and the block it was deployed in."""
+    artifact = load_artifact(name)
     factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
-    receipt = _send_plain(w3, owner, {"data": factory.constructor().data_in_transaction})
+    receipt = _send_plain(w3, deployer, {"data": factory.constructor().data_in_transaction})
     return receipt["contractAddress"], receipt["blockNumber"]
+
+
+def deploy_registry(w3: Web3, owner: LocalAccount) -> tuple[str, int]:
+    return deploy_contract(w3, owner, "CredentialRegistry")
 
 
 class DeploymentRecord:
@@ -330,17 +366,21 @@ def check_registry_code(w3: Web3, address: str, chain_id: int, record_path: Path
         )
 
 
+def chain_url(settings: Settings) -> tuple[str, EmbeddedAnvil | None]:
+    """The node to talk to: ATTEST_RPC_URL, or the embedded Anvil (started, or
+    found running), returned so the caller stops it when done."""
+    if settings.rpc_url:
+        return settings.rpc_url, None
+    node = EmbeddedAnvil(settings.chain_dir)
+    try:
+        return node.start(), node
+    except NodeError as exc:
+        raise ChainError(f"cannot start the embedded Anvil node: {exc}") from exc
+
+
 def open_registry(settings: Settings, deploy: bool = True, new: bool = False) -> Registry:
     """Connect, deploy once, fund and authorise the issuer; see the module doc."""
-    node = None
-    if settings.rpc_url:
-        url = settings.rpc_url
-    else:
-        node = EmbeddedAnvil(settings.chain_dir)
-        try:
-            url = node.start()
-        except NodeError as exc:
-            raise ChainError(f"cannot start the embedded Anvil node: {exc}") from exc
+    url, node = chain_url(settings)
     try:
         w3 = connect_web3(url)
         chain_id = w3.eth.chain_id

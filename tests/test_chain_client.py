@@ -10,21 +10,25 @@ import stat
 import pytest
 
 from config import Settings
-from contracts.artifact import load_artifact
-from contracts.compile import CompilerMissing, compile_registry
+from contracts.artifact import CONTRACT_NAMES, load_artifact
+from contracts.compile import CompilerMissing, compile_contracts, compile_registry
 from credentials.chain import ChainUnreachable, RegistryMissing, open_registry
 from credentials.node import EmbeddedAnvil, NodeError, free_port, rpc_chain_id
 from tests.fixtures_chain import start_anvil
 
 
 def test_committed_artifact_is_current():
-    """Recompile the source with solc-js through py-solc-x: the committed
+    """Recompile every source with solc-js through py-solc-x: each committed
     artifact must be exactly what the compiler makes of today's source."""
-    fresh = compile_registry()
-    committed = load_artifact()
-    assert fresh["sourceSha256"] == committed["sourceSha256"], "source changed: run `make compile`"
-    assert fresh == committed, "contracts/CredentialRegistry.json is stale: run `make compile`"
-    assert committed["evmVersion"] == "shanghai"
+    fresh = compile_contracts()
+    assert set(fresh) == set(CONTRACT_NAMES) == {"CredentialRegistry", "AccreditationRegistry"}
+    for name, artifact in fresh.items():
+        committed = load_artifact(name)
+        assert artifact["sourceSha256"] == committed["sourceSha256"], f"{name}.sol changed: run `make compile`"
+        assert artifact == committed, f"contracts/{name}.json is stale: run `make compile`"
+        assert committed["evmVersion"] == "shanghai"
+    # Compiled alone, the registry is the same as compiled beside the other contract.
+    assert compile_registry() == load_artifact() == load_artifact("CredentialRegistry")
 
 
 def test_compiler_missing_says_to_run_setup(monkeypatch, tmp_path):
