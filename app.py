@@ -59,7 +59,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     test_config = dict(test_config or {})
     settings = Settings.from_env(**{k: test_config.pop(k) for k in
                                     ("data_dir", "rpc_url", "database_url", "public_url", "trusted_issuers",
-                                     "institution_name") if k in test_config})
+                                     "institution_name", "accreditation_registry", "accreditation_rpc_url") if k in test_config})
     app = Flask(__name__)
     app.config.from_mapping(
         SECRET_KEY=None,

@@ -37,6 +37,11 @@ class Settings:
     institution_logo: str | None = None
     # A trust-list file (DCC issuer-registry format, see credentials.trust).
     trusted_issuers: Path | None = None
+    # An on-chain accreditation registry ("<chainId>:<address>") whose accredited
+    # institutions the verifier trusts, read through this RPC URL (default: the
+    # verifier's own chain).
+    accreditation_registry: str | None = None
+    accreditation_rpc_url: str | None = None
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -52,6 +57,10 @@ class Settings:
             institution_name=overrides.pop("institution_name", None) or env.get("ATTEST_INSTITUTION_NAME") or None,
             institution_logo=overrides.pop("institution_logo", None) or env.get("ATTEST_INSTITUTION_LOGO") or None,
             trusted_issuers=_path(overrides.pop("trusted_issuers", None) or env.get("ATTEST_TRUSTED_ISSUERS")),
+            accreditation_registry=overrides.pop("accreditation_registry", None)
+            or env.get("ATTEST_ACCREDITATION_REGISTRY") or None,
+            accreditation_rpc_url=overrides.pop("accreditation_rpc_url", None)
+            or env.get("ATTEST_ACCREDITATION_RPC_URL") or None,
             extra=overrides,
         )
 

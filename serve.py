@@ -73,6 +73,16 @@ def serve_command(host: str, port: int):
     status = registry.status()
     click.echo(f"chain    {status['rpc_url']} (chain id {status['chain_id']}, block {status['block']})")
     click.echo(f"registry {status['registry']}")
+    from credentials.identity import load_institution
+
+    with app.extensions["attest.db"].session() as session:
+        inst = load_institution(session, app.extensions["attest.settings"].profile_defaults)
+    click.echo(f"issuer   {inst.name} as {inst.did} (set it on /registrar/institution)")
+    from services import get_trust_policy
+
+    for source in get_trust_policy(app).sources:
+        if getattr(source, "error", None):
+            click.echo(f"warning: {source.error}", err=True)
     resume_unfinished_batches(app, registry)
     for email, password in seed_demo_users(app):
         click.echo(f"login    {email} / {password}")

@@ -81,6 +81,12 @@ def _build_trust(app: Flask) -> TrustPolicy:
     sources: list = [CachedSource("this installation", own), CachedSource(trust_store.SOURCE, managed)]
     if settings.trusted_issuers is not None:
         sources.append(FileSource(settings.trusted_issuers))
+    if settings.accreditation_registry:
+        from credentials.accreditation import AccreditationSource
+
+        url = settings.accreditation_rpc_url or app.config.get("VERIFY_RPC_URL") or settings.rpc_url \
+            or get_registry(app).rpc_url
+        sources.append(AccreditationSource(url, settings.accreditation_registry, settings.confirmations))
     resolver = app.extensions.get("attest.did_resolver") or DidWebResolver(
         ttl=float(app.config.get("DID_CACHE_TTL", 3600)))
     return TrustPolicy(sources=sources, resolve=resolver)

@@ -458,3 +458,65 @@ def open_accreditation_reader(rpc_url: str, registry: str, finality_depth: int =
     reader = AccreditationReader(chain, ref.address)
     reader.require_registry()
     return reader
+
+
+# ----- as a source of the verifier's trust list --------------------------------------
+
+class AccreditationSource:
+    """The verifier's trust-list source backed by an accreditation registry: a DID
+    is trusted with the CredentialRegistries it is accredited with now (the
+    default policy, see the module doc); the registry vouches for the signing
+    keys (`issuer_authorized`). Opened on first use, so an accreditation node that
+    is down at start-up only makes its DIDs unknown for now."""
+
+    def __init__(self, rpc_url: str, registry: str, finality_depth: int = 0):
+        self.rpc_url, self.ref, self.finality_depth = rpc_url, registry, finality_depth
+        self.name = f"the accreditation registry {registry}"
+        self._reader: AccreditationReader | None = None
+        self._lock = threading.Lock()
+
+    def _open(self) -> AccreditationReader:
+        from credentials.trust import TrustUnavailable
+
+        if self._reader is None:
+            with self._lock:
+                if self._reader is None:
+                    try:
+                        self._reader = open_accreditation_reader(self.rpc_url, self.ref, self.finality_depth)
+                    except ChainError as exc:
+                        raise TrustUnavailable(f"{self.name} cannot be read right now ({exc})") from exc
+        return self._reader
+
+    def _entry(self, institution: Institution):
+        from credentials.identity import ChainAccount, domain_of
+        from credentials.trust import TrustEntry
+
+        reader = self._reader
+        where = f"the accreditation registry {reader.address} on chain {reader.chain.chain_id()}"
+        live = tuple(ChainAccount(a.chain_id, a.registry) for a in institution.accreditations if a.accredited)
+        note = None
+        if not live:
+            ended = max((a.until_block or 0) for a in institution.accreditations) if institution.accreditations else 0
+            note = f"{where} withdrew its accreditation of {institution.name} at block {ended}"
+        return TrustEntry(did=institution.did, name=institution.name, domain=domain_of(institution.did),
+                          registries=live, source=f"accreditation by {where}", keys_from_registry=True,
+                          withdrawn=note)
+
+    def lookup(self, did: str):
+        from credentials.trust import TrustUnavailable
+
+        reader = self._open()
+        try:
+            institution = reader.institution(did)
+        except ChainError as exc:
+            raise TrustUnavailable(f"{self.name} cannot be read right now ({exc})") from exc
+        return None if institution is None else self._entry(institution)
+
+    def entries(self) -> list:
+        from credentials.trust import TrustUnavailable
+
+        reader = self._open()
+        try:
+            return [self._entry(i) for i in reader.institutions() if i.accredited]
+        except ChainError as exc:
+            raise TrustUnavailable(f"{self.name} cannot be read right now ({exc})") from exc

@@ -85,10 +85,14 @@ class TrustEntry:
     # An accreditation binds DID <-> registry only; the registry itself vouches
     # for the signing key (`issuer_authorized`), so no address is pinned.
     keys_from_registry: bool = False
+    # Why an entry that still names the DID vouches for nothing now (an
+    # accreditation withdrawn); shown instead of "registry not listed".
+    withdrawn: str | None = None
 
     @property
     def pins_nothing(self) -> bool:
-        return not (self.issuers or self.registries or self.ed25519_keys)
+        """Trusted by its did:web alone: keys and registries are read from its DID document."""
+        return not (self.issuers or self.registries or self.ed25519_keys or self.keys_from_registry)
 
     @property
     def shown_domain(self) -> str | None:
@@ -377,6 +381,9 @@ def _judge_entry(claim: Claim, entry: TrustEntry) -> Judgement:
         return Judgement(NOT_TRUSTED, f"The credential {_calls_itself(claim)}, but the key that signed it "
                                       f"({claim.signer}) is not one {who} lists; do not rely on this credential.",
                          entry)
+    if entry.withdrawn and not entry.lists_registry(claim.chain_id, claim.registry):
+        return Judgement(NOT_TRUSTED, f"The credential {_calls_itself(claim)}, but {entry.withdrawn}; do not rely "
+                                      "on this credential.", entry)
     if not entry.lists_registry(claim.chain_id, claim.registry):
         return Judgement(NOT_TRUSTED, f"The credential {_calls_itself(claim)}, but it is anchored in registry "
                                       f"{claim.registry} on chain {claim.chain_id}, which is not one {who} lists; "

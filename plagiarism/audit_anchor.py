@@ -41,8 +41,12 @@ class Check:
         return {"id": self.id, "status": self.status, "message": self.message}
 
 
-def verify(body_text: str, recorded_fingerprint: str, recorded_block: int | None, registry) -> dict:
-    """Recompute the fingerprint and look it up on chain.
+def verify(body_text: str, recorded_fingerprint: str, recorded_block: int | None, registry,
+           trust=None, institution=None) -> dict:
+    """Recompute the fingerprint, look it up on chain and, given the verifier's
+    `trust` policy and the `institution` (its did and name) that claims the
+    report, confirm the key that anchored it and the registry are that
+    institution's own.
 
     Returns {"valid", "fingerprint", "checks": [...]} in the shape the
     credential verifier uses, so the page and the CLI read both alike.
@@ -59,13 +63,15 @@ def verify(body_text: str, recorded_fingerprint: str, recorded_block: int | None
         checks.append(Check("integrity", "failed",
                             "the report's content has changed since it was made: it hashes to "
                             f"{actual}, not to the recorded {recorded_fingerprint}"))
+    record = None
     if registry is None:
-        checks.append(Check("anchor", "skipped", "no chain connection to check the anchor"))
+        checks.append(Check("anchor", "unavailable", "no chain connection to check the anchor"))
     else:
         try:
             record = registry.anchor_of(actual)
         except Exception as exc:  # noqa: BLE001 - any chain failure is "could not check"
-            checks.append(Check("anchor", "skipped", f"the chain could not be reached ({type(exc).__name__})"))
+            checks.append(Check("anchor", "unavailable",
+                                f"could not check right now: the chain could not be reached ({type(exc).__name__})"))
         else:
             if record is None:
                 checks.append(Check("anchor", "failed", "this report's fingerprint is not anchored on chain"))
@@ -77,5 +83,23 @@ def verify(body_text: str, recorded_fingerprint: str, recorded_block: int | None
                 checks.append(Check("anchor", "passed",
                                     f"the fingerprint is anchored on chain {registry.chain_id} in block "
                                     f"{record.block_number} by {record.issuer}"))
+    if trust is not None and institution is not None:
+        checks.append(_identity(trust, institution, record, registry))
     valid = all(c.status == "passed" for c in checks)
     return {"valid": valid, "fingerprint": actual, "checks": [c.as_dict() for c in checks]}
+
+
+def _identity(trust, institution, record, registry) -> Check:
+    """Who anchored it: the institution's own key, in its own registry?"""
+    from credentials.trust import TRUSTED, UNKNOWN_NOW, Claim
+
+    if record is None:
+        return Check("issuer_identity", "skipped", "skipped: nothing anchored to attribute")
+    judgement = trust.judge(Claim(institution.did, institution.name, registry.chain_id, record.issuer,
+                                  registry.address))
+    if judgement.status == TRUSTED:
+        where = f" ({judgement.entry.shown_domain})" if judgement.entry.shown_domain else ""
+        return Check("issuer_identity", "passed", f"anchored by {judgement.entry.name}{where}: the key and the "
+                                                  "registry are ones it lists")
+    return Check("issuer_identity", "unavailable" if judgement.status == UNKNOWN_NOW else "failed",
+                 judgement.message)

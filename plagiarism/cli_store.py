@@ -238,7 +238,11 @@ def verify_report_command(report_id: int):
         report = session.get(Report, report_id)
         if report is None:
             _fail(f"no report {report_id}", 2)
-        result = service.verify_report(report, _registry_or_none(False))
+        from credentials.identity import load_institution
+        from services import get_trust_policy
+
+        inst = load_institution(session, current_app.extensions["attest.settings"].profile_defaults)
+        result = service.verify_report(report, _registry_or_none(False), get_trust_policy(current_app), inst)
     click.echo(json.dumps(result, indent=2))
     sys.exit(0 if result["valid"] else 1)
 

@@ -704,9 +704,10 @@ def anchor_report(session: Session, report: Report, registry, actor: str = "syst
     return report
 
 
-def verify_report(report: Report, registry) -> dict:
-    """Recompute the report's fingerprint and check it against the chain."""
-    return audit_anchor.verify(report.body, report.fingerprint, report.block_number, registry)
+def verify_report(report: Report, registry, trust=None, institution=None) -> dict:
+    """Recompute the report's fingerprint and check it against the chain (and,
+    with `trust` and `institution`, that the institution's own key anchored it)."""
+    return audit_anchor.verify(report.body, report.fingerprint, report.block_number, registry, trust, institution)
 
 
 def latest_report(session: Session, assignment: Assignment) -> Report | None:

@@ -579,7 +579,10 @@ def report_json(report_id: int):
 @role_required("instructor")
 def verify(report_id: int):
     report = _checked(Report, report_id)
-    return jsonify(service.verify_report(report, _registry()))
+    from credentials.web_trust import institution
+    from services import get_trust_policy
+
+    return jsonify(service.verify_report(report, _registry(), get_trust_policy(), institution()))
 
 
 def _source_text(ref: dict) -> str:

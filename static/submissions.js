@@ -80,14 +80,17 @@
     fetch(badge.dataset.url, { headers: { Accept: "application/json" }, credentials: "same-origin" })
       .then(function (r) { return r.json(); })
       .then(function (result) {
-        badge.className = "badge " + (result.valid ? "ok" : "bad");
-        badge.textContent = result.valid ? "Still matches the chain" : "Does not match the chain";
+        var unknown = !result.valid && result.checks.every(function (c) { return c.status !== "failed"; });
+        badge.className = "badge " + (result.valid ? "ok" : unknown ? "skip" : "bad");
+        badge.textContent = result.valid ? "Still matches the chain, anchored by your institution"
+          : unknown ? "Could not check the chain right now" : "Does not match the chain";
         var list = $("chain-check-details");
         list.innerHTML = "";
         result.checks.forEach(function (c) {
           var li = document.createElement("li");
           li.className = c.status;
-          li.textContent = (c.status === "passed" ? "✓ " : c.status === "failed" ? "✗ " : "– ") + c.message;
+          li.textContent = (c.status === "passed" ? "✓ " : c.status === "failed" ? "✗ " :
+            c.status === "unavailable" ? "? " : "– ") + c.message;
           list.appendChild(li);
         });
       })

@@ -91,7 +91,7 @@ def test_instructor_uploads_and_reads_a_flagged_report(app, runner, live_server,
     assert "Not flagged" in calm
     page.wait_for_function("document.getElementById('chain-check').textContent.includes('matches')",
                            timeout=30_000)
-    assert page.inner_text("#chain-check") == "Still matches the chain"
+    assert page.inner_text("#chain-check") == "Still matches the chain, anchored by your institution"
     shoot(page, shots, "sub-03-report")
 
     page.click("#report-table tr.flagged >> text=ben_bees.txt")
@@ -106,7 +106,7 @@ def test_instructor_uploads_and_reads_a_flagged_report(app, runner, live_server,
     assert "Neonicotinoid sprays weaken the bees" in right
     assert "Writing style" in page.inner_text("#anomaly")
     page.wait_for_function("document.getElementById('chain-check').textContent.includes('matches')")
-    assert page.inner_text("#chain-check") == "Still matches the chain"
+    assert page.inner_text("#chain-check") == "Still matches the chain, anchored by your institution"
     shoot(page, shots, "sub-04-submission")
 
     page.fill("#comment", "Spoke with both students; referred to the panel.")

@@ -37,10 +37,10 @@ def test_dropped_file_shows_ticks(live_server, page, issued, tmp_path):
     page.goto(live_server.url + "/verify")
     page.set_input_files("#credential_file", str(path))  # the drop zone's input submits on change
     checks = read_checks(page)
-    assert len(checks) == 9
+    assert len(checks) == 10
     assert all(mark == "✓" for cid, (status, mark) in checks.items() if cid != "valid_until")
     assert checks["valid_until"] == ("skipped", "–")
-    assert "Valid" in page.inner_text("#verdict")
+    assert "Genuine" in page.inner_text("#verdict")
     assert page.inner_text("#fact-holder") == "Ada Lovelace"
     assert "BSc Computer Science" in page.inner_text("#fact-achievement")
 
@@ -69,7 +69,7 @@ def test_qr_link_on_a_phone(live_server, browser, issued, tmp_path):
         page = context.new_page()
         page.goto(f"{live_server.url}/v/{issued[0]['id'].removeprefix('urn:uuid:')}")
         checks = read_checks(page)
-        assert [mark for status, mark in checks.values() if status == "passed"] == ["✓"] * 8
+        assert [mark for status, mark in checks.values() if status == "passed"] == ["✓"] * 9
         # Nothing wider than the screen: no sideways scrolling on a phone.
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         shots = Path(os.environ.get("ATTEST_SCREENSHOT_DIR") or tmp_path)  # to look at it yourself
@@ -96,3 +96,42 @@ def test_drag_and_drop_onto_the_drop_zone(live_server, page, issued):
     checks = read_checks(page)
     assert checks["signature"] == ("passed", "✓") and checks["revocation"] == ("passed", "✓")
     assert page.inner_text("#fact-holder") == "Grace Hopper"
+
+
+def test_genuine_and_impostor_headlines_read_apart(live_server, page, app, issued, tmp_path, anvil_url):
+    """A second installation on the same chain, with the same default name and
+    did:web: its credential reads "Not confirmed", the genuine one "Genuine",
+    with the confirmed domain, in words an employer reads."""
+    from app import create_app
+
+    impostor_app = create_app({"TESTING": True, "data_dir": tmp_path / "impostor", "rpc_url": anvil_url,
+                               "SECRET_KEY": "x", "public_url": live_server.url})
+    try:
+        impostor = issue_stored(impostor_app, 1)[0]
+    finally:
+        impostor_app.extensions.pop("attest.registry").close()
+    assert impostor["issuer"]["name"] == issued[0]["issuer"]["name"] == "Example University"
+    assert impostor["issuer"]["id"] == issued[0]["issuer"]["id"]
+    shots = Path(os.environ.get("ATTEST_SCREENSHOT_DIR") or tmp_path)
+
+    page.goto(f"{live_server.url}/v/{issued[0]['id'].removeprefix('urn:uuid:')}")
+    page.wait_for_selector("#result")
+    headline = page.inner_text("#verdict")
+    domain = live_server.url.split("//")[1].split(":")[0]
+    assert "Genuine" in headline and f"Issued by Example University ({domain})" in headline
+    assert page.get_attribute("#result", "data-verdict") == "genuine"
+    page.screenshot(path=str(shots / "verify-genuine.png"), full_page=True)
+
+    page.goto(live_server.url + "/verify")
+    page.fill("#credential_json", json.dumps(impostor))
+    page.click("#verify-button")
+    checks = read_checks(page)
+    headline = page.inner_text("#verdict")
+    assert "Not confirmed" in headline and "its issuer is not one you trust" in headline
+    assert "Genuine" not in headline
+    assert checks["issuer_identity"] == ("failed", "✗")
+    assert checks["integrity"] == ("passed", "✓") and checks["anchor"] == ("passed", "✓")
+    warning = page.inner_text("#identity-warning")
+    assert "calls itself Example University" in warning and "is not one Example University lists" in warning
+    assert "Not confirmed" in page.inner_text("#fact-issuer")
+    page.screenshot(path=str(shots / "verify-impostor.png"), full_page=True)

@@ -132,6 +132,8 @@ def test_upload_report_submission_review(app, instructor):
 
     verify = instructor.get(report_url + "/verify").get_json()
     assert verify["valid"], verify
+    identity = next(c for c in verify["checks"] if c["id"] == "issuer_identity")
+    assert identity["status"] == "passed" and identity["message"].startswith("anchored by Example University")
 
     amy = by_file["amy_reefs.txt"][1]
     page = instructor.get(f"{report_url}/submissions/{amy}").get_data(as_text=True)
