@@ -20,10 +20,11 @@ $(VENV)/bin/python:
 
 # torch first and alone: 2.13.0 is a CPU build on this machine's disk; letting
 # the resolver pick torch for sentence-transformers would pull a CUDA build.
-$(VENV)/.requirements-stamp: requirements.txt $(VENV)/bin/python
+$(VENV)/.requirements-stamp: requirements.txt pyproject.toml $(VENV)/bin/python
 	$(PIP) install --quiet --upgrade pip
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -r requirements.txt
+	$(PIP) install --quiet --no-deps --no-build-isolation -e .
 	$(PY) -m plagiarism.build_model
 	touch $@
 

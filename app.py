@@ -1,102 +1,85 @@
-"""Attest: the application factory.
+"""Attest: the application factory, and the one place the parts are wired.
 
-`flask --app app run` or `flask --app app serve` starts the web service; the
-CLI groups (`chain`, `credentials`, `submissions`, `users`) are the same
-domain functions, scripted. Nothing happens at import time.
+`flask --app app serve` (what `make run` runs) or `flask --app app run` starts
+the web service; the CLI groups are the same domain functions, scripted.
+Nothing happens at import time.
+
+    kernel/        settings, database, accounts, audit, jobs, web plumbing
+    credentials/   issuing, verifying, identity and trust (domain, then faces)
+    plagiarism/    submissions, near-duplicates, anomalies, reports
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 
 from flask import Flask, render_template
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from flask_login import current_user
-from flask_wtf.csrf import CSRFProtect
 
-from config import Settings
-from credentials.keys import load_or_create_secret
-from db import Database
+from kernel.database import Database
+from kernel.jobs.queue import JobQueue
+from kernel.secrets import load_or_create_secret
+from kernel.settings import Settings
+from kernel.web import security
+from kernel.web.extensions import csrf, limiter, login_manager
 
-csrf = CSRFProtect()
-limiter = Limiter(key_func=get_remote_address, default_limits=[], storage_uri="memory://")
-
-# Optional parts register themselves when their module exists, so the app can
-# grow one package at a time: (module, attribute).
-BLUEPRINTS = [
-    ("credentials.web", "registrar_bp"),
-    ("credentials.web_verify", "verify_bp"),
-    ("credentials.api", "api_bp"),
-    ("credentials.web_trust", "identity_bp"),
-    ("plagiarism.web", "bp"),
-]
-CLI_GROUPS = [
-    ("credentials.cli", "chain_cli"),
-    ("credentials.cli", "credentials_cli"),
-    ("credentials.cli_trust", "trust_cli"),
-    ("credentials.cli_trust", "institution_cli"),
-    ("credentials.cli_accreditation", "accreditation_cli"),
-    ("plagiarism.cli", "submissions_cli"),
-    ("plagiarism.cli_store", "submissions_cli"),
-    ("users_cli", "users_cli"),
-    ("serve", "serve_command"),
-]
+# Every module that declares tables (each registers its migrations on import).
+MODEL_MODULES = (
+    "kernel.audit", "kernel.accounts", "kernel.jobs.model",
+    "credentials.storage", "credentials.identity", "credentials.trust_store",
+    "plagiarism.store",
+)
+# Modules that register job kinds (kernel.jobs.job_kind) on import.
+JOB_MODULES = ("credentials.jobs",)
+# Where each role lands after logging in.
+ROLE_HOMES = {"registrar": "registrar.index", "instructor": "submissions.index"}
+# test_config keys that are settings rather than Flask config.
+SETTING_KEYS = ("data_dir", "rpc_url", "database_url", "queue_url", "public_url", "trusted_issuers",
+                "institution_name", "accreditation_registry", "accreditation_rpc_url", "hash_recipient_emails",
+                "workers", "rate_limit_storage")
 
 
-def _optional(module: str, attr: str):
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name == module:
-            return None
-        raise
-    return getattr(mod, attr, None)
+def open_database(url: str) -> Database:
+    """A migrated database with every table of every package."""
+    database = Database(url, MODEL_MODULES)
+    database.migrate()
+    return database
 
 
 def create_app(test_config: dict | None = None) -> Flask:
+    import importlib
+
     test_config = dict(test_config or {})
-    settings = Settings.from_env(**{k: test_config.pop(k) for k in
-                                    ("data_dir", "rpc_url", "database_url", "public_url", "trusted_issuers",
-                                     "institution_name", "accreditation_registry", "accreditation_rpc_url") if k in test_config})
+    settings = Settings.from_env(**{k: test_config.pop(k) for k in SETTING_KEYS if k in test_config})
     app = Flask(__name__)
     app.config.from_mapping(
-        SECRET_KEY=None,
+        SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=64 * 1024 * 1024,
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax",
         WTF_CSRF_TIME_LIMIT=None,
-        PUBLIC_URL=None,
+        VERIFY_RPC_URL=settings.verify_rpc_url,
+        VERIFY_RATE_LIMIT=settings.verify_rate_limit,
+        LOGIN_RATE_LIMIT=settings.login_rate_limit,
+        DID_CACHE_TTL=settings.did_cache_ttl,
+        RATELIMIT_STORAGE_URI=settings.limiter_storage_uri,
+        RATELIMIT_HEADERS_ENABLED=True,
+        ROLE_HOMES=ROLE_HOMES,
     )
-    app.config.from_prefixed_env("ATTEST")
+    security.init_app(app, https=(settings.public_url or "").startswith("https://"))
     app.config.update(test_config)
     if not app.config["SECRET_KEY"]:
         # The session key lives with the other secrets, 0600, never in the repo.
         app.config["SECRET_KEY"] = load_or_create_secret(settings.keys_dir / "session.secret")
 
     app.extensions["attest.settings"] = settings
-    database = Database(settings.sqlalchemy_url)
-    database.migrate()
-    app.extensions["attest.db"] = database
+    app.extensions["attest.db"] = open_database(settings.sqlalchemy_url)
+    for module in JOB_MODULES:
+        importlib.import_module(module)
+    app.extensions["attest.queue"] = JobQueue(app, settings)
 
     csrf.init_app(app)
     limiter.init_app(app)
-
-    import web_auth
-
-    web_auth.login_manager.init_app(app)
-    app.register_blueprint(web_auth.bp)
-    app.teardown_appcontext(web_auth.close_db_session)
-
-    for module, attr in BLUEPRINTS:
-        blueprint = _optional(module, attr)
-        if blueprint is not None:
-            app.register_blueprint(blueprint)
-    for module, attr in CLI_GROUPS:
-        command = _optional(module, attr)
-        if command is not None:
-            app.cli.add_command(command)
+    login_manager.init_app(app)
+    _register_faces(app)
 
     @app.route("/")
     def home():
@@ -104,7 +87,35 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     @app.context_processor
     def _nav():
-        return {"current_user": current_user, "has_endpoint": lambda e: e in app.view_functions}
+        return {"current_user": current_user}
 
     logging.getLogger("web3").setLevel(logging.WARNING)
+    logging.getLogger("huey").setLevel(logging.WARNING)
     return app
+
+
+def _register_faces(app: Flask) -> None:
+    """Blueprints, CLI groups and start-up hooks of every package."""
+    import plagiarism.cli_store  # noqa: F401 - attaches its commands to `submissions`
+    from credentials import runtime
+    from credentials.api import api_bp
+    from credentials.cli import chain_cli, credentials_cli
+    from credentials.cli_accreditation import accreditation_cli
+    from credentials.cli_trust import institution_cli, trust_cli
+    from credentials.web import registrar_bp
+    from credentials.web_trust import identity_bp
+    from credentials.web_verify import verify_bp
+    from kernel.cli import jobs_cli, users_cli
+    from kernel.serve import on_shutdown, on_startup, serve_command
+    from kernel.web import auth, jobs_web
+    from plagiarism.cli import submissions_cli
+    from plagiarism.web import bp as submissions_bp
+
+    app.teardown_appcontext(auth.close_db_session)
+    for blueprint in (auth.bp, jobs_web.bp, registrar_bp, verify_bp, api_bp, identity_bp, submissions_bp):
+        app.register_blueprint(blueprint)
+    for command in (chain_cli, credentials_cli, trust_cli, institution_cli, accreditation_cli, submissions_cli,
+                    users_cli, jobs_cli, serve_command):
+        app.cli.add_command(command)
+    on_startup(app, runtime.startup)
+    on_shutdown(app, runtime.shutdown)

@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from eth_account import Account  # noqa: E402
 
-from config import Settings  # noqa: E402
 from credentials.accreditation import AccreditationReader, AccreditationRegistry  # noqa: E402
 from credentials.chain import fund_from_dev_account, open_registry  # noqa: E402
 from credentials.reader import ChainReader  # noqa: E402
+from kernel.settings import Settings  # noqa: E402
 
 
 def deployment_gas(w3, block_number: int) -> int:

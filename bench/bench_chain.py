@@ -20,8 +20,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from config import Settings  # noqa: E402
 from credentials.chain import open_registry  # noqa: E402
+from kernel.settings import Settings  # noqa: E402
 
 
 def main() -> None:

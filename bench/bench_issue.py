@@ -34,11 +34,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from config import Settings  # noqa: E402
+from app import open_database  # noqa: E402
 from credentials.chain import open_registry  # noqa: E402
 from credentials.csvimport import COLUMNS, parse_csv  # noqa: E402
 from credentials.issuance import issue_batch, issuer_profile  # noqa: E402
-from db import Database  # noqa: E402
+from kernel.settings import Settings  # noqa: E402
 
 PROFILE_NOTES = """\
 profile notes (cProfile, 10,000 credentials):
@@ -75,7 +75,7 @@ def make_csv(n: int) -> bytes:
 
 def issue_once(data: bytes, settings: Settings, registry, out_dir: Path) -> dict:
     marks: list[tuple[str, float]] = []
-    database = Database(settings.sqlalchemy_url)  # opened at app start in the CLI: not timed
+    database = open_database(settings.sqlalchemy_url)  # opened at app start in the CLI: not timed
     database.migrate()
     t0 = time.perf_counter()
     parsed = parse_csv(data)

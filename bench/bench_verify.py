@@ -30,11 +30,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from config import Settings  # noqa: E402
+from app import open_database  # noqa: E402
 from credentials.chain import open_registry  # noqa: E402
 from credentials.document import CredentialRequest  # noqa: E402
 from credentials.issuance import issue_batch, issuer_profile, revoke_credential  # noqa: E402
-from db import Database  # noqa: E402
+from kernel.settings import Settings  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 import serve_prod  # noqa: E402
@@ -44,8 +44,7 @@ PATH = "/api/v1/credentials/verify"
 
 def issue(settings: Settings, count: int, revoked: int) -> list[bytes]:
     """One anchored batch of `count` credentials, `revoked` of them revoked; their JSON bodies."""
-    database = Database(settings.sqlalchemy_url)
-    database.migrate()
+    database = open_database(settings.sqlalchemy_url)
     with open_registry(settings) as registry, database.session() as session:
         requests = [CredentialRequest(f"Student {i}", f"s{i}@example.edu", "BSc Physics", "BachelorDegree",
                                       "Completed the honours programme.", date(2025, 6, 30), None, "2:1")

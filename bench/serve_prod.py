@@ -23,9 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from config import Settings  # noqa: E402
 from credentials.chain import Registry, open_registry  # noqa: E402
 from credentials.node import free_port  # noqa: E402
+from kernel.settings import Settings  # noqa: E402
 
 
 def gunicorn_command(port: int, workers: int, threads: int) -> list[str]:

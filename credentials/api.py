@@ -17,10 +17,10 @@ from pathlib import Path
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
-from app import csrf, limiter
+from credentials.runtime import get_chain_reader, get_trust_policy
 from credentials.validate import MAX_DOCUMENT_BYTES, NotACredential, load_document
 from credentials.verification import CHECK_IDS, STATUSES, UNKNOWN_NOW, VERDICTS, verify_credential
-from services import get_chain_reader, get_trust_policy
+from kernel.web.extensions import csrf, limiter
 
 api_bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(api_bp)

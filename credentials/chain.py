@@ -19,10 +19,10 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.exceptions import ContractLogicError, Web3Exception
 
-from config import Settings
 from contracts import load_artifact
 from credentials.keys import load_or_create_key
 from credentials.node import EmbeddedAnvil, NodeError
+from kernel.settings import Settings
 
 ZERO_ADDRESS = "0x" + "00" * 20
 # What a dev chain's funded account hands each of our keys when they run low.
@@ -384,8 +384,8 @@ def open_registry(settings: Settings, deploy: bool = True, new: bool = False) ->
     try:
         w3 = connect_web3(url)
         chain_id = w3.eth.chain_id
-        owner = load_or_create_key(settings.keys_dir, "owner", "ATTEST_OWNER_KEY")
-        issuer = load_or_create_key(settings.keys_dir, "issuer", "ATTEST_ISSUER_KEY")
+        owner = load_or_create_key(settings.keys_dir, "owner", settings.owner_key)
+        issuer = load_or_create_key(settings.keys_dir, "issuer", settings.issuer_key)
         records = DeploymentRecord(settings.chain_dir / "deployments.json")
         entry = None if new else records.get(chain_id)
         fresh = False

@@ -74,10 +74,6 @@ def up_command():
 credentials_cli = AppGroup("credentials", help="Issue, verify, validate and revoke credentials.")
 
 # The commands live beside the domain they drive; each module attaches its own
-# commands to `credentials_cli` when imported.
-for _module in ("credentials.cli_issue", "credentials.cli_verify"):
-    try:
-        __import__(_module)
-    except ModuleNotFoundError as _exc:
-        if _exc.name != _module:
-            raise
+# commands to `credentials_cli` when imported (at the end: they import this one).
+import credentials.cli_issue  # noqa: E402,F401
+import credentials.cli_verify  # noqa: E402,F401

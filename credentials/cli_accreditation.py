@@ -15,7 +15,6 @@ Every command prints JSON on stdout; an error is one line on stderr, exit 1.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +24,6 @@ from flask import current_app
 from flask.cli import AppGroup
 from web3 import Web3
 
-from config import Settings
 from credentials.accreditation import (
     AccreditationError,
     AccreditationReader,
@@ -37,6 +35,7 @@ from credentials.accreditation import (
 from credentials.chain import ChainError, DeploymentRecord, chain_url, connect_web3, fund_from_dev_account
 from credentials.keys import load_or_create_key
 from credentials.reader import ChainReader
+from kernel.settings import Settings
 
 KEY_ENV = "ATTEST_ACCREDITOR_KEY"
 REGISTRY_ENV = "ATTEST_ACCREDITATION_REGISTRY"
@@ -81,8 +80,8 @@ def _resolve(settings: Settings, w3: Web3, option: str | None) -> RegistryRef:
     """The registry this command acts on, its chain checked against the node's."""
     chain_id = w3.eth.chain_id
     text, source = option, "--address"
-    if not text and os.environ.get(REGISTRY_ENV):
-        text, source = os.environ[REGISTRY_ENV], REGISTRY_ENV
+    if not text and settings.accreditation_registry:
+        text, source = settings.accreditation_registry, REGISTRY_ENV
     if not text:
         entry = _records(settings).get(chain_id)
         if entry is None:
@@ -99,7 +98,7 @@ def _resolve(settings: Settings, w3: Web3, option: str | None) -> RegistryRef:
 
 def _accreditor(settings: Settings, w3: Web3):
     """The accreditor's key, topped up on a dev chain (a real network's must be funded by hand)."""
-    account = load_or_create_key(settings.keys_dir, "accreditor", KEY_ENV)
+    account = load_or_create_key(settings.keys_dir, "accreditor", settings.accreditor_key)
     fund_from_dev_account(w3, account.address)
     return account
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -22,13 +23,15 @@ from credentials.issuance import (
     CredentialNotFound,
     IssuanceError,
     RevocationError,
+    check_repeat,
     export_batch,
-    issue_batch,
-    issuer_profile,
-    resume_pending,
     revoke_credential,
     source_digest,
 )
+from credentials.jobs import adopt_orphans, batch_job, submit_batch
+from credentials.runtime import get_registry
+from kernel.jobs import JobState, get_job, make_due, run_job
+from kernel.jobs.runner import worker_name
 
 CLI_ACTOR = "cli"
 PROGRESS_FROM = 1000  # batches at least this large report progress on stderr
@@ -69,19 +72,10 @@ def issue_command(csv_file: Path, out_dir: Path, again: bool):
     Prints one JSON object: batch, count, merkle_root, tx_hash, gas_used.
     The same file twice is refused (a retry after a crash would issue every
     credential a second time): an unfinished batch is finished by
-    `credentials resume`; an anchored one is re-issued only with --again."""
+    `credentials resume`; an anchored one is re-issued only with --again.
+    The batch is a job like any other: killed, it is finished by a worker or
+    by `credentials resume`."""
     data = csv_file.read_bytes()
-    digest = source_digest(data)
-    with _session() as session:
-        earlier = storage.batches_from_source(session, digest)
-    unfinished = [b for b in earlier if b.state in storage.UNFINISHED_STATES]
-    if unfinished:
-        _fail(f"{csv_file} is already batch {unfinished[0].id}, saved but not anchored yet: run "
-              "`flask --app app credentials resume --out DIR` to finish it (issuing it again would "
-              "give everyone a second credential)")
-    if earlier and not again:
-        _fail(f"{csv_file} was issued already as batch {earlier[-1].id} ({earlier[-1].count} credentials); "
-              "`credentials export` writes its files again, --again issues a second batch")
     parsed = parse_csv(data)
     if parsed.errors:
         for error in parsed.errors[:50]:
@@ -89,14 +83,70 @@ def issue_command(csv_file: Path, out_dir: Path, again: bool):
         if len(parsed.errors) > 50:
             click.echo(f"... and {len(parsed.errors) - 50} more errors", err=True)
         _fail(f"{csv_file}: {len(parsed.errors)} error(s); nothing was issued")
-    progress = _stderr_progress if len(parsed.requests) >= PROGRESS_FROM else None
+    app = current_app._get_current_object()
     try:
-        with open_registry(_settings()) as registry, _session() as session:
-            result = issue_batch(session, registry, issuer_profile(session, registry, _settings()), parsed.requests,
-                                 CLI_ACTOR, progress=progress, out_dir=out_dir, source_digest=digest)
-    except (ChainError, IssuanceError) as exc:
+        get_registry(app)  # the chain first: nothing is written while it starts
+        with _session() as session:
+            refusal = check_repeat(session, source_digest(data), again)
+            if refusal:
+                _fail(f"{csv_file}: {refusal}")
+            upload = storage.save_upload(session, data, csv_file.name, CLI_ACTOR)
+            # Not dispatched: this process runs it (a server's worker would race us for it).
+            batch, job = submit_batch(app, session, parsed.requests, CLI_ACTOR, upload=upload,
+                                      out_dir=str(out_dir.resolve()), dispatch=False)
+        progress = _ProgressLine(len(parsed.requests)) if len(parsed.requests) >= PROGRESS_FROM else None
+        state = run_here(app, job.id, progress)
+        with _session() as session:
+            job = get_job(session, job.id)
+            if state != JobState.DONE:
+                _fail(_not_done(batch.id, job))
+            result = job.result_dict
+    except ChainError as exc:
         _fail(str(exc))
-    _print(result.summary())
+    _print(result)
+
+
+class _ProgressLine:
+    """`Signing credentials  4000/40000` on stderr while a large batch runs here."""
+
+    def __init__(self, total: int):
+        self.total, self.last = total, None
+
+    def __call__(self, stage, done, total) -> None:
+        from kernel.jobs import STAGE_LABELS
+
+        line = f"{STAGE_LABELS.get(stage, stage):<28} {done or 0:>7}/{total or self.total}"
+        if line != self.last:
+            self.last = line
+            click.echo(f"\r{line}", err=True, nl=False)
+
+
+def run_here(app, job_id: str, progress=None) -> str | None:
+    """Run a job in this process (the CLI is its worker), showing its progress."""
+    try:
+        with _session() as session:
+            make_due(session, job_id)
+        state = run_job(app, job_id, owner=worker_name(), listener=progress)
+        while state is None:
+            # A live worker holds it: wait for that worker to finish it.
+            time.sleep(0.5)
+            with _session() as session:
+                job = get_job(session, job_id)
+                if job is None or job.state in (JobState.DONE, JobState.FAILED, JobState.WAITING):
+                    return job.state if job else None
+            # Queued again, or its worker died (its lease expired): take it.
+            state = run_job(app, job_id, owner=worker_name(), listener=progress)
+        return state
+    finally:
+        if progress is not None:
+            click.echo("", err=True)
+
+
+def _not_done(batch_id: str, job) -> str:
+    if job.state == JobState.WAITING:
+        return (f"batch {batch_id} is saved but not anchored: {job.error}. It stays pending; "
+                "`flask --app app credentials resume` (or a running server) anchors it")
+    return f"batch {batch_id}: {job.error or job.state}"
 
 
 @credentials_cli.command("revoke")
@@ -120,15 +170,39 @@ def revoke_command(credential_id: str, reason: str):
               help="Also write the finished batches' credential files here.")
 @click.option("--retry-failed", is_flag=True, help="Also retry saved batches the chain refused before.")
 def resume_command(out_dir: Path | None, retry_failed: bool):
-    """Anchor every batch left pending by a crash or an unreachable chain, exactly once."""
+    """Finish every batch left unfinished (a crash, a dead chain), each exactly once.
+
+    Each batch's job runs here unless a live worker holds it; a batch killed
+    while signing is signed again from its stored file."""
+    app = current_app._get_current_object()
     try:
-        with open_registry(_settings()) as registry, _session() as session:
-            results = resume_pending(session, registry, out_dir=out_dir, actor=CLI_ACTOR,
-                                     retry_failed=retry_failed)
-            left = [b.as_dict() for b in storage.unfinished_batches(session)]
-    except (ChainError, IssuanceError) as exc:
+        with _session() as session:
+            if retry_failed:
+                for batch in storage.unfinished_batches(session, include_failed=True):
+                    if batch.state == storage.FAILED:
+                        batch.state, batch.error = storage.PENDING, None
+                session.commit()
+        adopt_orphans(app)
+        resumed, still = [], []
+        with _session() as session:
+            batches = storage.unfinished_batches(session)
+            jobs = {b.id: batch_job(session, b.id) for b in batches}
+        for batch in batches:
+            job = jobs[batch.id]
+            state = run_here(app, job.id) if job is not None else None
+            with _session() as session:
+                job = get_job(session, job.id) if job is not None else None
+                current = storage.get_batch(session, batch.id)
+                if state == JobState.DONE:
+                    if out_dir is not None:
+                        export_batch(session, batch.id, out_dir)
+                    resumed.append(job.result_dict)
+                else:
+                    still.append({**current.as_dict(), "job": job.as_dict() if job else None,
+                                  "why": _not_done(batch.id, job) if job else "no job"})
+    except ChainError as exc:
         _fail(str(exc))
-    _print({"resumed": [r.summary() for r in results], "still_pending": left})
+    _print({"resumed": resumed, "still_pending": still})
 
 
 @credentials_cli.command("export")

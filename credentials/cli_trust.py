@@ -21,8 +21,8 @@ from flask.cli import AppGroup
 
 from credentials import identity, trust_store
 from credentials.identity import IdentityError
+from credentials.runtime import get_trust_policy, trust_changed
 from credentials.trust import TrustListError, entry_for_institution, trust_list_json
-from services import get_trust_policy, trust_changed
 
 CLI_ACTOR = "cli"
 institution_cli = AppGroup("institution", help="The institution's profile and its did:web identity.")

@@ -22,9 +22,9 @@ from flask import current_app
 from credentials.cli import credentials_cli
 from credentials.node import EmbeddedAnvil, NodeError
 from credentials.reader import ChainReader
+from credentials.runtime import get_trust_policy
 from credentials.validate import MAX_DOCUMENT_BYTES, NotACredential, load_document, validate_document
 from credentials.verification import GENUINE, INVALID, NOT_CONFIRMED, UNKNOWN_NOW, verify_credential
-from services import get_trust_policy
 
 EXIT_VALID, EXIT_INVALID, EXIT_NOT_A_CREDENTIAL, EXIT_UNAVAILABLE = 0, 1, 2, 3
 EXIT_CODES = {GENUINE: EXIT_VALID, NOT_CONFIRMED: EXIT_INVALID, INVALID: EXIT_INVALID, UNKNOWN_NOW: EXIT_UNAVAILABLE}

@@ -59,12 +59,23 @@ class CsvError:
         return f"{', '.join(where)}: {self.message}" if where else self.message
 
 
+@dataclass(frozen=True)
+class PreviewRow:
+    number: int  # the spreadsheet row, as CsvError counts it (header = 1)
+    values: dict[str, str]
+
+
 @dataclass
 class CsvResult:
     requests: list[CredentialRequest] = field(default_factory=list)
     errors: list[CsvError] = field(default_factory=list)
     # The spreadsheet row each request came from, parallel to `requests`.
     rows: list[int] = field(default_factory=list)
+    # For a preview (parse_csv(..., preview=N)): every row with an error and the
+    # first N good ones, as written; and how many good rows were left out.
+    shown: list[PreviewRow] = field(default_factory=list)
+    hidden: int = 0
+    _good_shown: int = field(default=0, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -191,8 +202,9 @@ def parse_row(values: dict[str, str], row: int) -> tuple[CredentialRequest | Non
     ), []
 
 
-def parse_csv(data: bytes | str) -> CsvResult:
-    """Every request the CSV holds and every error in it; see the module doc."""
+def parse_csv(data: bytes | str, preview: int = 0) -> CsvResult:
+    """Every request the CSV holds and every error in it; see the module doc.
+    With `preview`, also the rows a preview shows (`shown`, `hidden`)."""
     result = CsvResult()
     try:
         text = _decode(data)
@@ -227,23 +239,39 @@ def parse_csv(data: bytes | str) -> CsvResult:
                 continue  # blank lines are not rows
             if len(cells) != width:
                 result.errors.append(CsvError(row, None, f"has {len(cells)} cells; the header has {width}"))
+                _show(result, row, dict(zip((h.strip() for h in header), cells, strict=False)), preview, True)
                 continue
             values = {c: cells[i].strip() for c, i in zip(COLUMNS, order, strict=True)}
             request, errors = parse_row(values, row)
             if errors:
                 result.errors.extend(errors)
+                _show(result, row, values, preview, True)
                 continue
             key = (request.recipient_name.casefold(), request.recipient_email, request.achievement_name.casefold(),
                    request.achievement_type, request.awarded_on)
             if key in seen:
                 result.errors.append(CsvError(row, None, f"duplicate of row {seen[key]} (same recipient, "
                                               "achievement and date)"))
+                _show(result, row, values, preview, True)
                 continue
             seen[key] = row
             result.requests.append(request)
             result.rows.append(row)
+            _show(result, row, values, preview, False)
     except csv.Error as exc:
         result.errors.append(CsvError(row, None, f"not valid CSV ({exc})"))
     if not result.requests and not result.errors:
         result.errors.append(CsvError(None, None, "the file has a header but no credentials"))
     return result
+
+
+def _show(result: CsvResult, row: int, values: dict[str, str], preview: int, has_error: bool) -> None:
+    if not preview:
+        return
+    if has_error:
+        result.shown.append(PreviewRow(row, values))
+    elif result._good_shown < preview:
+        result._good_shown += 1
+        result.shown.append(PreviewRow(row, values))
+    else:
+        result.hidden += 1

@@ -31,7 +31,7 @@ from urllib.parse import quote, unquote, urlsplit
 from sqlalchemy import BigInteger, Column, DateTime, Integer, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import Session
 
-from db import Base, create_tables, migration, utcnow
+from kernel.database import Base, create_tables, migration, utcnow
 
 DEFAULT_NAME = "Example University"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:5000"
@@ -280,7 +280,7 @@ def save_profile(session: Session, actor: str, *, name: str | None = None, publi
         record.logo_url = logo_url or None
     record.updated_at, record.updated_by = utcnow(), actor
     session.add(record)
-    import audit
+    from kernel import audit
 
     audit.record(session, actor, "institution_updated", "institution", name=record.name,
                  public_url=record.public_url, logo_url=record.logo_url)

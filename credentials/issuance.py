@@ -1,27 +1,32 @@
 """Issuing credentials: one batch = many signed documents, one Merkle root,
-one anchoring transaction.
+one anchoring transaction. The same steps run inline (`issue_batch`, the CLI
+and the tests) or as the `issue_batch` job in a worker (`credentials.jobs`).
 
 Never lose, never double. The order of events is what makes that true:
 
-1. every credential is built, fingerprinted and signed, the Merkle tree built;
-2. the batch (`pending`, with its root) and all its credentials are written
-   and COMMITTED — from here on nothing the registrar asked for can be lost;
-3. the root is anchored (one transaction);
+1. the batch row is committed `pending` with its count (and, for a job, the
+   job that will issue it);
+2. every credential is built, fingerprinted and signed, the Merkle tree built,
+   and the batch's root and all its credentials are written and COMMITTED in
+   one transaction — from here on nothing the registrar asked for can be lost;
+   a process killed before this commit leaves no credential at all, and the
+   step simply runs again (`sign_and_save` is a no-op once the root is set);
+3. the root is anchored (one transaction; the chain is asked first);
 4. each credential's proof gets the transaction hash, the batch becomes
    `anchored`, and the JSON files are written.
 
 A crash or a dead chain between 2 and 4 leaves the batch `pending` (or
-`anchoring`). `resume_pending` — run by `credentials resume` and meant to be
-run at app start — asks the registry whether the root is already anchored
-*before* sending anything: if it is (the crash came after the transaction), it
-finds that transaction in the `RootAnchored` log and only completes step 4. The
-contract itself refuses a root twice, so even two racing resumers cannot
-anchor a batch twice.
+`anchoring`). `resume_pending` — run by `credentials resume`, and by a worker
+taking up a job whose worker died — asks the registry whether the root is
+already anchored *before* sending anything: if it is (the crash came after the
+transaction), it finds that transaction in the `RootAnchored` log and only
+completes step 4. The contract itself refuses a root twice, so even two racing
+resumers cannot anchor a batch twice.
 
-Test-only crash hook: with ATTEST_TEST_CRASH_AT=after_pending (after step 2)
-or after_anchor (after step 3) the process ends on the spot with
-`os._exit(CRASH_EXIT_CODE)`, as a power cut would. The crash-and-resume tests
-use it in a subprocess; nothing else may set it.
+Test-only crash hook: with ATTEST_TEST_CRASH_AT=during_signing, after_pending
+(after step 2) or after_anchor (after step 3) the process ends on the spot with
+`os._exit(CRASH_EXIT_CODE)`, as a power cut would. The crash tests use it in a
+subprocess; nothing else may set it.
 """
 
 from __future__ import annotations
@@ -34,15 +39,12 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn
 
 from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.orm import Session
 
-import audit
-from config import Settings
 from credentials import identity, storage
 from credentials.canonical import fingerprint as credential_fingerprint
 from credentials.canonical import keccak256, to_hex
@@ -51,16 +53,18 @@ from credentials.document import CredentialRequest, IssuerProfile, build_credent
 from credentials.merkle import MerkleTree
 from credentials.signing import Eip712Domain, Signer
 from credentials.storage import Batch, CredentialRecord, Revocation
-from db import utcnow
+from kernel import audit
+from kernel.database import utcnow
+from kernel.jobs.model import Stage
+from kernel.settings import Settings
 
 CRASH_ENV = "ATTEST_TEST_CRASH_AT"
 CRASH_EXIT_CODE = 86
 MAX_BATCH = 2**32 - 1  # the contract records the count as uint32
-# A batch with no Merkle root yet is being signed; only after this long without
-# one is it taken for a process that died while signing (nothing was sent).
-SIGNING_STALE_AFTER = timedelta(hours=1)
+PROGRESS_STEP = 500   # credentials between two progress reports while signing
 
-ProgressFn = Callable[[int, int, str], None]
+# What every long step reports: the stage, how many of how many are done.
+Progress = Callable[[Stage, int, int], None]
 
 ROOT_ANCHORED_TOPIC = to_hex(keccak256(b"RootAnchored(bytes32,address,uint256)"))
 CREDENTIAL_REVOKED_TOPIC = to_hex(keccak256(b"CredentialRevoked(bytes32,address,string)"))
@@ -72,12 +76,13 @@ class IssuanceError(RuntimeError):
 
 class BatchLeftPending(ChainError):
     """The chain could not anchor the batch now; it is saved as `pending` and
-    `credentials resume` (or the next start) will anchor it."""
+    `credentials resume` (or a worker, soon) will anchor it."""
 
     def __init__(self, batch_id: str, reason: str):
         super().__init__(f"batch {batch_id} is saved but not anchored: {reason}. It stays pending; "
                          "`flask --app app credentials resume` (or the next start) anchors it")
         self.batch_id = batch_id
+        self.reason = reason
 
 
 class CredentialNotFound(LookupError):
@@ -132,92 +137,47 @@ def document_json(credential: dict) -> str:
     return json.dumps(credential, ensure_ascii=False, separators=(",", ":"))
 
 
-class _Progress:
-    """Calls the callback and records `stage`/`done` on the batch row every
-    `step` credentials (not per row: a commit per row would dominate)."""
-
-    def __init__(self, session: Session, batch_id: str, total: int, callback: ProgressFn | None):
-        self.session, self.batch_id, self.total, self.callback = session, batch_id, total, callback
-        self.step = max(1000, total // 10)
-
-    def stage(self, name: str, done: int = 0, commit: bool = True) -> None:
-        self.session.execute(update(Batch).where(Batch.id == self.batch_id).values(stage=name, done=done))
-        if commit:
-            self.session.commit()
-        if self.callback:
-            self.callback(done, self.total, name)
-
-    def tick(self, name: str, done: int) -> None:
-        if done % self.step == 0 and done != self.total:
-            self.stage(name, done)
+def _quiet(stage: Stage, done: int, total: int) -> None:
+    pass
 
 
-# ----- issuing ------------------------------------------------------------------
+# ----- step 1: the batch row -------------------------------------------------------
 
-def issue_batch(db_session: Session, registry: Registry, issuer_profile: IssuerProfile,
-                requests: Sequence[CredentialRequest], actor: str, progress: ProgressFn | None = None,
-                out_dir: Path | str | None = None, batch_id: str | None = None,
-                hash_emails: bool | None = None, source_digest: str | None = None) -> BatchResult:
-    """Issue `requests` as one anchored batch (see the module doc for the order
-    of events). `batch_id` lets a web page know the id before the work starts
-    (to poll its progress). `hash_emails` publishes each recipient's email only
-    as a salted sha256 (default: ATTEST_HASH_RECIPIENT_EMAILS=1); the database
-    keeps the plain address either way. `source_digest` (sha256 of the
-    uploaded file) lets callers notice the same file issued twice. Raises BatchLeftPending if the chain
-    cannot take the transaction now; the batch is then saved and
-    `resume_pending` finishes it."""
-    total = len(requests)
-    if total == 0:
+def create_batch(session: Session, registry: Registry, count: int, actor: str, batch_id: str | None = None,
+                 source: str | None = None) -> Batch:
+    """The batch row, `pending` (the caller commits, with the job that issues it)."""
+    if count == 0:
         raise IssuanceError("a batch needs at least one credential")
-    if total > MAX_BATCH:
+    if count > MAX_BATCH:
         raise IssuanceError(f"a batch holds at most {MAX_BATCH} credentials")
-    if hash_emails is None:
-        hash_emails = os.environ.get("ATTEST_HASH_RECIPIENT_EMAILS", "") in ("1", "true", "yes")
-    batch_id = batch_id or str(uuid.uuid4())
+    batch = Batch(id=batch_id or str(uuid.uuid4()), created_by=actor, state=storage.PENDING, count=count,
+                  chain_id=registry.chain_id, registry_address=registry.address, source_digest=source,
+                  created_at=utcnow())
+    session.add(batch)
+    return batch
+
+
+# ----- step 2: sign and save --------------------------------------------------------
+
+def sign_and_save(session: Session, registry: Registry, profile: IssuerProfile,
+                  requests: Sequence[CredentialRequest], batch: Batch, actor: str, hash_emails: bool = False,
+                  progress: Progress = _quiet) -> None:
+    """Documents, fingerprints, signatures, the tree; then the root and every
+    credential in ONE committed transaction. Does nothing once the batch has
+    its root (a resumed job), so it can run again after any crash."""
+    if batch.merkle_root is not None:
+        return
+    if len(requests) != batch.count:
+        raise IssuanceError(f"batch {batch.id} holds {batch.count} credentials, but {len(requests)} were given")
     signer = Signer(registry.issuer.key)
-    if signer.address != issuer_profile.address:
-        raise IssuanceError(f"the issuer profile names {issuer_profile.address} but the key signs as "
-                            f"{signer.address}")
-
-    db_session.add(Batch(id=batch_id, created_by=actor, state=storage.PENDING, count=total,
-                         chain_id=registry.chain_id, registry_address=registry.address, stage="signing", done=0,
-                         source_digest=source_digest))
-    # The DID document and the verifier's own trust entry list every key and
-    # registry the institution has issued with, from the first batch on.
-    identity.record_issuing_identity(db_session, issuer_profile.did, registry.chain_id, signer.address,
-                                     registry.address)
-    db_session.commit()
-    tracker = _Progress(db_session, batch_id, total, progress)
-    try:
-        documents, ids = _sign_and_save(db_session, registry, signer, issuer_profile, requests, batch_id, actor,
-                                        tracker, hash_emails)
-    except BaseException as exc:
-        # Nothing was saved but the batch row: say so on it, for the page that watches it.
-        db_session.rollback()
-        db_session.execute(update(Batch).where(Batch.id == batch_id).values(
-            state=storage.FAILED, stage="failed", error=f"failed before anchoring, nothing was issued: {exc!r}"))
-        db_session.commit()
-        raise
-    if progress:
-        progress(total, total, "saved")
-    _crash_point("after_pending")
-
-    tx = _anchor(db_session, registry, db_session.get(Batch, batch_id), tracker)
-    _crash_point("after_anchor")
-    return _complete(db_session, db_session.get(Batch, batch_id), documents, ids, tx, out_dir, actor, tracker)
-
-
-def _sign_and_save(session: Session, registry: Registry, signer: Signer, profile: IssuerProfile,
-                   requests: Sequence[CredentialRequest], batch_id: str, actor: str, tracker: _Progress,
-                   hash_emails: bool) -> tuple[list[str], list[str]]:
-    """Steps 1 and 2: documents, fingerprints, signatures, the tree; then the
-    batch with its root and every credential in one committed transaction.
-    Returns the stored documents and their ids."""
-    tracker.stage("signing")
+    if signer.address != profile.address:
+        raise IssuanceError(f"the issuer profile names {profile.address} but the key signs as {signer.address}")
     domain = Eip712Domain(registry.chain_id, registry.address)
+    total = len(requests)
     credentials: list[dict] = []
     leaves: list[bytes] = []
     signatures: list[str] = []
+    progress(Stage.SIGNING, 0, total)
     for i, request in enumerate(requests, 1):
         salt = secrets.token_hex(16) if hash_emails else None
         credential = build_credential(request, profile, hash_email_salt=salt)
@@ -225,42 +185,50 @@ def _sign_and_save(session: Session, registry: Registry, signer: Signer, profile
         credentials.append(credential)
         leaves.append(leaf)
         signatures.append(to_hex(signer.sign(leaf, domain)))
-        tracker.tick("signing", i)
+        if i % PROGRESS_STEP == 0:
+            progress(Stage.SIGNING, i, total)
+            if i == PROGRESS_STEP:
+                _crash_point("during_signing")
 
-    tracker.stage("saving", 0, commit=False)
+    progress(Stage.SAVING, total, total)
     tree = MerkleTree(leaves)
     root = to_hex(tree.root)
     created = rfc3339(datetime.now(UTC))
     now = utcnow()
-    rows, documents, ids = [], [], []
+    rows = []
     for i, (request, credential) in enumerate(zip(requests, credentials, strict=True)):
         fingerprint = to_hex(leaves[i])
         credential["proof"] = make_proof(
             fingerprint=fingerprint, signature=signatures[i], signer=signer.address,
             chain_id=registry.chain_id, registry=registry.address, merkle_root=root,
-            merkle_path=tree.path_hex(i), created=created, batch=batch_id)
-        document = document_json(credential)
-        documents.append(document)
-        ids.append(credential["id"])
+            merkle_path=tree.path_hex(i), created=created, batch=batch.id)
         rows.append({
-            "id": credential["id"], "batch_id": batch_id, "recipient_name": request.recipient_name,
+            "id": credential["id"], "batch_id": batch.id, "recipient_name": request.recipient_name,
             "recipient_email": request.recipient_email, "achievement_name": request.achievement_name,
             "achievement_type": request.achievement_type, "awarded_on": request.awarded_on,
             "valid_until": request.valid_until, "grade": request.grade, "fingerprint": fingerprint,
-            "document": document, "status": storage.CREDENTIAL_PENDING, "created_at": now,
+            "document": document_json(credential), "status": storage.CREDENTIAL_PENDING, "created_at": now,
         })
+    # The DID document and the verifier's own trust entry list every key and
+    # registry the institution has issued with, from the first batch on.
+    identity.record_issuing_identity(session, profile.did, registry.chain_id, signer.address, registry.address)
     session.execute(insert(CredentialRecord.__table__), rows)
-    session.execute(update(Batch).where(Batch.id == batch_id).values(merkle_root=root, stage="saved",
-                                                                     done=len(rows)))
-    audit.record(session, actor, "batch_created", batch_id, count=len(rows), merkle_root=root)
+    session.execute(update(Batch).where(Batch.id == batch.id).values(merkle_root=root, error=None))
+    audit.record(session, actor, "batch_created", batch.id, count=len(rows), merkle_root=root)
     session.commit()
-    return documents, ids
+    session.refresh(batch)
+    _crash_point("after_pending")
 
 
-def _anchor(session: Session, registry: Registry, batch: Batch, tracker: _Progress) -> TxResult | None:
+# ----- step 3: anchor ---------------------------------------------------------------
+
+def anchor_batch(session: Session, registry: Registry, batch: Batch, progress: Progress = _quiet) -> TxResult | None:
     """Anchor the batch's root exactly once: if the chain already has it, find
-    the transaction that put it there instead of sending another."""
+    the transaction that put it there instead of sending another. Raises
+    BatchLeftPending (the batch saved, pending) when the chain cannot take it now."""
     _check_same_registry(batch, registry)
+    if batch.state == storage.ANCHORED:
+        return None
     try:
         record = registry.anchor_of(batch.merkle_root)
         if record is not None:
@@ -269,21 +237,23 @@ def _anchor(session: Session, registry: Registry, batch: Batch, tracker: _Progre
         _leave_pending(session, batch, exc)
     batch.state, batch.error = storage.ANCHORING, None
     session.commit()
-    tracker.stage("anchoring")
+    progress(Stage.ANCHORING, 0, batch.count)
     try:
-        return registry.anchor(batch.merkle_root, batch.count)
+        tx = registry.anchor(batch.merkle_root, batch.count)
     except TransactionReverted as exc:
         # A racing resumer may have anchored it between our check and our send.
         record = _anchor_or_none(registry, batch.merkle_root)
         if record is not None:
             return find_anchor_tx(registry, batch.merkle_root, record.block_number)
-        batch.state, batch.stage = storage.FAILED, "failed"
+        batch.state = storage.FAILED
         batch.error = (f"the registry refused the batch: {exc}. Its credentials are saved: fix the cause "
                        "(e.g. authorise the issuer) and run `credentials resume --retry-failed`")
         session.commit()
         raise IssuanceError(f"batch {batch.id}: {batch.error}") from exc
     except Exception as exc:  # noqa: BLE001 - unreachable node, timeout, refused send: retry later
         _leave_pending(session, batch, exc)
+    _crash_point("after_anchor")
+    return tx
 
 
 def _anchor_or_none(registry: Registry, root: str):
@@ -293,11 +263,11 @@ def _anchor_or_none(registry: Registry, root: str):
         return None
 
 
-def _leave_pending(session: Session, batch: Batch, exc: Exception) -> NoReturn:
+def _leave_pending(session: Session, batch: Batch, exc: Exception):
     session.rollback()
     batch = session.get(Batch, batch.id)
     reason = str(exc) or exc.__class__.__name__
-    batch.state, batch.error, batch.stage = storage.PENDING, reason, "waiting for the chain"
+    batch.state, batch.error = storage.PENDING, reason
     session.commit()
     raise BatchLeftPending(batch.id, reason) from exc
 
@@ -325,6 +295,8 @@ def find_anchor_tx(registry: Registry, root: str, block_number: int) -> TxResult
     return TxResult(tx_hash.to_0x_hex(), receipt["blockNumber"], receipt["gasUsed"])
 
 
+# ----- step 4: complete ------------------------------------------------------------
+
 # The pending document's proof says `"transactionHash":null`. JSON escapes every
 # quote inside a string value, so this exact text can only be that member: filling
 # it in by text replacement (in SQL for the stored rows, in Python for the files)
@@ -336,38 +308,46 @@ def _filled(tx_hash: str | None) -> str:
     return TX_PLACEHOLDER if tx_hash is None else f'"transactionHash":"{tx_hash}"'
 
 
-def _complete(session: Session, batch: Batch, documents: list[str], ids: list[str], tx: TxResult | None,
-              out_dir: Path | str | None, actor: str, tracker: _Progress) -> BatchResult:
-    """Step 4: the transaction hash into every proof, the batch `anchored`, the files."""
-    tracker.stage("finishing", 0, commit=False)
-    tx_hash = tx.tx_hash if tx else None
+def complete_batch(session: Session, batch: Batch, tx: TxResult | None, actor: str,
+                   out_dir: Path | str | None = None, progress: Progress = _quiet) -> BatchResult:
+    """The transaction hash into every proof, the batch `anchored`, the files."""
+    progress(Stage.FINISHING, 0, batch.count)
+    tx_hash = tx.tx_hash if tx else batch.tx_hash
     with ThreadPoolExecutor(1, thread_name_prefix="attest-files") as pool:
         # The files are written while the database rewrites the rows: both
         # wait on the disk with the GIL released. Files before the commit are
         # harmless: the root is on chain, so they are valid credentials.
         writing = None
         if out_dir is not None:
+            rows = session.execute(select(CredentialRecord.id, CredentialRecord.document)
+                                   .where(CredentialRecord.batch_id == batch.id)).all()
             filled = _filled(tx_hash)
-            writing = pool.submit(write_files, out_dir, [d.replace(TX_PLACEHOLDER, filled, 1) for d in documents],
-                                  ids)
-        table = CredentialRecord.__table__
-        # One statement whatever the batch size; replace() is standard in SQLite,
-        # PostgreSQL and MySQL. Revoked credentials keep their status.
-        session.execute(update(table).where(table.c.batch_id == batch.id).values(
-            document=func.replace(table.c.document, TX_PLACEHOLDER, _filled(tx_hash)),
-            status=case((table.c.status == storage.CREDENTIAL_PENDING, storage.ACTIVE), else_=table.c.status)))
-        batch.state, batch.error, batch.anchored_at = storage.ANCHORED, None, utcnow()
-        batch.stage, batch.done = "anchored", batch.count
-        if tx is not None:
-            batch.tx_hash, batch.block_number, batch.gas_used = tx.tx_hash, tx.block_number, tx.gas_used
-        audit.record(session, actor, "batch_anchored", batch.id, count=batch.count,
-                     merkle_root=batch.merkle_root, tx_hash=tx_hash)
-        session.commit()
+            writing = pool.submit(write_files, out_dir, [r.document.replace(TX_PLACEHOLDER, filled, 1)
+                                                         for r in rows], [r.id for r in rows])
+        if batch.state != storage.ANCHORED:
+            table = CredentialRecord.__table__
+            # One statement whatever the batch size; replace() is standard in SQLite,
+            # PostgreSQL and MySQL. Revoked credentials keep their status.
+            session.execute(update(table).where(table.c.batch_id == batch.id).values(
+                document=func.replace(table.c.document, TX_PLACEHOLDER, _filled(tx_hash)),
+                status=case((table.c.status == storage.CREDENTIAL_PENDING, storage.ACTIVE), else_=table.c.status)))
+            batch.state, batch.error, batch.anchored_at = storage.ANCHORED, None, utcnow()
+            if tx is not None:
+                batch.tx_hash, batch.block_number, batch.gas_used = tx.tx_hash, tx.block_number, tx.gas_used
+            audit.record(session, actor, "batch_anchored", batch.id, count=batch.count,
+                         merkle_root=batch.merkle_root, tx_hash=tx_hash)
+            session.commit()
         files = writing.result() if writing is not None else []
-    if tracker.callback:
-        tracker.callback(batch.count, batch.count, "anchored")
-    return BatchResult(batch.id, batch.count, batch.merkle_root, tx_hash, batch.gas_used, batch.block_number,
+    progress(Stage.DONE, batch.count, batch.count)
+    return BatchResult(batch.id, batch.count, batch.merkle_root, batch.tx_hash, batch.gas_used, batch.block_number,
                        files)
+
+
+def finish_batch(session: Session, registry: Registry, batch: Batch, actor: str,
+                 out_dir: Path | str | None = None, progress: Progress = _quiet) -> BatchResult:
+    """Steps 3 and 4 for a saved batch: what a resumed job does."""
+    tx = anchor_batch(session, registry, batch, progress)
+    return complete_batch(session, session.get(Batch, batch.id), tx, actor, out_dir, progress)
 
 
 def credential_filename(credential_id: str) -> str:
@@ -375,13 +355,14 @@ def credential_filename(credential_id: str) -> str:
 
 
 def write_files(out_dir: Path | str, documents: list[str], ids: list[str]) -> list[Path]:
-    """One `<uuid>.json` per credential, exactly the stored document."""
+    """One `<uuid>.json` per credential, exactly the stored document (0600: they
+    name people)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
     for credential_id, document in zip(ids, documents, strict=True):
         path = out / credential_filename(credential_id)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             data = memoryview(document.encode("utf-8"))
             while data:
@@ -399,27 +380,61 @@ def export_batch(session: Session, batch_id: str, out_dir: Path | str) -> list[P
     return write_files(out_dir, [r.document for r in rows], [r.id for r in rows])
 
 
+# ----- all at once, in this process --------------------------------------------------
+
+def issue_batch(db_session: Session, registry: Registry, profile: IssuerProfile,
+                requests: Sequence[CredentialRequest], actor: str, progress: Progress | None = None,
+                out_dir: Path | str | None = None, batch_id: str | None = None,
+                hash_emails: bool = False, source_digest: str | None = None) -> BatchResult:
+    """Issue `requests` as one anchored batch, in this process (see the module
+    doc for the order of events). Raises BatchLeftPending if the chain cannot
+    take the transaction now; the batch is then saved and `resume_pending`
+    finishes it."""
+    progress = progress or _quiet
+    batch = create_batch(db_session, registry, len(requests), actor, batch_id, source_digest)
+    db_session.commit()
+    try:
+        sign_and_save(db_session, registry, profile, requests, batch, actor, hash_emails, progress)
+    except BaseException as exc:
+        # Nothing was saved but the batch row: say so on it, for the page that watches it.
+        db_session.rollback()
+        db_session.execute(update(Batch).where(Batch.id == batch.id).values(
+            state=storage.FAILED, error=f"failed before anchoring, nothing was issued: {exc!r}"))
+        db_session.commit()
+        raise
+    return finish_batch(db_session, registry, db_session.get(Batch, batch.id), actor, out_dir, progress)
+
+
+def check_repeat(session: Session, digest: str, again: bool) -> str | None:
+    """Why this file must not be issued now, or None. The same file twice is
+    nearly always a retry that would give everyone a second credential."""
+    earlier = storage.batches_from_source(session, digest)
+    unfinished = [b for b in earlier if b.state in storage.UNFINISHED_STATES]
+    if unfinished:
+        return (f"this file is already batch {unfinished[0].id}, saved and being anchored: resume it "
+                "(`credentials resume`, or Resume on the registrar page) instead of issuing it again")
+    if earlier and not again:
+        return (f"this file was issued already as batch {earlier[-1].id} ({earlier[-1].count} credentials); "
+                "issue it again only on purpose (--again, or tick “issue it again”)")
+    return None
+
+
 # ----- resuming -------------------------------------------------------------------
 
 def resume_pending(db_session: Session, registry: Registry, out_dir: Path | str | None = None,
-                   actor: str = "system", progress: ProgressFn | None = None,
+                   actor: str = "system", progress: Progress | None = None,
                    retry_failed: bool = False) -> list[BatchResult]:
-    """Finish every batch left `pending`/`anchoring`, each exactly once
+    """Finish every saved batch left `pending`/`anchoring`, each exactly once
     (with `retry_failed`, also saved batches the chain refused before, e.g.
     while the issuer was not authorised).
 
     Returns the batches it finished. A batch signed for another registry is
     left alone (its error says why); if the chain is down, raises
-    BatchLeftPending at the first batch, leaving it and the rest pending."""
+    BatchLeftPending at the first batch, leaving it and the rest pending. A
+    batch not saved yet (no root) belongs to its job, which signs it again."""
     finished = []
     for batch in storage.unfinished_batches(db_session, include_failed=retry_failed):
         if batch.merkle_root is None:
-            if utcnow() - batch.created_at < SIGNING_STALE_AFTER:
-                continue  # probably still being signed by a live process
-            # Died while signing, before anything was saved or sent.
-            batch.state, batch.stage = storage.FAILED, "failed"
-            batch.error = "interrupted before its credentials were saved; nothing was anchored: issue it again"
-            db_session.commit()
             continue
         try:
             _check_same_registry(batch, registry)
@@ -427,12 +442,7 @@ def resume_pending(db_session: Session, registry: Registry, out_dir: Path | str 
             batch.error = str(exc)
             db_session.commit()
             continue
-        tracker = _Progress(db_session, batch.id, batch.count, progress)
-        tx = _anchor(db_session, registry, batch, tracker)
-        rows = db_session.execute(select(CredentialRecord.id, CredentialRecord.document)
-                                  .where(CredentialRecord.batch_id == batch.id)).all()
-        finished.append(_complete(db_session, batch, [r.document for r in rows], [r.id for r in rows], tx,
-                                  out_dir, actor, tracker))
+        finished.append(finish_batch(db_session, registry, batch, actor, out_dir, progress or _quiet))
     return finished
 
 

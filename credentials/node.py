@@ -21,7 +21,7 @@ from pathlib import Path
 
 import requests
 
-from config import ROOT
+from kernel.settings import ROOT
 
 ANVIL_BINARY = ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
 GANACHE_BINARY = ROOT / "node_modules" / ".bin" / "ganache"

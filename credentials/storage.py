@@ -4,15 +4,15 @@ PostgreSQL through ATTEST_DATABASE_URL, so no SQLite-only SQL here).
 
 A batch is written `pending`, with every credential and its Merkle root,
 *before* its anchoring transaction is sent; that is what lets a crashed or
-chain-less issuance be finished later exactly once (see `issuance`). The
-progress columns (`stage`, `done`) live here too, so any web worker can show a
-batch's progress by reading the database: workers keep no state of their own.
+chain-less issuance be finished later exactly once (see `issuance`). Its
+progress lives in its job (`kernel.jobs`), which any web worker can read.
 
 Migrations 1001-1999 belong to the credentials package.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from sqlalchemy import (
@@ -23,6 +23,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     func,
@@ -31,7 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from db import Base, add_column, create_tables, migration, utcnow
+from kernel.database import Base, add_column, create_tables, migration, utcnow
 
 # Batch states: written `pending`; `anchoring` while its transaction is in
 # flight; `anchored` once mined (and confirmed); `failed` when the chain
@@ -61,11 +62,8 @@ class Batch(Base):
     registry_address = Column("registry", String(42), nullable=True)
     error = Column(Text, nullable=True)
     anchored_at = Column(DateTime, nullable=True)
-    # Progress, for a page that polls: what is being done, and how many of
-    # `count` credentials that stage has finished. Stages seen in the table:
-    # signing (done counts up, committed every 1,000 or 10 %), saved (all
-    # written, done = count), anchoring (transaction in flight), anchored,
-    # "waiting for the chain" (left pending, see `error`) and failed.
+    # Progress lives in the batch's job (kernel.jobs, subject "batch:<id>");
+    # these two columns are kept only for databases from before jobs.
     stage = Column(String(32), nullable=True)
     done = Column(Integer, nullable=False, default=0)
     # sha256 of the uploaded CSV, where there was one: issuing the same file
@@ -82,7 +80,7 @@ class Batch(Base):
             "batch": self.id, "state": self.state, "count": self.count, "merkle_root": self.merkle_root,
             "tx_hash": self.tx_hash, "block_number": self.block_number, "gas_used": self.gas_used,
             "chain_id": self.chain_id, "registry": self.registry_address, "error": self.error,
-            "stage": self.stage, "done": self.done, "created_by": self.created_by,
+            "created_by": self.created_by,
             "source_digest": self.source_digest,
             "created_at": self.created_at.isoformat() if self.created_at else None,
             "anchored_at": self.anchored_at.isoformat() if self.anchored_at else None,
@@ -127,6 +125,21 @@ class Revocation(Base):
     tx_hash = Column(String(66), nullable=True)
 
 
+class CsvUpload(Base):
+    """A CSV between preview and issuing, and after: the file a batch was issued
+    from. In the database, so any web worker (on any machine) can serve the
+    confirm, and a batch job can be taken up by any worker."""
+
+    __tablename__ = "credential_uploads"
+    id = Column(String(64), primary_key=True)  # a random token: the preview URL
+    owner = Column(String(255), nullable=False)
+    filename = Column(String(255), nullable=False)
+    data = Column(LargeBinary, nullable=False)
+    digest = Column(String(64), nullable=False, index=True)
+    created_at = Column(DateTime, nullable=False, default=utcnow, index=True)
+    batch_id = Column(String(64), nullable=True)  # set once issued
+
+
 Index("ix_credentials_batch_status", CredentialRecord.batch_id, CredentialRecord.status)
 
 
@@ -143,6 +156,11 @@ def _create_credentials(conn) -> None:
 @migration("1003_credential_revocations")
 def _create_revocations(conn) -> None:
     create_tables(conn, Revocation)
+
+
+@migration("1005_credential_uploads")
+def _create_uploads(conn) -> None:
+    create_tables(conn, CsvUpload)
 
 
 @migration("1004_batch_source_digest")
@@ -221,6 +239,30 @@ def batches_from_source(session: Session, digest: str) -> list[Batch]:
     """Batches issued from the file with this sha256 (not failed ones), oldest first."""
     stmt = select(Batch).where(Batch.source_digest == digest, Batch.state != FAILED).order_by(Batch.created_at)
     return list(session.scalars(stmt))
+
+
+def save_upload(session: Session, data: bytes, filename: str, owner: str, ttl_seconds: int = 24 * 3600) -> CsvUpload:
+    """Keep an uploaded CSV until it is issued (the caller commits); previews
+    nobody confirmed within `ttl_seconds` are swept."""
+    import secrets
+    from datetime import timedelta
+
+    from sqlalchemy import delete
+
+    session.execute(delete(CsvUpload).where(CsvUpload.batch_id.is_(None),
+                                            CsvUpload.created_at < utcnow() - timedelta(seconds=ttl_seconds)))
+    upload = CsvUpload(id=secrets.token_urlsafe(24), owner=owner, filename=filename[:255] or "upload.csv",
+                       data=data, digest=hashlib.sha256(data).hexdigest(), created_at=utcnow())
+    session.add(upload)
+    return upload
+
+
+def get_upload(session: Session, token: str, owner: str | None = None) -> CsvUpload | None:
+    """The upload `token` names (if `owner` is given, only theirs)."""
+    upload = session.get(CsvUpload, token) if token else None
+    if upload is None or (owner is not None and upload.owner != owner):
+        return None
+    return upload
 
 
 def unfinished_batches(session: Session, include_failed: bool = False) -> list[Batch]:

@@ -88,11 +88,14 @@ class TrustEntry:
     # Why an entry that still names the DID vouches for nothing now (an
     # accreditation withdrawn); shown instead of "registry not listed".
     withdrawn: str | None = None
+    # Never resolved through did:web, even when it lists nothing yet (the
+    # installation's own entry: it knows its own keys).
+    pinned: bool = False
 
     @property
     def pins_nothing(self) -> bool:
         """Trusted by its did:web alone: keys and registries are read from its DID document."""
-        return not (self.issuers or self.registries or self.ed25519_keys or self.keys_from_registry)
+        return not (self.issuers or self.registries or self.ed25519_keys or self.keys_from_registry or self.pinned)
 
     @property
     def shown_domain(self) -> str | None:
@@ -131,7 +134,7 @@ def entry_for_institution(inst: Institution) -> list[TrustEntry]:
     by every key and registry it has used."""
     return [TrustEntry(did=did, name=inst.name, domain=inst.domain, url=inst.public_url,
                        issuers=inst.issuers, registries=inst.registries, ed25519_keys=inst.ed25519_keys,
-                       source="this installation") for did in inst.dids]
+                       source="this installation", pinned=True) for did in inst.dids]
 
 
 # ----- the file format ---------------------------------------------------------------

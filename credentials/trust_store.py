@@ -14,10 +14,10 @@ from dataclasses import replace
 from sqlalchemy import Column, DateTime, String, Text, select
 from sqlalchemy.orm import Session
 
-import audit
 from credentials.identity import domain_of
 from credentials.trust import TrustEntry, TrustListError, parse_entry, parse_trust_list, validate_did
-from db import Base, create_tables, migration, utcnow
+from kernel import audit
+from kernel.database import Base, create_tables, migration, utcnow
 
 
 class TrustedIssuer(Base):

@@ -17,16 +17,16 @@ from wtforms.validators import Length
 
 from credentials import identity, trust_store
 from credentials.identity import IdentityError
+from credentials.runtime import current_institution, get_trust_policy, trust_changed
 from credentials.trust import TrustListError, trust_list_json
-from services import get_trust_policy, trust_changed
-from web_auth import db_session, role_required
+from kernel.web.auth import db_session, role_required
 
 identity_bp = Blueprint("identity", __name__)
 MAX_TRUST_UPLOAD = 8 * 1024 * 1024
 
 
 def institution() -> identity.Institution:
-    return identity.load_institution(db_session(), current_app.extensions["attest.settings"].profile_defaults)
+    return current_institution(current_app._get_current_object(), db_session())
 
 
 def _json(body: dict, mimetype: str = "application/json") -> Response:

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template, request
 
-from app import limiter
+from credentials import storage
 from credentials.api import rate_limit
+from credentials.runtime import get_chain_reader, get_trust_policy
 from credentials.validate import MAX_DOCUMENT_BYTES, NotACredential, load_document
 from credentials.verification import CHECK_LABELS, verify_credential
-from services import get_chain_reader, get_trust_policy
+from kernel.web.extensions import limiter
 
 verify_bp = Blueprint("verify", __name__)
 
@@ -21,10 +22,6 @@ verify_bp = Blueprint("verify", __name__)
 def find_stored(credential_id: str) -> tuple[dict, str] | None:
     """(document, status) of a credential this service issued, or None.
     The verifier never trusts the stored status: it verifies the document."""
-    try:
-        from credentials import storage
-    except ModuleNotFoundError:  # a verifier-only deployment keeps no credentials
-        return None
     credential_id = credential_id.strip()
     if "/v/" in credential_id:  # the QR link itself, pasted into the id box
         credential_id = credential_id.rsplit("/v/", 1)[1].split("?", 1)[0].strip("/")

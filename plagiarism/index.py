@@ -565,7 +565,7 @@ class VectorIndex:
 def open_index(root: str | Path | None = None, embedder=None) -> VectorIndex:
     """The index under ATTEST_DATA_DIR/index unless told otherwise."""
     if root is None:
-        from config import Settings
+        from kernel.settings import Settings
 
         root = Settings.from_env().data_dir / "index"
     return VectorIndex(root, embedder=embedder)

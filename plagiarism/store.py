@@ -34,7 +34,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
-from db import Base, add_column, create_tables, migration, utcnow
+from kernel.database import Base, add_column, create_tables, migration, utcnow
 
 # Upload job states.
 UPLOAD_PENDING, UPLOAD_RUNNING, UPLOAD_DONE, UPLOAD_FAILED = "pending", "running", "done", "failed"

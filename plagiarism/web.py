@@ -42,7 +42,8 @@ from sqlalchemy import func, select
 from wtforms import BooleanField, MultipleFileField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
-from db import utcnow
+from kernel.database import utcnow
+from kernel.web.auth import db_session, role_required
 from plagiarism import service
 from plagiarism.extract import SUPPORTED_SUFFIXES, UnreadableSubmission
 from plagiarism.store import (
@@ -59,7 +60,6 @@ from plagiarism.store import (
     Submission,
     UploadJob,
 )
-from web_auth import db_session, role_required
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ def _index_dir() -> Path:
 def _registry():
     """The chain, or None when it cannot be reached (the report is kept and
     shows why it is not anchored yet)."""
-    from services import get_registry
+    from credentials.runtime import get_registry
 
     try:
         return get_registry()
@@ -215,7 +215,7 @@ def _start_upload_thread(app: Flask, job_id: int) -> None:
 
 def _start_report_thread(app: Flask, job_id: int) -> None:
     """Build a report; the chain is opened only when it is ready to be anchored."""
-    from services import get_registry
+    from credentials.runtime import get_registry
 
     _in_background(app, f"report-{job_id}", lambda session, index_dir: service.run_report_job(
         session, job_id, lambda: get_registry(app), index_dir=index_dir))
@@ -245,7 +245,7 @@ def create_course():
         except service.ServiceError as exc:
             flash(str(exc), "error")
         else:
-            import audit
+            from kernel import audit
 
             audit.record(session, _actor(), "course_created", f"course:{course.id}", code=course.code)
             service.add_course_member(session, course, current_user.email, COURSE_OWNER, _actor())
@@ -334,7 +334,7 @@ def create_assignment(course_id: int):
         flash(str(exc), "error")
         return redirect(url_for(".course", course_id=c.id))
     problems = _add_sources(session, c, a, _files(form.sources), "reading")
-    import audit
+    from kernel import audit
 
     audit.record(session, _actor(), "assignment_created", f"assignment:{a.id}", course=c.code, name=a.name)
     session.commit()
@@ -401,7 +401,7 @@ def add_assignment_sources(assignment_id: int):
 @role_required("instructor")
 def paste(assignment_id: int):
     """One pasted text: read and indexed in the request (it is a single text)."""
-    import audit
+    from kernel import audit
 
     session = db_session()
     a, _ = _assignment_of(assignment_id)
@@ -468,7 +468,7 @@ def resume_upload(job_id: int):
     if not EmptyForm().validate_on_submit():
         abort(400)
     if job.stalled():
-        import audit
+        from kernel import audit
 
         session = db_session()
         job.updated_at = utcnow()  # one resumer at a time
@@ -579,8 +579,8 @@ def report_json(report_id: int):
 @role_required("instructor")
 def verify(report_id: int):
     report = _checked(Report, report_id)
+    from credentials.runtime import get_trust_policy
     from credentials.web_trust import institution
-    from services import get_trust_policy
 
     return jsonify(service.verify_report(report, _registry(), get_trust_policy(), institution()))
 

@@ -1,4 +1,11 @@
-// Registrar pages: poll a batch's progress until it is anchored (or failed).
+// Registrar pages: the certificate's print button, and a batch's progress polled
+// until it is anchored (or failed).
+(function () {
+  "use strict";
+  var print = document.getElementById("print-certificate");
+  if (print) print.addEventListener("click", function () { window.print(); });
+})();
+
 (function () {
   "use strict";
   var box = document.getElementById("batch-progress");
@@ -8,13 +15,11 @@
   var count = document.getElementById("progress-count");
   var error = document.getElementById("progress-error");
   var delay = 500;
-  var STAGES = { signing: "Signing credentials", saving: "Saving", saved: "Saved",
-    anchoring: "Anchoring on chain", finishing: "Finishing", anchored: "Anchored" };
-
   function show(p) {
     bar.style.width = p.percent + "%";
     bar.parentElement.setAttribute("aria-valuenow", String(p.percent));
-    stage.textContent = p.state === "anchored" ? "Anchored" : (STAGES[p.stage] || p.stage || p.state);
+    // The words come from the server (kernel.jobs.STAGE_LABELS), never typed again here.
+    stage.textContent = p.stage_label || p.state;
     var counting = p.state !== "anchored" && (p.stage === "signing" || p.stage === "finishing");
     count.textContent = counting ? p.done + " / " + p.count : p.count + (p.count === 1 ? " credential" : " credentials");
     if (p.error) { error.textContent = p.error; error.hidden = false; }

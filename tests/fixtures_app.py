@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app import create_app
-from db import Database
+from app import create_app, open_database
 
 
 @pytest.fixture
@@ -29,10 +28,9 @@ def runner(app):
 
 
 @pytest.fixture
-def database(tmp_path) -> Database:
+def database(tmp_path):
     """A fresh, migrated SQLite database of its own, without the app."""
-    database = Database(f"sqlite:///{tmp_path / 'attest.db'}")
-    database.migrate()
+    database = open_database(f"sqlite:///{tmp_path / 'attest.db'}")
     return database
 
 
@@ -40,3 +38,30 @@ def database(tmp_path) -> Database:
 def session(database):
     with database.session() as session:
         yield session
+
+
+@pytest.fixture
+def worker(app):
+    """The app's embedded job worker (as `flask serve` runs it), stopped after the test."""
+    from kernel.jobs.worker import EmbeddedWorker
+
+    with EmbeddedWorker(app, workers=2, reap_every=1.0) as running:
+        yield running
+
+
+def wait_for_job(app, job_id: str, timeout: float = 60.0):
+    """Poll a job until it is finished or waiting; returns it."""
+    import time
+
+    from kernel.jobs import JobState, get_job
+
+    deadline = time.monotonic() + timeout
+    while True:
+        with app.extensions["attest.db"].session() as session:
+            job = get_job(session, job_id)
+            if job is not None and job.state in (JobState.DONE, JobState.FAILED, JobState.WAITING):
+                return job
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job_id} did not finish within {timeout:.0f} s: "
+                                 f"{job.as_dict() if job else 'missing'}")
+        time.sleep(0.1)

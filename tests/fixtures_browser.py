@@ -37,7 +37,8 @@ class LiveServer:
 
 
 @pytest.fixture
-def live_server(app):
+def live_server(app, worker):
+    """The app served as `make run` serves it: with its embedded job worker."""
     server = LiveServer(app)
     yield server
     server.stop()

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from config import Settings
 from credentials.chain import open_registry
 from credentials.node import ANVIL_BINARY, GANACHE_BINARY, free_port, wait_for_rpc
+from kernel.settings import Settings
 
 
 class NodeProcess:

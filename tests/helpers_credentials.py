@@ -16,7 +16,6 @@ from datetime import date, datetime, timedelta, timezone
 
 from eth_account import Account
 
-from config import Settings
 from credentials.canonical import fingerprint, to_hex
 from credentials.chain import Registry, fund_from_dev_account, open_registry
 from credentials.document import CredentialRequest, IssuerProfile, build_credential, make_proof, rfc3339
@@ -24,6 +23,7 @@ from credentials.identity import ChainAccount
 from credentials.merkle import MerkleTree
 from credentials.signing import Eip712Domain, Signer
 from credentials.trust import StaticSource, TrustEntry, TrustPolicy
+from kernel.settings import Settings
 
 TODAY = datetime.now(timezone.utc).date()
 TEST_DID = "did:web:uni.example.edu"
@@ -164,7 +164,7 @@ def issue_stored(app, count: int = 2) -> list[dict]:
     """Credentials issued by the app's own issuance service (stored in its
     database, anchored in its registry): what `/v/<id>` and the id box find."""
     from credentials.issuance import issue_batch, issuer_profile
-    from services import get_registry
+    from credentials.runtime import get_registry
 
     registry = get_registry(app)
     names = ["Ada Lovelace", "Grace Hopper", "Alan Turing", "Edsger Dijkstra"]
@@ -182,7 +182,7 @@ def trust_world(app, world: VerifyWorld) -> None:
     """Make the app's verifier trust the world's institution, as a registrar
     would with `trust add` (the entry goes into the app's database)."""
     from credentials import trust_store
-    from services import trust_changed
+    from credentials.runtime import trust_changed
 
     with app.extensions["attest.db"].session() as session:
         for entry in world.trust.entries():

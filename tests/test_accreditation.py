@@ -271,8 +271,8 @@ def test_a_credential_from_a_second_institution_passes_until_it_is_de_accredited
                                                                                  any_registry, tmp_path):
     """The verifier's question, on a real anchored credential: its anchor proof names
     the chain and CredentialRegistry, the chain says at which block its root was anchored."""
-    from config import Settings
     from credentials.chain import open_registry
+    from kernel.settings import Settings
 
     with open_registry(Settings.from_env(data_dir=tmp_path / "second", rpc_url=any_registry.rpc_url)) as second:
         accreditation.accredit(SECOND, "Second University", second.address)

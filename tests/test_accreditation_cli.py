@@ -28,6 +28,22 @@ def fails(runner, *args: str) -> str:
 
 
 @pytest.fixture
+def restarted(app, monkeypatch):
+    """The CLI of the same installation (same data dir), started anew with the
+    environment as it is now: settings are read once, when the app starts."""
+    from app import create_app
+
+    settings = app.extensions["attest.settings"]
+
+    def runner():
+        again = create_app({"TESTING": True, "data_dir": settings.data_dir, "rpc_url": settings.rpc_url,
+                            "SECRET_KEY": "x"})
+        return again.test_cli_runner()
+
+    return runner
+
+
+@pytest.fixture
 def credential_registry(runner) -> str:
     """The app's own CredentialRegistry on the test Anvil node (deployed by `chain status`)."""
     result = runner.invoke(args=["chain", "status"])
@@ -90,27 +106,29 @@ def test_withdraw_one_registry_of_several(runner, deployed, credential_registry)
     assert [r["accredited"] for r in shown["registries"]] == [True, False]
 
 
-def test_the_registry_from_the_environment_or_the_option(runner, deployed, credential_registry, monkeypatch):
+def test_the_registry_from_the_environment_or_the_option(runner, restarted, deployed, credential_registry,
+                                                         monkeypatch):
     other = ok(runner, "deploy", "--new")["address"]  # now recorded; the first one is named explicitly
     monkeypatch.setenv("ATTEST_ACCREDITATION_REGISTRY", f"31337:{deployed['address']}")
-    ok(runner, "accredit", UNI, "--name", "U", "--registry", credential_registry)
-    assert [i["did"] for i in ok(runner, "list")] == [UNI]
-    assert ok(runner, "list", "--address", other) == []  # the option wins over the variable
+    ok(restarted(), "accredit", UNI, "--name", "U", "--registry", credential_registry)
+    assert [i["did"] for i in ok(restarted(), "list")] == [UNI]
+    assert ok(restarted(), "list", "--address", other) == []  # the option wins over the variable
     monkeypatch.setenv("ATTEST_ACCREDITATION_REGISTRY", deployed["address"])  # without a chain id
-    assert ok(runner, "show", UNI)["did"] == UNI
+    assert ok(restarted(), "show", UNI)["did"] == UNI
     monkeypatch.setenv("ATTEST_ACCREDITATION_REGISTRY", f"1:{deployed['address']}")
-    message = fails(runner, "list")
+    message = fails(restarted(), "list")
     assert "ATTEST_ACCREDITATION_REGISTRY names chain 1, but the node is chain 31337" in message
     monkeypatch.setenv("ATTEST_ACCREDITATION_REGISTRY", "not-an-address")
-    assert "does not name an address" in fails(runner, "list")
+    assert "does not name an address" in fails(restarted(), "list")
     monkeypatch.delenv("ATTEST_ACCREDITATION_REGISTRY")
-    assert ok(runner, "list") == []  # the recorded one: the last deployed
+    assert ok(restarted(), "list") == []  # the recorded one: the last deployed
 
 
-def test_a_key_that_is_not_the_accreditor_is_told_so(runner, deployed, credential_registry, monkeypatch):
+def test_a_key_that_is_not_the_accreditor_is_told_so(runner, restarted, deployed, credential_registry,
+                                                     monkeypatch):
     stranger = Account.create()
     monkeypatch.setenv("ATTEST_ACCREDITOR_KEY", stranger.key.hex())
-    message = fails(runner, "accredit", UNI, "--name", "U", "--registry", credential_registry)
+    message = fails(restarted(), "accredit", UNI, "--name", "U", "--registry", credential_registry)
     assert f"({stranger.address}) is not the accreditor" in message
     assert deployed["accreditor"] in message and "ATTEST_ACCREDITOR_KEY" in message
     monkeypatch.delenv("ATTEST_ACCREDITOR_KEY")

@@ -8,9 +8,9 @@ import stat
 from sqlalchemy import select
 
 from app import create_app
-from audit import AuditEntry
-from serve import seed_demo_users
-from users import User
+from kernel.accounts import User
+from kernel.audit import AuditEntry
+from kernel.serve import seed_demo_users
 
 
 def csrf_token(html: str) -> str:

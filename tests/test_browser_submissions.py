@@ -68,7 +68,7 @@ def test_instructor_uploads_and_reads_a_flagged_report(app, runner, live_server,
     page.click("#upload-button")
     page.wait_for_selector("#upload-progress:not([hidden])")
     # The processing bar follows the job in the database until it is done; then the page reloads.
-    page.wait_for_function("document.getElementById('upload-status') === null"
+    page.wait_for_function("() => document.getElementById('upload-status') === null"
                            " || document.getElementById('upload-status').textContent.startsWith('Done')",
                            timeout=90_000)
     page.wait_for_selector("#last-upload .job-summary", timeout=30_000)
@@ -89,7 +89,7 @@ def test_instructor_uploads_and_reads_a_flagged_report(app, runner, live_server,
     assert "Cluster 1" in flagged_text
     calm = page.locator("#report-table tr:has-text('cat_bees.md')").inner_text()
     assert "Not flagged" in calm
-    page.wait_for_function("document.getElementById('chain-check').textContent.includes('matches')",
+    page.wait_for_function("() => document.getElementById('chain-check').textContent.includes('matches')",
                            timeout=30_000)
     assert page.inner_text("#chain-check") == "Still matches the chain, anchored by your institution"
     shoot(page, shots, "sub-03-report")
@@ -105,7 +105,7 @@ def test_instructor_uploads_and_reads_a_flagged_report(app, runner, live_server,
     right = " ".join(pair.locator(".pane").nth(1).locator("mark.hl").all_inner_texts())
     assert "Neonicotinoid sprays weaken the bees" in right
     assert "Writing style" in page.inner_text("#anomaly")
-    page.wait_for_function("document.getElementById('chain-check').textContent.includes('matches')")
+    page.wait_for_function("() => document.getElementById('chain-check').textContent.includes('matches')")
     assert page.inner_text("#chain-check") == "Still matches the chain, anchored by your institution"
     shoot(page, shots, "sub-04-submission")
 
@@ -123,7 +123,7 @@ def test_instructor_uploads_and_reads_a_flagged_report(app, runner, live_server,
         login(mobile, live_server.url, EMAIL, PASSWORD)
         mobile.goto(report_url)
         mobile.wait_for_selector("#report-table")
-        mobile.wait_for_function("document.getElementById('chain-check').textContent.includes('matches')")
+        mobile.wait_for_function("() => document.getElementById('chain-check').textContent.includes('matches')")
         shoot(mobile, shots, "sub-05-report-phone")
         wide = mobile.evaluate("""[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > 391)
             .map(e => e.tagName + '.' + e.className + '#' + e.id + ':' + Math.round(e.getBoundingClientRect().right)).slice(0, 8)""")

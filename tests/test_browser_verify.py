@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from app import limiter
+from kernel.web.extensions import limiter
 from tests.helpers_credentials import issue_stored
 
 pytestmark = pytest.mark.browser

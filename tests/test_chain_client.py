@@ -9,11 +9,11 @@ import stat
 
 import pytest
 
-from config import Settings
 from contracts.artifact import CONTRACT_NAMES, load_artifact
 from contracts.compile import CompilerMissing, compile_contracts, compile_registry
 from credentials.chain import ChainUnreachable, RegistryMissing, open_registry
 from credentials.node import EmbeddedAnvil, NodeError, free_port, rpc_chain_id
+from kernel.settings import Settings
 from tests.fixtures_chain import start_anvil
 
 

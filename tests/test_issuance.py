@@ -8,7 +8,7 @@ from datetime import date
 
 import pytest
 
-from config import Settings
+from app import open_database
 from credentials import identity, storage
 from credentials.canonical import fingerprint, from_hex
 from credentials.chain import open_registry
@@ -26,7 +26,8 @@ from credentials.issuance import (
 )
 from credentials.merkle import verify_path
 from credentials.signing import Eip712Domain, recover_signer
-from db import Database
+from kernel.jobs import Stage
+from kernel.settings import Settings
 
 
 def make_requests(n: int, **overrides) -> list[CredentialRequest]:
@@ -45,7 +46,7 @@ def anchor_events(registry, root: str) -> list:
 def test_issue_batch_anchors_signed_credentials(session, registry, chain_settings, tmp_path):
     seen = []
     result = issue_batch(session, registry, issuer_profile(session, registry, chain_settings), make_requests(5), "tester",
-                         progress=lambda done, total, stage: seen.append((stage, done, total)),
+                         progress=lambda stage, done, total: seen.append((stage, done, total)),
                          out_dir=tmp_path / "out")
     assert result.count == 5 and len(result.files) == 5
     assert result.tx_hash.startswith("0x") and 0 < result.gas_used < 100_000
@@ -72,9 +73,10 @@ def test_issue_batch_anchors_signed_credentials(session, registry, chain_setting
         assert stored.status == storage.ACTIVE and stored.fingerprint == proof["fingerprint"]
     batch = storage.get_batch(session, result.batch_id)
     assert batch.state == storage.ANCHORED and batch.tx_hash == result.tx_hash
-    assert batch.stage == "anchored" and batch.done == 5 and batch.anchored_at is not None
+    assert batch.anchored_at is not None
     stages = [s for s, _, _ in seen]
-    assert stages.index("saved") < stages.index("anchoring") < stages.index("anchored")
+    assert stages.index(Stage.SIGNING) < stages.index(Stage.SAVING) < stages.index(Stage.ANCHORING) \
+        < stages.index(Stage.FINISHING) < stages.index(Stage.DONE)
 
 
 def test_institution_comes_from_the_environment_then_the_stored_profile(monkeypatch, session, registry, tmp_path):
@@ -121,8 +123,8 @@ def test_dead_chain_leaves_the_batch_pending_and_resume_anchors_it_once(tmp_path
     with database.session() as session:
         registry = open_registry(settings)
         try:
-            def stop_the_chain(done, total, stage):
-                if stage == "saved":
+            def stop_the_chain(stage, done, total):
+                if stage == Stage.ANCHORING:
                     registry.close()
 
             with pytest.raises(BatchLeftPending, match="pending") as raised:
@@ -180,7 +182,7 @@ def test_revocation_goes_on_chain_and_into_the_record(session, registry):
     session.refresh(target)
     assert target.status == storage.REVOKED
     assert storage.get_revocation(session, target.id).revoked_by == "registrar@x.edu"
-    from audit import AuditEntry
+    from kernel.audit import AuditEntry
 
     entry = session.query(AuditEntry).filter_by(action="credential_revoked", subject=target.id).one()
     assert entry.detail_dict["reason"] == "issued in error"
@@ -203,26 +205,6 @@ def test_revocation_already_on_chain_is_recorded_without_resending(session, regi
 def test_an_empty_batch_is_refused(session, registry):
     with pytest.raises(IssuanceError):
         issue_batch(session, registry, issuer_profile(session, registry), [], "tester")
-
-
-def test_progress_is_visible_to_other_workers_through_the_database(database, registry):
-    """A web page polling from another worker sees the stage and count move,
-    committed at intervals (not per row)."""
-    seen_elsewhere = []
-
-    def progress(done, total, stage):
-        with database.session() as other:
-            batch = storage.get_batch(other, "batch-under-watch")
-            seen_elsewhere.append((stage, batch.stage, batch.done, batch.state))
-
-    with database.session() as session:
-        issue_batch(session, registry, issuer_profile(session, registry), make_requests(2500), "tester",
-                    progress=progress, batch_id="batch-under-watch")
-    signing = [(done, state) for stage, db_stage, done, state in seen_elsewhere if db_stage == "signing"]
-    assert (1000, "pending") in signing and (2000, "pending") in signing
-    assert len(signing) <= 4, "progress is committed every 1,000 rows or 10 %, not per row"
-    assert ("anchoring", "anchoring", 0, "anchoring") in seen_elsewhere
-    assert seen_elsewhere[-1] == ("anchored", "anchored", 2500, "anchored")
 
 
 def test_hashed_emails_publish_only_a_salted_hash(session, registry, tmp_path):
@@ -253,8 +235,7 @@ def test_a_failure_before_anchoring_marks_the_batch_failed_and_saves_nothing(ses
 def test_issue_and_resume_on_ganache_too(tmp_path, ganache_url):
     """The same issuance and the log look-up resume relies on, on a second EVM."""
     settings = Settings.from_env(data_dir=tmp_path / "data", rpc_url=ganache_url)
-    database = Database(f"sqlite:///{tmp_path / 'g.db'}")
-    database.migrate()
+    database = open_database(f"sqlite:///{tmp_path / 'g.db'}")
     with open_registry(settings) as registry, database.session() as session:
         result = issue_batch(session, registry, issuer_profile(session, registry, settings), make_requests(3), "tester")
         batch = storage.get_batch(session, result.batch_id)
@@ -268,8 +249,7 @@ def test_issue_and_resume_on_ganache_too(tmp_path, ganache_url):
 def test_migrations_add_the_source_digest_to_an_older_database(tmp_path):
     from sqlalchemy import inspect, text
 
-    database = Database(f"sqlite:///{tmp_path / 'old.db'}")
-    database.migrate()
+    database = open_database(f"sqlite:///{tmp_path / 'old.db'}")
     with database.engine.begin() as conn:  # make it look like a database from before 1004
         conn.execute(text("DROP INDEX ix_credential_batches_source_digest"))
         conn.execute(text("ALTER TABLE credential_batches DROP COLUMN source_digest"))

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from config import ROOT, Settings
+from app import open_database
 from credentials import storage
 from credentials.chain import open_registry
 from credentials.issuance import CRASH_ENV, CRASH_EXIT_CODE, ROOT_ANCHORED_TOPIC
-from db import Database
+from kernel.settings import ROOT, Settings
 
 DATA = Path(__file__).parent / "data"
 FLASK = ROOT / ".venv" / "bin" / "flask"
@@ -76,7 +76,7 @@ def test_revoke_an_unknown_credential_fails_clearly(runner):
 
 
 def _state(data_dir: Path):
-    database = Database(f"sqlite:///{data_dir / 'attest.db'}")
+    database = open_database(f"sqlite:///{data_dir / 'attest.db'}")
     with database.session() as session:
         [batch] = storage.list_batches(session)
         statuses = {r.status for r in storage.search_credentials(session, batch_id=batch.id, limit=1000)}
@@ -147,7 +147,7 @@ def test_large_batches_report_progress_on_stderr_only(runner, tmp_path):
     result = runner.invoke(args=["credentials", "issue", str(csv_path), "--out", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["count"] == 1200
-    assert "signing" in result.stderr and "1200/1200" in result.stderr
+    assert "Signing credentials" in result.stderr and "1200/1200" in result.stderr
 
     exported = runner.invoke(args=["credentials", "export", json.loads(result.stdout)["batch"],
                                    "--out", str(tmp_path / "again")])

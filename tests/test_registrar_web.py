@@ -55,7 +55,8 @@ def csrf_app(app):
 
 
 @pytest.fixture
-def registrar(csrf_app, runner):
+def registrar(csrf_app, runner, worker):
+    """A registrar logged in; the app's embedded worker runs the batches."""
     result = runner.invoke(args=["users", "create", "--email", EMAIL, "--password", PASSWORD,
                                  "--role", "registrar"])
     assert result.exit_code == 0, result.output
@@ -162,8 +163,9 @@ def test_csv_preview_shows_each_row_error_and_refuses_to_issue(registrar, app):
     assert "nothing was issued" in registrar.get(preview_url).get_data(as_text=True)
     with app.extensions["attest.db"].session() as s:
         assert s.scalar(select(func.count()).select_from(storage.Batch)) == 0
-    # The upload is kept on the server, not in the cookie.
-    assert len(list((app.extensions["attest.settings"].data_dir / "uploads").glob("*.csv"))) == 1
+    # The upload is kept in the database (any worker can serve the confirm), not in the cookie.
+    with app.extensions["attest.db"].session() as s:
+        assert s.scalar(select(func.count()).select_from(storage.CsvUpload)) == 1
 
 
 def test_upload_is_private_to_its_uploader(registrar, csrf_app, runner):
@@ -188,10 +190,13 @@ def test_issue_one_credential_from_the_form(registrar, app):
     form.update(recipient_name="Marie Curie", recipient_email="marie@uni.edu", awarded_on="2026-06-30",
                 grade="Distinction")
     issued = post_form(registrar, "/registrar/issue", form)
-    assert issued.status_code == 302 and "/registrar/credentials/" in issued.headers["Location"]
-    page = registrar.get(issued.headers["Location"]).get_data(as_text=True)
+    # The view only enqueues: the batch page follows the worker.
+    assert issued.status_code == 302 and "/registrar/batches/" in issued.headers["Location"]
+    assert wait_for_batch(registrar, issued.headers["Location"])["state"] == "anchored"
+    assert "Marie Curie" in registrar.get(issued.headers["Location"]).get_data(as_text=True)
+    page = registrar.get(credential_url(app, "Marie Curie")).get_data(as_text=True)
     assert "Marie Curie" in page and "BSc Chemistry" in page and "Distinction" in page
-    assert "Credential issued" in page and 'class="badge ok status-active"' in page
+    assert 'class="badge ok status-active"' in page
     with app.extensions["attest.db"].session() as s:
         record = s.scalar(select(storage.CredentialRecord))
         assert record.status == "active"
@@ -286,7 +291,7 @@ def test_revoke_shows_revoked_everywhere(registrar, app):
 
 
 def test_chain_down_keeps_the_batch_pending_and_resume_anchors_it(registrar, app, monkeypatch):
-    from services import get_registry
+    from credentials.runtime import get_registry
 
     with app.app_context():
         registry = get_registry(app)
@@ -301,24 +306,28 @@ def test_chain_down_keeps_the_batch_pending_and_resume_anchors_it(registrar, app
     response = post_form(registrar, "/registrar/issue", form)
     assert response.status_code == 302 and "/registrar/batches/" in response.headers["Location"]
     batch_url = response.headers["Location"]
+    progress = wait_for_batch(registrar, batch_url)
+    assert progress["resumable"] and progress["state"] == "pending" and progress["stage"] == "waiting_for_chain"
     page = registrar.get(batch_url).get_data(as_text=True)
-    assert "did not answer" in page and "Pending" in page and "Resume anchoring" in page
+    assert "cannot reach the chain" in page and "Pending" in page and "Resume anchoring" in page
+    assert "Waiting for the chain" in page
     dashboard = registrar.get("/registrar/").get_data(as_text=True)
     assert "Batches waiting for the chain" in dashboard and 'id="resume-all"' in dashboard
-    # Still down: resuming says so and keeps it pending.
+    # Still down: resuming sends it to a worker, which finds the chain down again; still pending.
     post_form(registrar, "/registrar/", {}, post_url="/registrar/batches/resume")
-    assert "still does not answer" in registrar.get("/registrar/").get_data(as_text=True)
+    assert "being anchored again" in registrar.get("/registrar/").get_data(as_text=True)
+    assert wait_for_batch(registrar, batch_url)["state"] == "pending"
     monkeypatch.undo()
     resumed = post_form(registrar, batch_url, {"batch_id": batch_url.rsplit("/", 1)[1]},
                         post_url="/registrar/batches/resume")
     assert resumed.headers["Location"].endswith(batch_url)
+    assert wait_for_batch(registrar, batch_url)["state"] == "anchored"
     page = registrar.get(batch_url).get_data(as_text=True)
-    assert "1 batch anchored" in page and "Rosalind Franklin" in page
-    assert registrar.get(batch_url + "/progress").get_json()["state"] == "anchored"
+    assert "Rosalind Franklin" in page and "Anchored" in page
 
 
 def test_revoke_with_the_chain_down_changes_nothing(registrar, app, monkeypatch):
-    from services import get_registry
+    from credentials.runtime import get_registry
 
     issue_csv(registrar)
     url = credential_url(app, "Grace Hopper")

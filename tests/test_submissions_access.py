@@ -11,7 +11,7 @@ import json
 import pytest
 from sqlalchemy import select
 
-from audit import AuditEntry
+from kernel.audit import AuditEntry
 from tests.test_submissions_web import COPIED, INDEPENDENT, csrf_token, log_in, make_user
 
 A, B, ADMIN = "a@uni.edu", "b@uni.edu", "boss@uni.edu"
@@ -32,9 +32,9 @@ def _token(client) -> str:
 def world(app, runner):
     """Instructor A's course with an assignment, a submission, an upload job,
     a report job and a report (built without the chain); B is another instructor."""
+    from kernel.web.auth import db_session
     from plagiarism import service
     from plagiarism.store import Assignment, Course, Submission
-    from web_auth import db_session
 
     a = _client(app, runner, A)
     b = _client(app, runner, B)
@@ -78,6 +78,7 @@ def _post_urls(ids: dict) -> list[str]:
 
 
 def _counts(app) -> dict:
+    from kernel.web.auth import db_session
     from plagiarism.store import (
         Assignment,
         CourseMember,
@@ -88,7 +89,6 @@ def _counts(app) -> dict:
         Submission,
         UploadJob,
     )
-    from web_auth import db_session
 
     with app.app_context():
         session = db_session()
@@ -115,9 +115,9 @@ def test_another_instructor_gets_404_everywhere(app, world):
 
 
 def test_a_report_of_ones_own_cannot_reach_another_courses_submission(app, runner, world):
+    from kernel.web.auth import db_session
     from plagiarism import service
     from plagiarism.store import Course
-    from web_auth import db_session
 
     _, b, ids = world
     token = _token(b)
@@ -172,7 +172,7 @@ def test_the_owner_adds_an_instructor_who_then_sees_the_course(app, runner, worl
     assert "already a member" in again
 
     with app.app_context():
-        from web_auth import db_session
+        from kernel.web.auth import db_session
 
         entries = db_session().scalars(select(AuditEntry).where(AuditEntry.action == "course_member_added")
                                        .order_by(AuditEntry.id)).all()
@@ -199,8 +199,8 @@ def test_an_admin_sees_every_course(app, runner, world):
 
 
 def test_a_legacy_course_without_members_is_visible_to_every_instructor(app, runner, world):
+    from kernel.web.auth import db_session
     from plagiarism import service
-    from web_auth import db_session
 
     a, b, _ = world
     with app.app_context():

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from audit import AuditEntry
+from kernel.audit import AuditEntry
 from plagiarism import service
 from plagiarism.index import VectorIndex
 from plagiarism.store import REPORT_ANCHORED, Report, ScoreRow, Submission
@@ -322,7 +322,7 @@ def test_a_report_made_while_the_chain_is_down_is_kept_and_anchored_later(sessio
 def test_an_upload_whose_worker_died_is_resumed(session, assignment, index_dir, encoder):
     from datetime import timedelta
 
-    from db import utcnow
+    from kernel.database import utcnow
     from plagiarism.store import UploadJob
 
     files = [("ana.txt", ESSAY_A.encode()), ("ben.txt", ESSAY_B.encode()), ("bad.odt", b"x")]

@@ -27,14 +27,15 @@ import requests
 from eth_account import Account
 from werkzeug.serving import make_server
 
-from app import create_app, limiter
-from config import ROOT, Settings
+from app import create_app
 from credentials.accreditation import AccreditationRegistry
 from credentials.canonical import fingerprint, to_hex
 from credentials.chain import open_registry
 from credentials.merkle import MerkleTree
 from credentials.node import free_port
 from credentials.signing import Eip712Domain, Signer
+from kernel.settings import ROOT, Settings
+from kernel.web.extensions import limiter
 from tests.helpers_credentials import issue_stored
 
 DATA = Path(__file__).parent / "data"
@@ -292,7 +293,7 @@ def test_the_did_document_is_served_where_did_web_says(genuine):
     assert response.headers["Access-Control-Allow-Origin"] == "*"
     doc = response.get_json()
     assert doc["id"] == "did:web:127.0.0.1%3A5000"
-    from services import get_registry
+    from credentials.runtime import get_registry
 
     registry = get_registry(genuine)
     accounts = [m["blockchainAccountId"] for m in doc["verificationMethod"]]

@@ -15,11 +15,11 @@ import sys
 import pytest
 
 from app import create_app
-from config import ROOT, Settings
 from credentials.chain import open_registry
 from credentials.reader import ChainReader
 from credentials.trust import FileSource, TrustPolicy
 from credentials.verification import verify_credential
+from kernel.settings import ROOT, Settings
 from tests.fixtures_chain import start_anvil
 from tests.helpers_credentials import issue_stored
 

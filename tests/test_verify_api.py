@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from openapi_schema_validator import validate as validate_schema
 from openapi_spec_validator import validate as validate_openapi
 
-from app import limiter
+from kernel.web.extensions import limiter
 from tests.helpers_credentials import open_world, trust_world
 
 URL = "/api/v1/credentials/verify"

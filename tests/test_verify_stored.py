@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from app import limiter
 from credentials.issuance import revoke_credential
-from services import get_registry
+from credentials.runtime import get_registry
+from kernel.web.extensions import limiter
 from tests.helpers_credentials import issue_stored
 
 CHECK_ROW = re.compile(r'data-check="(\w+)" data-status="(\w+)"')

@@ -9,8 +9,8 @@ import re
 
 import pytest
 
-from app import limiter
 from credentials.verification import CHECK_IDS
+from kernel.web.extensions import limiter
 from tests.helpers_credentials import CASES, open_world, trust_world
 
 

@@ -9,8 +9,11 @@ what already exists), so a crash half-way through a step is recoverable.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+import os
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import Column, Connection, DateTime, Engine, String, create_engine, event, inspect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -49,6 +52,9 @@ def add_column(conn: Connection, table: str, column: Column) -> None:
     if column.name in {c["name"] for c in inspect(conn).get_columns(table)}:
         return
     ddl = column.type.compile(dialect=conn.dialect)
+    if column.server_default is not None:
+        # Existing rows get the default; only then can the column be NOT NULL.
+        ddl += f" DEFAULT {column.server_default.arg}" + ("" if column.nullable else " NOT NULL")
     conn.exec_driver_sql(f'ALTER TABLE {table} ADD COLUMN "{column.name}" {ddl}')
 
 
@@ -56,6 +62,15 @@ class SchemaMigration(Base):
     __tablename__ = "schema_migrations"
     name = Column(String(200), primary_key=True)
     applied_at = Column(DateTime, nullable=False, default=utcnow)
+
+
+def _private_file(path: Path) -> None:
+    """The SQLite file holds personal data: 0600 from its first byte (SQLite
+    gives its -wal and -shm files the database file's permissions)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+    os.chmod(path, 0o600)
 
 
 def make_engine(url: str) -> Engine:
@@ -76,8 +91,8 @@ def make_engine(url: str) -> Engine:
 
 
 def migrate(engine: Engine) -> list[str]:
-    """Apply every registered step not yet applied; returns the names applied."""
-    import_models()
+    """Apply every registered step not yet applied; returns the names applied.
+    The modules that declare tables must be imported first (`Database(url, models)`)."""
     applied: list[str] = []
     with engine.begin() as conn:
         SchemaMigration.__table__.create(conn, checkfirst=True)
@@ -93,24 +108,16 @@ def migrate(engine: Engine) -> list[str]:
     return applied
 
 
-def import_models() -> None:
-    """Import every module that registers tables and migrations."""
-    import audit  # noqa: F401
-    import users  # noqa: F401
-
-    for module in ("credentials.storage", "credentials.identity", "credentials.trust_store", "plagiarism.store"):
-        try:
-            __import__(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-
-
 class Database:
-    """An engine and its session factory, made once per process."""
+    """An engine and its session factory, made once per process. `models` names
+    the modules that declare tables (each registers its migrations on import)."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, models: Sequence[str] = ()):
+        for module in models:
+            importlib.import_module(module)
         self.url = url
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+            _private_file(Path(url.removeprefix("sqlite:///")))
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False, future=True)
 

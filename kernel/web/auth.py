@@ -1,5 +1,7 @@
 """Log in and out (Flask-Login), and the role guard for registrar and
-instructor pages. Sessions are signed cookies: a web worker keeps no state."""
+instructor pages. Sessions are signed cookies naming the user and the user's
+session version (see `kernel.accounts`): a web worker keeps no state, and a
+logout ends the session server-side, for every cookie of that user."""
 
 from __future__ import annotations
 
@@ -7,20 +9,16 @@ from functools import wraps
 from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
-from flask_login import LoginManager, current_user, login_required, login_user, logout_user
+from flask_login import current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Email
 
-import audit
-from app import limiter
-from users import User, authenticate
+from kernel import audit
+from kernel.accounts import authenticate, load_session_user
+from kernel.web.extensions import limiter, login_manager
 
 bp = Blueprint("auth", __name__)
-login_manager = LoginManager()
-login_manager.login_view = "auth.login"
-login_manager.login_message = "Please log in to see that page."
-login_manager.login_message_category = "info"
 
 
 def db_session():
@@ -37,11 +35,8 @@ def close_db_session(_exc=None) -> None:
 
 
 @login_manager.user_loader
-def _load_user(user_id: str):
-    try:
-        return db_session().get(User, int(user_id))
-    except ValueError:
-        return None
+def _load_user(session_id: str):
+    return load_session_user(db_session(), session_id)
 
 
 def role_required(role: str):
@@ -83,7 +78,7 @@ def _login_attempt_key() -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(lambda: current_app.config.get("LOGIN_RATE_LIMIT", "10 per minute"), key_func=_login_attempt_key,
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], key_func=_login_attempt_key,
                methods=["POST"], deduct_when=lambda response: response.status_code != 302)
 def login():
     form = LoginForm()
@@ -98,11 +93,9 @@ def login():
             login_user(user)
             audit.record(session, user.email, "login")
             session.commit()
-            default = "registrar.index" if user.can("registrar") else "submissions.index"
-            try:
-                fallback = url_for(default)
-            except Exception:  # noqa: BLE001 - that blueprint may not be installed
-                fallback = url_for("home")
+            # Each domain names its landing page per role (app.py, ROLE_HOMES).
+            homes = current_app.config.get("ROLE_HOMES", {})
+            fallback = url_for(next((page for role, page in homes.items() if user.can(role)), "home"))
             return redirect(_safe_next(request.args.get("next")) or fallback)
     return render_template("login.html", form=form)
 
@@ -116,6 +109,13 @@ def too_many_attempts(_exc):
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout():
+    # Server-side: the session version moves on, so this cookie (and any copy
+    # of it) no longer opens a page.
+    session = db_session()
+    user = session.merge(current_user._get_current_object())
+    user.end_sessions()
+    audit.record(session, user.email, "logout")
+    session.commit()
     logout_user()
     flash("You are logged out.", "info")
     return redirect(url_for("home"))

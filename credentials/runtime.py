@@ -1,6 +1,7 @@
-"""Long-lived things the web layer shares within one process, each made on
-first use under one lock: the chain client (closed at exit), the verifier's
-read-only chain reader and its trust list."""
+"""Long-lived things the credentials faces share within one process, each made
+on first use under one lock: the chain client (closed at exit), the verifier's
+read-only chain reader and its trust list; and what `flask serve` runs at
+start-up and shutdown for this domain."""
 
 from __future__ import annotations
 
@@ -34,15 +35,8 @@ def _shared(app: Flask | None, key: str, make: Callable[[Flask], T]) -> T:
 
 
 def _open_registry(app: Flask) -> Registry:
-    settings = app.extensions["attest.settings"]
-    registry = open_registry(settings)
+    registry = open_registry(app.extensions["attest.settings"])
     atexit.register(registry.close)
-    # The DID document lists the signing key and registry before the first batch.
-    with app.extensions["attest.db"].session() as session:
-        inst = load_institution(session, settings.profile_defaults)
-        identity.record_issuing_identity(session, inst.did, registry.chain_id, registry.issuer.address,
-                                         registry.address)
-        session.commit()
     return registry
 
 
@@ -64,6 +58,32 @@ def get_chain_reader(app: Flask | None = None) -> ChainReader:
     return _shared(app, "attest.chain_reader", _open_reader)
 
 
+# ----- who this installation is, and whom it trusts -----------------------------------
+
+def current_institution(app: Flask, session=None):
+    """The institution with every key and registry it has recorded, plus the key
+    and registry this process has open (listed before the first batch records them)."""
+    from dataclasses import replace
+
+    from credentials.identity import ChainAccount
+
+    settings = app.extensions["attest.settings"]
+    if session is None:
+        with app.extensions["attest.db"].session() as own_session:
+            inst = load_institution(own_session, settings.profile_defaults)
+    else:
+        inst = load_institution(session, settings.profile_defaults)
+    registry = app.extensions.get("attest.registry")
+    if registry is not None:
+        key = ChainAccount(registry.chain_id, registry.issuer.address)
+        contract = ChainAccount(registry.chain_id, registry.address)
+        if key.key() not in {a.key() for a in inst.issuers}:
+            inst = replace(inst, issuers=(*inst.issuers, key))
+        if contract.key() not in {r.key() for r in inst.registries}:
+            inst = replace(inst, registries=(*inst.registries, contract))
+    return inst
+
+
 # ----- whom this installation trusts ------------------------------------------------
 
 def _build_trust(app: Flask) -> TrustPolicy:
@@ -71,8 +91,7 @@ def _build_trust(app: Flask) -> TrustPolicy:
     database = app.extensions["attest.db"]
 
     def own() -> list[TrustEntry]:
-        with database.session() as session:
-            return entry_for_institution(load_institution(session, settings.profile_defaults))
+        return entry_for_institution(current_institution(app))
 
     def managed() -> list[TrustEntry]:
         with database.session() as session:
@@ -104,3 +123,41 @@ def trust_changed(app: Flask | None = None) -> None:
     for source in policy.sources if policy else ():
         if isinstance(source, CachedSource):
             source.invalidate()
+
+
+# ----- start-up and shutdown (kernel.serve hooks) -------------------------------------
+
+def startup(app: Flask) -> list[str]:
+    """Start or find the chain, deploy the registry if needed, say who issues, and
+    hand batches left unfinished to the job system."""
+    from credentials.chain import ChainError
+    from kernel.serve import StartupError
+
+    try:
+        registry = get_registry(app)
+    except ChainError as exc:
+        raise StartupError(str(exc)) from exc
+    status = registry.status()
+    lines = [f"chain    {status['rpc_url']} (chain id {status['chain_id']}, block {status['block']})",
+             f"registry {status['registry']}"]
+    with app.extensions["attest.db"].session() as session:
+        inst = load_institution(session, app.extensions["attest.settings"].profile_defaults)
+        # The DID document lists the signing key and registry before the first batch.
+        identity.record_issuing_identity(session, inst.did, registry.chain_id, registry.issuer.address,
+                                         registry.address)
+        session.commit()
+    lines.append(f"issuer   {inst.name} as {inst.did} (set it on /registrar/institution)")
+    for source in get_trust_policy(app).sources:
+        if getattr(source, "error", None):
+            lines.append(f"warning: {source.error}")
+    from credentials.jobs import adopt_orphans
+
+    for batch_id in adopt_orphans(app):
+        lines.append(f"resuming batch {batch_id} (left unfinished)")
+    return lines
+
+
+def shutdown(app: Flask) -> None:
+    registry = app.extensions.pop("attest.registry", None)
+    if registry is not None:
+        registry.close()

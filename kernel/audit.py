@@ -7,7 +7,7 @@ import json
 from sqlalchemy import Column, DateTime, Integer, String, Text
 from sqlalchemy.orm import Session
 
-from db import Base, create_tables, migration, utcnow
+from kernel.database import Base, create_tables, migration, utcnow
 
 
 class AuditEntry(Base):

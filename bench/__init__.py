@@ -1,0 +1,1 @@
+"""Benchmarks and labelled evaluations: each script prints its figures and writes bench/results/<name>.txt."""
