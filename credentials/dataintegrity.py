@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pyld.jsonld import JsonLdError
 
 from credentials import jsonld
-from credentials.ed25519 import Ed25519KeyError, load_public_key, seed_bytes
+from credentials.ed25519 import Ed25519KeyError, load_public_key, public_key_multibase, seed_bytes
 from credentials.multibase import MultibaseError, decode_base58btc, encode_base58btc
 from credentials.rdfc import ShapeCanonicalizer
 
@@ -201,6 +201,7 @@ class SigningPool:
 
     def __init__(self, signing_key: Ed25519PrivateKey, processes: int | None = None):
         self.processes = processes or min(2, os.cpu_count() or 1)
+        self.public_key_multibase = public_key_multibase(signing_key)
         # forkserver: workers fork from a clean single-threaded server, never
         # from the caller (a web or job worker with threads of its own).
         context = multiprocessing.get_context("forkserver")
@@ -231,6 +232,8 @@ def sign_many(documents: Sequence[dict], signing_key: Ed25519PrivateKey, verific
     """`sign_eddsa_rdfc_2022` for a batch, across worker processes (a
     temporary pool unless `pool` is given). Proofs come back in order."""
     if pool is not None:
+        if pool.public_key_multibase != public_key_multibase(signing_key):
+            raise ValueError("the signing pool holds another key than the one given")
         return pool.sign(documents, verification_method, created)
     with SigningPool(signing_key, processes) as temporary:
         return temporary.sign(documents, verification_method, created)

@@ -177,7 +177,10 @@ _ABSOLUTE_IRI = re.compile(r"^[A-Za-z][A-Za-z0-9+\-.]*:[^\s]*$")
 
 def _iri_problems(expanded: list) -> Iterator[str]:
     """What jsonld.js safe mode would flag in an expanded document and pyld
-    lets pass or drops quietly: relative ids and types, empty nodes."""
+    lets pass or drops quietly: relative ids and types, a document that
+    expands to nothing."""
+    if not expanded:
+        yield "the document expands to nothing"
     def walk(node, where: str):
         if isinstance(node, list):
             for item in node:
@@ -196,8 +199,6 @@ def _iri_problems(expanded: list) -> Iterator[str]:
         for kind in node.get("@type", ()):
             if not (kind.startswith("_:") or _ABSOLUTE_IRI.match(kind)):
                 yield f"{where}: the type {kind!r} is defined in no context"
-        if not node:
-            yield f"{where}: an empty object"
         for key, value in node.items():
             if key == "@graph":
                 yield from walk(value, where)
