@@ -91,3 +91,29 @@ def status_list_credential(ring: KeyRing, revoked: list[int] = ()) -> dict:
     unsigned = statuslist.status_list_credential(STATUS_URL, DID, bits, "2025-01-01T00:00:00Z")
     proof = dataintegrity.sign_eddsa_rdfc_2022(unsigned, ring.signing_key, ring.verification_method(DID), now)
     return dataintegrity.add_proof(unsigned, proof)
+
+
+def openbadgeslib_verify(credential: dict, public_key, *, full: bool = False) -> str | None:
+    """Check `credential` with PyPI's openbadgeslib, offline: None if it
+    verifies, else its error. openbadgeslib never fetches contexts; its
+    bundled allowlist has the official ones, and the low-level
+    `verify_data_integrity_proof` takes Attest's context as `extra_contexts`.
+    Its full `OB3LdpVerifier` (`full=True`, with OB 3.0 model, validity and
+    recipient checks) takes no extra contexts, so it refuses any credential
+    whose @context names one it does not bundle."""
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    from openbadgeslib.ob3.ldp import OB3LdpVerifier, OB3VerificationError, verify_data_integrity_proof
+
+    from credentials.ed25519 import load_public_key
+    from credentials.jsonld import attest_context_url, context_document
+
+    pem = load_public_key(public_key).public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    try:
+        if full:
+            OB3LdpVerifier(pubkey_pem=pem).verify(credential)
+        else:
+            url = attest_context_url(PUBLIC_URL)
+            verify_data_integrity_proof(credential, pem, extra_contexts={url: context_document(url)})
+    except OB3VerificationError as exc:
+        return str(exc)
+    return None
