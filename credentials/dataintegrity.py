@@ -23,7 +23,7 @@ import multiprocessing
 import os
 import re
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -194,6 +194,17 @@ def _sign_chunk(documents: list[dict], options: dict) -> list[str]:
     return [encode_base58btc(key.sign(hash_data(d, options))) for d in documents]
 
 
+@dataclass
+class PendingProofs:
+    """Proofs being made by a SigningPool; `result()` waits for them."""
+
+    options: dict
+    futures: list[Future]
+
+    def result(self) -> list[dict]:
+        return [{**self.options, "proofValue": value} for future in self.futures for value in future.result()]
+
+
 class SigningPool:
     """Worker processes holding one institution key, kept warm across
     batches (starting a worker costs about as much as signing a few hundred
@@ -212,10 +223,17 @@ class SigningPool:
     def sign(self, documents: Sequence[dict], verification_method: str, created: str,
              proof_purpose: str = ASSERTION, chunk: int = 250) -> list[dict]:
         """One proof per document, in order (the documents are not changed)."""
+        return self.submit(documents, verification_method, created, proof_purpose, chunk).result()
+
+    def submit(self, documents: Sequence[dict], verification_method: str, created: str,
+               proof_purpose: str = ASSERTION, chunk: int = 250) -> PendingProofs:
+        """Start signing and return at once, so the caller can do the rest of
+        a batch (fingerprints, EIP-712, Merkle tree) while the workers sign:
+        neither proof depends on the other. `.result()` gives the proofs."""
         options = proof_options(verification_method, created, proof_purpose)
-        chunks = [list(documents[i:i + chunk]) for i in range(0, len(documents), chunk)]
-        values = self._executor.map(_sign_chunk, chunks, [options] * len(chunks))
-        return [{**options, "proofValue": value} for part in values for value in part]
+        futures = [self._executor.submit(_sign_chunk, list(documents[i:i + chunk]), options)
+                   for i in range(0, len(documents), chunk)]
+        return PendingProofs(options, futures)
 
     def close(self) -> None:
         self._executor.shutdown()

@@ -33,6 +33,7 @@ import copy
 import hashlib
 import json
 import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -52,6 +53,8 @@ DID_V1 = "https://www.w3.org/ns/did/v1"
 MULTIKEY_V1 = "https://w3id.org/security/multikey/v1"
 DATA_INTEGRITY_V2 = "https://w3id.org/security/data-integrity/v2"
 ATTEST_CONTEXT_PATH = "/contexts/attest/v1"
+# What an installation serves at <public URL>/contexts/attest/v1 (as application/ld+json).
+ATTEST_CONTEXT_FILE = CONTEXTS_DIR / "attest-v1.jsonld"
 # The vocabulary Attest's context maps its terms to (see attest-v1.jsonld).
 ATTEST_VOCAB = "https://attest.example/ns#"
 
@@ -162,9 +165,16 @@ def _refusal(exc: BaseException) -> ContextRefused | None:
     return None
 
 
+# pyld keeps its resolved contexts in process-wide cachetools LRU caches,
+# which are not thread-safe; a threaded web worker verifying credentials
+# would otherwise race on them. (The GIL serializes the work anyway.)
+_PYLD_LOCK = threading.RLock()
+
+
 def _expand(document: dict, on_dropped) -> list:
     try:
-        return _pyld.expand(document, _options(), on_property_dropped=on_dropped)
+        with _PYLD_LOCK:
+            return _pyld.expand(document, _options(), on_property_dropped=on_dropped)
     except _pyld.JsonLdError as exc:
         refused = _refusal(exc)
         if refused is not None:
@@ -224,7 +234,8 @@ def to_dataset(document: dict) -> dict:
     """The RDF dataset (pyld's form) of `document`, after the safe check."""
     expand_safe(document)
     try:
-        return _pyld.to_rdf(document, _options(produceGeneralizedRdf=False))
+        with _PYLD_LOCK:
+            return _pyld.to_rdf(document, _options(produceGeneralizedRdf=False))
     except _pyld.JsonLdError as exc:
         refused = _refusal(exc)
         if refused is not None:

@@ -1,36 +1,51 @@
 """RDFC-1.0 canonical N-Quads for many documents of one shape, with the
-JSON-LD expansion done once per shape instead of once per document.
+JSON-LD expansion and RDF conversion done once per shape instead of once per
+document.
 
-Why: a plain eddsa-rdfc-2022 proof costs about 5 ms here, and 90% of it is
-pyld's JSON-LD expansion (context processing, term look-ups). Every credential
-of a batch has the same shape, and expansion does not look inside most
-strings: a string under a literal-valued term becomes `{"@value": s}` whatever
-it says. So the expansion is computed once with placeholders, and each
-document's own strings are put back into that expanded form. Everything after
-expansion, where the values do matter (merging nodes with one id, dropping
-duplicate values, writing literals, labelling blank nodes), is still pyld's
-own code: the node map, the RDF conversion and RDFC-1.0 run on every document.
+Why: a plain eddsa-rdfc-2022 proof costs about 5 ms here, nearly all of it
+pyld's JSON-LD expansion (context processing, term look-ups) and RDF
+conversion. Every credential of a batch has the same shape, and expansion
+does not look inside most strings: a string under a literal-valued term
+becomes `{"@value": s}` whatever it says. So a shape's RDF dataset is made
+once from a copy whose strings are placeholders, and each document's own
+strings are put back into that dataset's N-Quads lines.
 
 What a shape is: the document's keys, nesting, list lengths, every
 non-string value, and the strings expansion does look at: `@context` URLs,
 `type` values and anything under a keyword or under a term whose definition
 in any shipped context is `@type: @vocab` or a keyword alias. The other
-strings are slots. A slot that expansion turns into an IRI (an `id`, a term
-with `@type: @id`) is used only when the document's value is an absolute IRI
-made of unreserved IRI characters whose scheme is no term of any shipped
-context: such a value expands to itself. Any other value, an embedded
-`@context`, a value of a type JSON has no slot for, or a shape whose
-placeholders land anywhere else goes through plain pyld (`jsonld.canonize`).
+strings are slots.
+
+What the values can still change, and how each is kept exact (`accepts`,
+otherwise the document goes through plain pyld, `jsonld.canonize`):
+- a slot that becomes an IRI (an `id`, a term with `@type: @id`) must be an
+  absolute IRI of plain ASCII IRI characters whose scheme is no term of any
+  shipped context: such a value expands to itself;
+- pyld's node map merges nodes with one id and keeps equal values of one
+  property of one node once: documents where that would happen are refused;
+- a literal holding a character pyld and RDFC-1.0 write differently is
+  refused (see jsonld.NotPortable), as plain canonicalization refuses it;
+- RDFC-1.0 labels blank nodes by the hashes of their quads. When every blank
+  node's first-degree hash is unique (Attest's credentials: each blank node
+  has properties of its own) labels follow hash order and that is the whole
+  algorithm, computed here on pre-split lines; otherwise pyld's RDFC-1.0 runs
+  on the document's dataset.
+An embedded `@context`, a float or other value JSON has no slot for, and a
+shape whose placeholders land anywhere but a literal's value or a node's IRI
+go through plain pyld.
 
 How we know it is right: tests/test_rdfc.py generates credentials of Attest's
-shapes (unicode, quotes, backslashes, newlines, optional grade and expiry,
-emails, dates, ids) with hypothesis and checks the output is byte-identical
-to plain pyld. At run time, the first document of every new shape is
-canonicalized both ways too; a disagreement drops the shape to plain pyld.
+shapes (any script, quotes, backslashes, new lines, control characters,
+optional grade, expiry and salted email, any date, ids the fast path takes
+and ids it must refuse) with hypothesis and checks the output is
+byte-identical to plain pyld, or that both refuse. At run time the first
+document of every new shape is canonicalized both ways too; a disagreement
+drops the shape to plain pyld for good.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import threading
@@ -39,6 +54,7 @@ from dataclasses import dataclass
 from pyld import jsonld as _pyld
 from pyld.canon import URDNA2015
 from pyld.identifier_issuer import IdentifierIssuer
+from pyld.nquads import escape as _escape
 
 from credentials import jsonld
 
@@ -49,6 +65,8 @@ _SLOT = object()  # marks a string slot inside a shape key
 # An absolute IRI of unreserved and reserved ASCII characters only (RFC 3987's
 # ucschar and iprivate are left to the plain path, as is percent-less junk).
 _PLAIN_IRI = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+\Z")
+_XSD_STRING = "http://www.w3.org/2001/XMLSchema#string"
+_RDF_LANGSTRING = "http://www.w3.org/1999/02/22-rdf-syntax-ns#langString"
 _RDF_OPTIONS = {"produceGeneralizedRdf": False, "processingMode": "json-ld-1.1", "rdfDirection": None}
 
 
@@ -173,6 +191,8 @@ class Template:
     are merged, and equal values of one property of one node are kept once."""
 
     graphs: tuple[tuple[str, tuple], ...]  # (graph name, quad recipes)
+    lines: tuple[tuple, ...]  # each quad's N-Quads line cut at its blank nodes (see _split)
+    blank_quads: tuple[tuple[str, tuple[int, ...]], ...]  # each blank node and the lines naming it
     iri_slots: tuple[int, ...]
     literal_slots: tuple[int, ...]
     subject_slots: tuple[int, ...]
@@ -217,6 +237,112 @@ class Template:
 
         return {name: [{"subject": term(*s), "predicate": p, "object": term(*o)} for s, p, o in recipes]
                 for name, recipes in self.graphs}
+
+    def canonical_nquads(self, values: list[str]) -> str:
+        """RDFC-1.0 of this document's dataset. When every blank node's
+        first-degree hash is unique (Attest's credentials: each blank node
+        has properties of its own), canonical labels follow the hash order
+        and this is the whole algorithm, computed on pre-split N-Quads
+        lines. Otherwise pyld's implementation runs on the dataset."""
+        texts = list(values)
+        for index in self.literal_slots:
+            texts[index] = _escape(texts[index])
+        lines = [([seg if type(seg) is str else "".join([p if type(p) is str else texts[p] for p in seg])
+                   for seg in segments], labels) for segments, labels in self.lines]
+        hashes = {}
+        for label, indexes in self.blank_quads:
+            named = {label: "_:a"}
+            hashed = sorted([_join(*lines[i], named, "_:z") for i in indexes])
+            hashes[label] = hashlib.sha256("".join(hashed).encode()).hexdigest()
+        if len(set(hashes.values())) != len(hashes):
+            return _canonize_fresh(self.dataset(values))
+        order = sorted(hashes, key=hashes.__getitem__)
+        names = {label: f"_:c14n{i}" for i, label in enumerate(order)}
+        return "".join(sorted([_join(segments, labels, names, None) for segments, labels in lines]))
+
+
+def _split(line: tuple) -> tuple[tuple, tuple[str, ...]]:
+    """A line's pieces cut at its blank nodes: (segments, blank node labels),
+    each segment a constant string or a tuple of strings and slot indexes."""
+    segments: list = []
+    labels: list[str] = []
+    current: list = []
+    for part in line:
+        if type(part) is tuple:
+            segments.append(current)
+            labels.append(part[0])
+            current = []
+        else:
+            current.append(part)
+    segments.append(current)
+    packed = tuple(seg[0] if len(seg) == 1 and type(seg[0]) is str else "" if not seg else tuple(seg)
+                   for seg in segments)
+    return packed, tuple(labels)
+
+
+def _join(segments: list[str], labels: tuple[str, ...], names: dict, other: str | None) -> str:
+    """A line with its blank nodes named: `names[label]`, else `other`."""
+    if not labels:
+        return segments[0]
+    out = [segments[0]]
+    for label, segment in zip(labels, segments[1:], strict=True):
+        out.append(names.get(label, other))
+        out.append(segment)
+    return "".join(out)
+
+
+def _literal_suffix(datatype: str, language: str | None) -> str:
+    """What pyld's serialize_nquad writes after a literal's closing quote."""
+    if datatype == _RDF_LANGSTRING:
+        return f"@{language}" if language else ""
+    return "" if datatype == _XSD_STRING else f"^^<{datatype}>"
+
+
+def _compile_lines(graphs: list) -> tuple[tuple, tuple]:
+    """Each quad as the pieces of its N-Quads line (pyld's serialize_nquad,
+    piece by piece), and for each blank node the lines that name it, once
+    per mention as RDFC-1.0's blank node to quads map has it."""
+    lines = []
+    mentions: dict[str, list[int]] = {}
+
+    def term(recipe: tuple, parts: list) -> None:
+        kind, ref, extra = recipe
+        if kind == _CONST:
+            if ref["type"] == "IRI":
+                parts.append(f"<{ref['value']}>")
+            else:
+                parts.append(f'"{_escape(ref["value"])}"{_literal_suffix(ref["datatype"], ref.get("language"))}')
+        elif kind == _BNODE:
+            parts.append((ref,))
+            mentions.setdefault(ref, []).append(len(lines))
+        elif kind == _IRI:
+            parts.extend(("<", ref, ">"))
+        else:
+            parts.extend(('"', ref, '"' + _literal_suffix(*extra)))
+
+    for name, recipes in graphs:
+        for subject, predicate, obj in recipes:
+            parts: list = []
+            term(subject, parts)
+            parts.append(f" <{predicate['value']}> ")
+            term(obj, parts)
+            if name != "@default":
+                if name.startswith("_:"):
+                    parts.append(" ")
+                    parts.append((name,))
+                    mentions.setdefault(name, []).append(len(lines))
+                else:
+                    parts.append(f" <{name}>")
+            parts.append(" .\n")
+            merged: list = []
+            for part in parts:
+                if type(part) is str and merged and type(merged[-1]) is str:
+                    merged[-1] += part
+                else:
+                    merged.append(part)
+            lines.append(tuple(merged))
+    return (tuple(_split(line) for line in lines),
+            tuple((label, tuple(indexes)) for label, indexes in mentions.items()))
 
 
 def _rendered(recipe: tuple, values: list[str]) -> tuple:
@@ -281,8 +407,8 @@ def make_template(document: dict, slot_count: int) -> Template | None:
         return None
     if len(seen) != slot_count:
         return None
-    return Template(tuple(graphs), tuple(sorted(iri_slots)), tuple(sorted(literal_slots)),
-                    *_merge_guards(graphs))
+    return Template(tuple(graphs), *_compile_lines(graphs), tuple(sorted(iri_slots)),
+                    tuple(sorted(literal_slots)), *_merge_guards(graphs))
 
 
 def _merge_guards(graphs: list) -> tuple[tuple[int, ...], frozenset[str], tuple]:
@@ -354,7 +480,7 @@ class ShapeCanonicalizer:
         if template is _UNUSABLE or not template.accepts(values):
             return None
         self.stats["fast"] += 1
-        return _canonize_fresh(template.dataset(values))
+        return template.canonical_nquads(values)
 
     def _plain(self, document: dict) -> str:
         self.stats["plain"] += 1
@@ -369,7 +495,7 @@ class ShapeCanonicalizer:
         if template is None:
             self._store(key, _UNUSABLE)
         elif template.accepts(values):
-            if _canonize_fresh(template.dataset(values)) == plain:
+            if template.canonical_nquads(values) == plain and _canonize_fresh(template.dataset(values)) == plain:
                 self._store(key, template)
             else:
                 log.warning("per-shape canonicalization disagreed with pyld; this shape uses pyld")

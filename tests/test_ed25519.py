@@ -9,6 +9,8 @@ import stat
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from credentials import ed25519
 from credentials.multibase import (
@@ -133,3 +135,16 @@ def test_a_damaged_ring_is_refused_with_its_path(tmp_path):
     (tmp_path / ed25519.KEYRING_FILE).write_text('{"keys": []}')
     with pytest.raises(ed25519.Ed25519KeyError, match=ed25519.KEYRING_FILE):
         ed25519.load_or_create_keyring(tmp_path, env_var=None)
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.binary(max_size=80), st.integers(0, 3))
+def test_base58_matches_the_digit_by_digit_definition(data, zeros):
+    data = b"\0" * zeros + data
+    number, digits = int.from_bytes(data, "big"), ""
+    while number:
+        number, rem = divmod(number, 58)
+        digits = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"[rem] + digits
+    expected = "1" * (len(data) - len(data.lstrip(b"\0"))) + digits
+    assert b58encode(data) == expected
+    assert b58decode(expected) == data
