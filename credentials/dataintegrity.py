@@ -208,7 +208,9 @@ class PendingProofs:
 class SigningPool:
     """Worker processes holding one institution key, kept warm across
     batches (starting a worker costs about as much as signing a few hundred
-    credentials). Use as a context manager, or call close()."""
+    credentials). Use as a context manager, or call close(). As with any
+    pool that does not fork the caller, workers import the caller's main
+    module, which must keep its work under `if __name__ == "__main__"`."""
 
     def __init__(self, signing_key: Ed25519PrivateKey, processes: int | None = None):
         self.processes = processes or min(2, os.cpu_count() or 1)

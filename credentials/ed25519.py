@@ -132,6 +132,30 @@ def multikey(did: str, public_multibase: str) -> dict:
             "publicKeyMultibase": public_multibase}
 
 
+def assertion_key(did_document: dict, verification_method: str) -> str | None:
+    """The publicKeyMultibase of `verification_method` if `did_document`
+    lists it as a Multikey and names it under `assertionMethod` (by id or
+    embedded); None otherwise. For verifiers holding a resolved or trusted
+    DID document."""
+    if not isinstance(did_document, dict) or verification_method.split("#", 1)[0] != did_document.get("id"):
+        return None
+    named = did_document.get("assertionMethod") or []
+    methods = [m for m in did_document.get("verificationMethod") or [] if isinstance(m, dict)]
+    methods += [m for m in named if isinstance(m, dict)]
+    if not any(m == verification_method or (isinstance(m, dict) and m.get("id") == verification_method)
+               for m in named):
+        return None
+    for method in methods:
+        if method.get("id") == verification_method and method.get("type") == "Multikey":
+            value = method.get("publicKeyMultibase")
+            try:
+                decode_public_key_multibase(value)
+            except Ed25519KeyError:
+                return None
+            return value
+    return None
+
+
 @dataclass(frozen=True)
 class KeyRecord:
     """One key of the ring. `retired` is None for the current key."""

@@ -244,10 +244,11 @@ def to_dataset(document: dict) -> dict:
 
 
 # What pyld leaves raw and RDFC-1.0 escapes: C0 controls but tab, LF, CR; DEL.
-_UNPORTABLE_LITERAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# And lone surrogates, which no UTF-8 text (so no hash) can hold.
+_UNPORTABLE_LITERAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 # Inside IRIs RDFC-1.0 also escapes space and <>"{}|^`\ (pyld already drops
 # IRIs with white space).
-_UNPORTABLE_IRI = re.compile(r'[\x00-\x20<>"{}|^`\\\x7f]')
+_UNPORTABLE_IRI = re.compile('[\x00-\x20<>"{}|^`\\\\\x7f\ud800-\udfff]')
 
 
 def unportable_character(text: str, *, iri: bool = False) -> str | None:

@@ -44,6 +44,15 @@ class StatusList:
                                   f"asked for {length}")
         self._bits = _bits if _bits is not None else bytearray(length // 8)
 
+    @classmethod
+    def from_indexes(cls, revoked, length: int = MIN_ENTRIES) -> StatusList:
+        """A list with the bits of `revoked` set: the list credential is
+        rebuilt from the revoked indexes on every revocation."""
+        status_list = cls(length)
+        for index in revoked:
+            status_list.set(index)
+        return status_list
+
     @property
     def length(self) -> int:
         return len(self._bits) * 8

@@ -148,3 +148,15 @@ def test_base58_matches_the_digit_by_digit_definition(data, zeros):
     expected = "1" * (len(data) - len(data.lstrip(b"\0"))) + digits
     assert b58encode(data) == expected
     assert b58decode(expected) == data
+
+
+def test_assertion_key_reads_a_did_document(tmp_path):
+    ring = ed25519.load_or_create_keyring(tmp_path, env_var=None)
+    document = {"id": DID, **ring.did_document_entries(DID)}
+    method = ring.verification_method(DID)
+    assert ed25519.assertion_key(document, method) == ring.current.public_key_multibase
+    assert ed25519.assertion_key({**document, "assertionMethod": []}, method) is None
+    assert ed25519.assertion_key({**document, "id": "did:web:other.example"}, method) is None
+    assert ed25519.assertion_key(document, f"{DID}#z6MkUnlisted") is None
+    embedded = {"id": DID, "assertionMethod": document["verificationMethod"]}
+    assert ed25519.assertion_key(embedded, method) == ring.current.public_key_multibase

@@ -39,6 +39,7 @@ def test_bits_are_numbered_from_the_left_and_round_trip():
     assert not decoded.get(9) and decoded.get(0)
     assert bits.encode() == statuslist.StatusList.decode(bits.encode()).encode(), "deterministic"
     assert bits.encode().startswith("u") and "=" not in bits.encode()
+    assert statuslist.StatusList.from_indexes([131_071, 9, 0]).encode() == bits.encode()
 
 
 def test_indexes_outside_the_list_are_refused():
