@@ -56,6 +56,12 @@ ATTEST_CONTEXT_PATH = "/contexts/attest/v1"
 # What an installation serves at <public URL>/contexts/attest/v1 (as application/ld+json).
 ATTEST_CONTEXT_FILE = CONTEXTS_DIR / "attest-v1.jsonld"
 # The vocabulary Attest's context maps its terms to (see attest-v1.jsonld).
+# One namespace for every installation, unlike the context's URL, so a term
+# means the same whoever issued the credential. `.example` is reserved (RFC
+# 2606, RFC 6761): no one can ever register it and serve other definitions
+# under it. It does not dereference; a w3id.org permanent identifier would,
+# and moving there is a new context version (attest/v2), which leaves every
+# Data Integrity proof intact: the credential's body uses no Attest term.
 ATTEST_VOCAB = "https://attest.example/ns#"
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import gzip
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from credentials.multibase import MultibaseError, decode_base64url, encode_base64url
@@ -45,7 +46,7 @@ class StatusList:
         self._bits = _bits if _bits is not None else bytearray(length // 8)
 
     @classmethod
-    def from_indexes(cls, revoked, length: int = MIN_ENTRIES) -> StatusList:
+    def from_indexes(cls, revoked: Iterable[int], length: int = MIN_ENTRIES) -> StatusList:
         """A list with the bits of `revoked` set: the list credential is
         rebuilt from the revoked indexes on every revocation."""
         status_list = cls(length)

@@ -93,7 +93,7 @@ def status_list_credential(ring: KeyRing, revoked: list[int] = ()) -> dict:
     return dataintegrity.add_proof(unsigned, proof)
 
 
-def openbadgeslib_verify(credential: dict, public_key, *, full: bool = False) -> str | None:
+def openbadgeslib_verify(credential: dict, public_key: str | bytes | object, *, full: bool = False) -> str | None:
     """Check `credential` with PyPI's openbadgeslib, offline: None if it
     verifies, else its error. openbadgeslib never fetches contexts; its
     bundled allowlist has the official ones, and the low-level
