@@ -180,10 +180,13 @@ def test_chain_ids_are_typed_integers():
     assert f'<{jsonld.ATTEST_VOCAB}chainId> "31337"^^<http://www.w3.org/2001/XMLSchema#integer>' in nquads
 
 
-def test_a_did_document_with_multikeys_expands_safely():
-    did = {"@context": [jsonld.DID_V1, jsonld.MULTIKEY_V1], "id": "did:web:uni.example.edu",
+def test_a_did_document_with_multikeys_and_a_registry_service_expands_safely():
+    did = {"@context": [jsonld.DID_V1, jsonld.MULTIKEY_V1, jsonld.attest_context_url("https://uni.example.edu")],
+           "id": "did:web:uni.example.edu",
            "verificationMethod": [{"id": "did:web:uni.example.edu#z6MkX", "type": "Multikey",
                                    "controller": "did:web:uni.example.edu", "publicKeyMultibase": "z6MkX"}],
-           "assertionMethod": ["did:web:uni.example.edu#z6MkX"]}
+           "assertionMethod": ["did:web:uni.example.edu#z6MkX"],
+           "service": [{"id": "did:web:uni.example.edu#registry-31337", "type": "AttestCredentialRegistry",
+                        "serviceEndpoint": "eip155:31337:0x5fbdb2315678afecb367f032d93f642f64180aa3"}]}
     jsonld.expand_safe(did)
     assert node("expand_safe.mjs", {"document": did})["ok"]
