@@ -32,7 +32,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from pyld.jsonld import JsonLdError
 
 from credentials import jsonld
-from credentials.ed25519 import Ed25519KeyError, load_public_key, public_key_multibase, seed_bytes
+from credentials.ed25519 import (
+    Ed25519KeyError,
+    assertion_key,
+    load_public_key,
+    public_key_multibase,
+    seed_bytes,
+)
 from credentials.multibase import MultibaseError, decode_base58btc, encode_base58btc
 from credentials.rdfc import ShapeCanonicalizer
 
@@ -178,6 +184,28 @@ def verify_eddsa_rdfc_2022(document: dict, proof: dict,
         return _fail("the signature does not match: the credential or its proof options changed after "
                      "signing, or another key signed it")
     return ProofCheck(True, f"the {CRYPTOSUITE} proof verifies with the key {proof['verificationMethod']}")
+
+
+def verify_credential_proof(credential: dict, did_document: dict) -> ProofCheck:
+    """The whole Data Integrity check of an issued credential against its
+    issuer's DID document (resolved or pinned by the caller): one
+    eddsa-rdfc-2022 proof, for assertionMethod, by a key of the credential's
+    issuer that the DID document lists under assertionMethod, and valid."""
+    proofs = find_proofs(credential)
+    if len(proofs) != 1:
+        return _fail(f"the credential must carry one {CRYPTOSUITE} DataIntegrityProof, found {len(proofs)}")
+    proof = proofs[0]
+    if proof.get("proofPurpose") != ASSERTION:
+        return _fail(f"the proof's purpose must be {ASSERTION}, found {proof.get('proofPurpose')!r}")
+    issuer = credential.get("issuer")
+    issuer_id = issuer.get("id") if isinstance(issuer, dict) else issuer
+    method = proof.get("verificationMethod")
+    if not isinstance(method, str) or method.split("#", 1)[0] != issuer_id:
+        return _fail(f"the proof's key {method!r} does not belong to the issuer {issuer_id!r}")
+    key = assertion_key(did_document, method)
+    if key is None:
+        return _fail(f"the issuer's DID document does not list {method} as an assertion key")
+    return verify_eddsa_rdfc_2022(credential, proof, key)
 
 
 # ----- batches on every core ------------------------------------------------------------

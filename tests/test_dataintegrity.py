@@ -12,7 +12,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from credentials import dataintegrity, ed25519, jsonld
 from credentials.multibase import decode_base58btc
-from tests.helpers_dataintegrity import CREATED, DID, anchor_proof, signed_credential, unsigned_credential
+from tests.helpers_dataintegrity import (
+    CREATED,
+    DID,
+    anchor_proof,
+    did_document,
+    signed_credential,
+    unsigned_credential,
+)
 
 
 @pytest.fixture(scope="module")
@@ -156,3 +163,20 @@ def test_sign_many_refuses_a_pool_holding_another_key(ring):
             pytest.raises(ValueError, match="another key"):
         dataintegrity.sign_many([unsigned_credential()], ring.signing_key, ring.verification_method(DID),
                                 CREATED, pool=pool)
+
+
+def test_verify_credential_proof_binds_key_issuer_and_did_document(ring):
+    cred = signed_credential(ring)
+    document = did_document(ring)
+    assert dataintegrity.verify_credential_proof(cred, document)
+    other = {**cred, "issuer": {**cred["issuer"], "id": "did:web:other.example"}}
+    assert "does not belong to the issuer" in dataintegrity.verify_credential_proof(other, document).reason
+    unlisted = {**document, "assertionMethod": []}
+    assert "does not list" in dataintegrity.verify_credential_proof(cred, unlisted).reason
+    bare = {k: v for k, v in cred.items() if k != "proof"}
+    assert "found 0" in dataintegrity.verify_credential_proof(bare, document).reason
+    twice = {**cred, "proof": [cred["proof"][0], cred["proof"][0]]}
+    assert "found 2" in dataintegrity.verify_credential_proof(twice, document).reason
+    changed = copy.deepcopy(cred)
+    changed["name"] = "MSc Computer Science"
+    assert "signature does not match" in dataintegrity.verify_credential_proof(changed, document).reason
