@@ -27,6 +27,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -86,10 +87,17 @@ def load_public_key(value: Ed25519PublicKey | bytes | str) -> Ed25519PublicKey:
     """A public key from an object, its 32 raw bytes or a publicKeyMultibase."""
     if isinstance(value, Ed25519PublicKey):
         return value
-    raw = decode_public_key_multibase(value) if isinstance(value, str) else value
-    if len(raw) != 32:
-        raise Ed25519KeyError(f"an Ed25519 public key is 32 bytes, found {len(raw)}")
-    return Ed25519PublicKey.from_public_bytes(raw)
+    if isinstance(value, str):
+        return _key_from_multibase(value)
+    if len(value) != 32:
+        raise Ed25519KeyError(f"an Ed25519 public key is 32 bytes, found {len(value)}")
+    return Ed25519PublicKey.from_public_bytes(value)
+
+
+@lru_cache(maxsize=256)
+def _key_from_multibase(value: str) -> Ed25519PublicKey:
+    """Cached: a verifier sees the same few institution keys again and again."""
+    return Ed25519PublicKey.from_public_bytes(decode_public_key_multibase(value))
 
 
 def secret_key_multibase(key: Ed25519PrivateKey) -> str:
