@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import hashlib
+import multiprocessing
 import os
 import platform
 import pstats
@@ -90,6 +91,30 @@ def both_proofs(pool: dataintegrity.SigningPool, n: int, method: str, created: s
     return elapsed
 
 
+def _spin(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += i * i
+    return total
+
+
+def parallel_calibration(processes: int) -> float:
+    """How much faster `processes` CPU-bound Python processes finish
+    `processes` equal jobs than one process finishes one, right now: 2.0 on
+    two idle cores, less when other work shares them. The peer that says
+    what sign_many's figure can be on this machine at this moment."""
+    n = 3_000_000
+    start = time.perf_counter()
+    _spin(n)
+    one = time.perf_counter() - start
+    with multiprocessing.get_context("forkserver").Pool(processes) as pool:
+        pool.map(_spin, [1000] * processes)  # workers up before timing
+        start = time.perf_counter()
+        pool.map(_spin, [n] * processes)
+        many = time.perf_counter() - start
+    return processes * one / many
+
+
 def per_credential(fn, docs) -> float:
     start = time.perf_counter()
     for doc in docs:
@@ -149,6 +174,7 @@ def main() -> None:
     cold = time.perf_counter() - start
     assert [p["proofValue"] for p in cold_proofs] == expected
 
+    calibration = parallel_calibration(args.processes)
     load = os.getloadavg()
     lines = [
         f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}, "
@@ -160,6 +186,8 @@ def main() -> None:
         f"({fast and plain / fast:.1f}x faster; canonicalizations fast/plain: {stats['fast']}/{stats['plain']})",
         f"sign_many, warm pool of {args.processes} processes: {args.count:,} in {warm:.2f} s = "
         f"{args.count / warm:,.0f} credentials/s",
+        f"calibration: {args.processes} CPU-bound Python processes ran {calibration:.2f}x one process's speed "
+        f"(2.00 on two idle cores)",
         f"sign_many, temporary pool of {args.processes} (start-up included): {args.count:,} in {cold:.2f} s = "
         f"{args.count / cold:,.0f} credentials/s",
         f"both proofs, no chain and no database ({args.count:,} credentials: build, JCS fingerprint, EIP-712 "
