@@ -38,6 +38,7 @@ import subprocess
 import sys
 import threading
 import time
+import weakref
 from pathlib import Path
 from typing import BinaryIO
 
@@ -136,6 +137,17 @@ class _Heartbeat:
             self.progress(*self.last)
 
 
+def _retire(process: subprocess.Popen) -> None:
+    """Close a worker's stdin (it exits at end-of-file); kill it if it does not."""
+    try:
+        process.stdin.close()
+        process.wait(timeout=2)
+    except (OSError, subprocess.TimeoutExpired):
+        process.kill()
+        process.wait()
+    process.stdout.close()
+
+
 def _peak_bytes(pid: int | str = "self") -> int:
     """A process's peak address space (VmPeak), which RLIMIT_AS bounds."""
     try:
@@ -162,6 +174,7 @@ class IsolatedExtractor:
         self._process: subprocess.Popen | None = None
         self._reader: _Reader | None = None
         self._lock = threading.Lock()
+        self._finalizer: weakref.finalize | None = None
         self.workers_started = 0
 
     # -------------------------------------------------------------- lifecycle
@@ -188,6 +201,9 @@ class IsolatedExtractor:
         except OSError as exc:
             raise WorkerUnavailable(f"the extraction worker could not be started: {exc}") from exc
         self._process, self._reader = process, _Reader(process.stdout.fileno())
+        # An extractor dropped without close() (an exception in its caller's
+        # loop) still lets its worker go; so does the interpreter's exit.
+        self._finalizer = weakref.finalize(self, _retire, process)
         try:
             ready = json.loads(self._reader.frame(time.monotonic() + START_TIMEOUT, _Heartbeat(None, 1.0), 4096))
         except (TimeoutError, _WorkerGone, ValueError) as exc:
@@ -202,6 +218,9 @@ class IsolatedExtractor:
         """Stop the worker (after `grace` seconds to exit by itself); returns its
         exit status (negative: the signal that ended it)."""
         process, self._process, self._reader = self._process, None, None
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
         if process is None:
             return None
         if grace:
