@@ -428,12 +428,14 @@ def serve(memory_mb: int) -> int:
         limits = ExtractionLimits.from_dict(request["limits"])
         interval = float(request.get("progress_interval", CHILD_PROGRESS_INTERVAL))
         _limit_cpu(limits.timeout_seconds)
-        last = [0.0]
+        last = {"at": 0.0, "stage": None}
 
         def progress(done: int, total: int, stage: str, _last=last, _interval=interval) -> None:
+            # Pages are thinned out; a new stage or the last step always goes,
+            # since the parent repeats whatever it heard last while we are busy.
             now = time.monotonic()
-            if done >= total or now - _last[0] >= _interval:
-                _last[0] = now
+            if stage != _last["stage"] or done >= total or now - _last["at"] >= _interval:
+                _last["at"], _last["stage"] = now, stage
                 send({"type": "progress", "done": done, "total": total, "stage": stage})
 
         try:
