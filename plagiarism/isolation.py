@@ -13,9 +13,10 @@ others, and the next file gets a fresh worker.
             text = extractor.extract(data, name, progress=report)
 
 Plain text (.txt, .md) is decoded in the calling process: it is bounded by
-its size alone. One worker serves many files, so a batch pays the start-up
-(about 0.2 s) once; it is replaced after a crash, a timeout, or when a large
-file has left it holding much memory.
+its size alone. One worker serves many files, so a batch pays its start-up
+(0.3-0.7 s: an interpreter, python-docx and pypdf) once and then about 10 ms
+a file (bench/bench_extract.py); it is replaced after a crash, a timeout, or
+when a large file has taken it far towards its memory limit.
 
 `progress(done, total, stage)` hears the worker's progress (each PDF page,
 at most twice a second) and, while the worker is silent, the last progress

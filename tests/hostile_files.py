@@ -8,7 +8,8 @@
 - `billion_laughs_docx`: word/document.xml with a DTD of nested entities.
 - `nested_archive_docx`: a normal document carrying an embedded zip whose
   member would inflate to 1 GB.
-- `many_pages_pdf`: a real PDF with one line of text on each of N pages.
+- `many_pages_pdf`: a real PDF with one line of text on each of N pages;
+  `text_pdf` an ordinary one.
 
 The zips are written by hand (a few dozen lines below) so that sizes can lie
 and so that a 300 MB member costs no 300 MB of compression: deflate blocks
@@ -167,6 +168,26 @@ def many_pages_pdf(pages: int, line: str = "Page {n}: coral reefs and the heat t
     for n in range(1, pages + 1):
         c.drawString(72, 800, line.format(n=n))
         c.showPage()
+    c.save()
+    return buffer.getvalue()
+
+
+def text_pdf(paragraphs: list[str]) -> bytes:
+    """A one-page PDF of ordinary prose, wrapped at about 90 characters a line."""
+    import textwrap
+
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    buffer = io.BytesIO()
+    c = canvas.Canvas(buffer, pagesize=A4)
+    y = 800
+    for paragraph in paragraphs:
+        for line in textwrap.wrap(paragraph, 90):
+            c.drawString(56, y, line)
+            y -= 14
+        y -= 8
+    c.showPage()
     c.save()
     return buffer.getvalue()
 
