@@ -150,15 +150,19 @@ def inflate_member(data: bytes, info: zipfile.ZipInfo) -> bytes:
 # What a part may start with: an optional BOM, whitespace, then "<".
 _UTF16_BOMS = {b"\xff\xfe": "utf-16-le", b"\xfe\xff": "utf-16-be"}
 _DECLARED_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?\bencoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
+# Encodings in which "<!DOCTYPE" is the same bytes as in ASCII, so the byte
+# scan below sees it; UTF-7, EBCDIC and the like could hide it.
+_ASCII_BASED = re.compile(rb"^(utf-?8|us-ascii|ascii|iso-?8859-\d{1,2}|latin-?1|windows-125\d|cp125\d)$", re.I)
 _DTD_MARKERS = ("<!DOCTYPE", "<!ENTITY")
 
 
 def check_xml(name: str, blob: bytes) -> None:
     """Refuse XML that could expand while parsed, or hide a DTD from this check.
 
-    Word writes UTF-8 (UTF-16 is allowed by the package format) and never a
-    DTD, so a part with a DTD or entity declaration, or in any other
-    encoding, is refused before a parser sees it. (python-docx parses with
+    Word writes UTF-8 (UTF-16 and other encodings are allowed by the package
+    format) and never a DTD, so a part with a DTD or entity declaration, or
+    in an encoding that could hide one from a byte scan, is refused before a
+    parser sees it. (python-docx parses with
     resolve_entities=False and libxml2 caps entity amplification; this is
     the first line, with a reason a person can read.)
     """
@@ -168,7 +172,7 @@ def check_xml(name: str, blob: bytes) -> None:
         if head[:4096].lstrip()[:1] != b"<":
             raise PackageRefused(f"the part {name} is not XML in UTF-8 or UTF-16; the file is damaged")
         declared = _DECLARED_ENCODING.match(head[:200])
-        if declared and declared.group(1).lower().replace(b"_", b"-") not in (b"utf-8", b"utf8"):
+        if declared and not _ASCII_BASED.match(declared.group(1)):
             raise PackageRefused(
                 f"the part {name} is in the encoding {declared.group(1).decode('ascii')}, which Word "
                 "does not write; save the document again from Word")

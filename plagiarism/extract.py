@@ -20,7 +20,7 @@ import io
 from collections.abc import Callable
 from pathlib import Path
 
-from plagiarism.extract_limits import DEFAULT_LIMITS, ExtractionLimits, describe_bytes
+from plagiarism.extract_limits import ExtractionLimits, describe_bytes
 
 Progress = Callable[[int, int, str], None]
 SUPPORTED_SUFFIXES = (".txt", ".md", ".docx", ".pdf")
@@ -189,13 +189,14 @@ def extract_text(data: bytes, filename: str, limits: ExtractionLimits | None = N
     """Return the text of a submission file, chosen by its suffix.
 
     Raises UnreadableSubmission for unsupported types, binary or undecodable
-    content, broken documents, empty files and files past `limits`.
+    content, broken documents, empty files, and (as OverLimit) files past
+    `limits` (default: `ExtractionLimits.from_env()`).
     `progress(done, total, stage)` hears of each page of a PDF and each step
     of a Word document. This runs in the calling process: for files from
     strangers, `plagiarism.isolation.IsolatedExtractor` runs it in a worker
     with a memory limit.
     """
-    limits = limits or DEFAULT_LIMITS
+    limits = limits or ExtractionLimits.from_env()
     _check_size(len(data), filename, limits)
     suffix = Path(filename).suffix.lower()
     if suffix in (".txt", ".md", ""):
@@ -221,7 +222,7 @@ def extract_text(data: bytes, filename: str, limits: ExtractionLimits | None = N
 def read_submission_file(path: str | Path, limits: ExtractionLimits | None = None) -> bytes:
     """The bytes of a file on disk, refused by size before it is read."""
     path = Path(path)
-    limits = limits or DEFAULT_LIMITS
+    limits = limits or ExtractionLimits.from_env()
     try:
         _check_size(path.stat().st_size, path.name, limits)
         with path.open("rb") as handle:
