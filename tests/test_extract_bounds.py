@@ -38,7 +38,9 @@ except UnreadableSubmission as exc:
 except BaseException as exc:
     out["crash"] = repr(exc)[:300]
 out["seconds"] = time.monotonic() - started
-out["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+# VmHWM, not ru_maxrss: the latter keeps the forking parent's size across exec.
+out["max_rss_mb"] = next(int(line.split()[1]) for line in open("/proc/self/status")
+                         if line.startswith("VmHWM")) // 1024
 print(json.dumps(out))
 """
 
