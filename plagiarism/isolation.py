@@ -319,19 +319,22 @@ class IsolatedExtractor:
         while True:
             try:
                 message = json.loads(self._reader.frame(deadline, heartbeat, max_frame))
+                kind = message["type"]
+                if kind == "progress":
+                    step = (int(message["done"]), int(message["total"]), str(message["stage"]))
             except TimeoutError:
                 self._kill()
                 return "", self._timeout_reason(), True
-            except (_WorkerGone, ValueError):
-                status = self._kill(grace=2.0)  # its pipe closed: let it finish dying, to learn why
+            except (_WorkerGone, ValueError, TypeError, KeyError):
+                # Its pipe closed, or it broke the protocol: either way it is done.
+                status = self._kill(grace=2.0)  # let it finish dying, to learn why
                 return "", *self._death_reason(status)
-            kind = message.get("type")
             if kind == "progress":
-                heartbeat.report(int(message["done"]), int(message["total"]), str(message["stage"]))
+                heartbeat.report(*step)
             elif kind == "text":
-                return str(message["text"]), None, False
+                return str(message.get("text", "")), None, False
             elif kind == "unreadable":
-                return "", str(message["reason"]), bool(message.get("over_limit"))
+                return "", str(message.get("reason", "")), bool(message.get("over_limit"))
             elif kind == "memory":
                 self._kill(grace=2.0)  # it exits after running out: nothing in it can be trusted
                 return "", self._memory_reason(), True
