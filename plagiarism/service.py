@@ -39,7 +39,7 @@ import audit
 from db import utcnow
 from plagiarism import audit_anchor
 from plagiarism.index import VectorIndex, partition_key
-from plagiarism.isolation import IsolatedExtractor
+from plagiarism.isolation import IsolatedExtractor, extract_isolated
 from plagiarism.store import (
     COURSE_OWNER,
     COURSE_ROLES,
@@ -292,8 +292,6 @@ def add_source(session: Session, course: Course, name: str, data: bytes | str,
     A Word or PDF file is read in an extraction worker (`extractor`, or one
     of its own), never in this process: a hostile source costs the worker.
     """
-    from plagiarism.isolation import extract_isolated
-
     if isinstance(data, str):
         text = data
     else:
@@ -357,7 +355,8 @@ class AddResult:
 
 
 def _reading_stage(filename: str, done: int, total: int, stage: str) -> str:
-    """"reading files (thesis.pdf: page 1,200 of 10,000)", cut to the job's 64-character stage column."""
+    """The job's stage while one file is read, such as `reading files (thesis.pdf:
+    page 1,200 of 10,000)`, cut to fit the job's 64-character stage column."""
     detail = f"page {done:,} of {total:,}" if stage == "reading pages" else stage
     room = 64 - len("reading files (: )") - len(detail)
     name = filename if len(filename) <= room else filename[:max(room - 1, 1)] + "…"
