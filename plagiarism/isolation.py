@@ -1,12 +1,13 @@
 """Text extraction in a worker process with a memory limit and a time limit.
 
-The bounds in `plagiarism.extract` refuse every hostile file we know of; this
+The bounds in `plagiarism.extract` refuse the hostile files we know of; this
 is for the ones we do not. Word and PDF files are read by a worker process
 (`python -m plagiarism.isolation`) that limits its own address space
 (RLIMIT_AS) before it reads anything, so a file that still explodes kills the
-worker, not the web process or the CLI; the caller gets `UnreadableSubmission`
-("ran out of memory" / "took too long") for that file and goes on with the
-others, and the next file gets a fresh worker.
+worker, not the web process or the CLI. The caller gets `OverLimit` for that
+file ("reading it needed more than the 768 MB of memory one file may use…",
+"reading it took longer than the 300 seconds…") and goes on with the others;
+the next file gets a fresh worker.
 
     with IsolatedExtractor() as extractor:          # one worker, reused
         for name, data in files:
