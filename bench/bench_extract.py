@@ -135,6 +135,7 @@ def memory() -> list[str]:
             "bomb_reefs.docx": hostile_files.docx_bomb(300_000_000),
             "liar_reefs.docx": hostile_files.lying_docx(),
             "laughs_reefs.docx": hostile_files.billion_laughs_docx(),
+            "flood_reefs.pdf": hostile_files.pdf_bomb(300_000_000),
         })
         base_env = {k: v for k, v in os.environ.items() if not k.startswith("ATTEST_")}
         base_env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",

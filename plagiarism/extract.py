@@ -130,7 +130,7 @@ def _pdf_text(data: bytes, filename: str, limits: ExtractionLimits, progress: Pr
     reported to `progress`, so a long one shows it is alive.
     """
     from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
+    from pypdf.errors import LimitReachedError, PdfReadError
 
     try:
         reader = PdfReader(io.BytesIO(data))
@@ -164,6 +164,9 @@ def _pdf_text(data: bytes, filename: str, limits: ExtractionLimits, progress: Pr
                 progress(number, count, "reading pages")
     except UnreadableSubmission:
         raise
+    except LimitReachedError as exc:  # pypdf's own bounds: streams past 75 MB, page-tree cycles, ...
+        raise OverLimit(filename, f"the PDF passes a safety limit of the PDF reader ({exc}); it is damaged "
+                                  "or built to exhaust memory (a decompression bomb)") from exc
     except (PdfReadError, ValueError, KeyError, OSError) as exc:
         raise UnreadableSubmission(filename, "the file is not a readable PDF") from exc
     except MemoryError:

@@ -8,6 +8,7 @@
 - `billion_laughs_docx`: word/document.xml with a DTD of nested entities.
 - `nested_archive_docx`: a normal document carrying an embedded zip whose
   member would inflate to 1 GB.
+- `pdf_bomb`: a one-page PDF whose content stream inflates to 300 MB.
 - `many_pages_pdf`: a real PDF with one line of text on each of N pages;
   `text_pdf` an ordinary one.
 
@@ -58,6 +59,34 @@ def repeated(name: str, head: bytes, block: bytes, copies: int, tail: bytes) -> 
         crc = zlib.crc32(block, crc)
     crc = zlib.crc32(tail, crc)
     return Member(name, packed, crc, len(head) + len(block) * copies + len(tail))
+
+
+def pdf_bomb(inflated: int = 300_000_000) -> bytes:
+    """A one-page PDF whose content stream (FlateDecode) inflates to `inflated`
+    bytes of text-drawing operators: under 1 MB on disk."""
+    head = b"BT /F1 12 Tf 72 712 Td (Coral reefs bleach.) Tj ET\n"
+    block = b"BT /F1 12 Tf 72 712 Td (x) Tj ET\n" * 30_000
+    raw = repeated("content", head, block, max(1, inflated // len(block)), b"")
+    adler = zlib.adler32(head)
+    for _ in range(max(1, inflated // len(block))):
+        adler = zlib.adler32(block, adler)
+    stream = b"\x78\xda" + raw.packed + struct.pack(">I", adler)  # zlib's header and checksum around deflate
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+               b"/Resources << /Font << /F1 5 0 R >> >> >>",
+               b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(stream) + stream + b"\nendstream",
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    out.write(b"".join(b"%010d 00000 n \n" % offset for offset in offsets))
+    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
+    return out.getvalue()
 
 
 def write_zip(members: list[Member]) -> bytes:

@@ -187,6 +187,16 @@ def test_a_word_document_reads_exactly_as_python_docx_reads_it():
     assert extract_text(docx_bytes(["One.", "Two."]), "short.docx") == "One.\nTwo."
 
 
+def test_a_pdf_whose_content_stream_inflates_to_300_mb_is_refused(tmp_path):
+    bomb = hostile_files.pdf_bomb(300_000_000)
+    assert len(bomb) < 1.2 * MB
+    out = extract_in_limited_child(tmp_path, bomb, "bomb.pdf")
+    assert out.get("kind") == "OverLimit", out
+    assert out["reason"].startswith("the PDF passes a safety limit of the PDF reader (Limit reached while "
+                                    "decompressing"), out
+    assert out["max_rss_mb"] < 400 and out["seconds"] < 10, out
+
+
 def test_pdf_pages_are_counted_before_any_is_read():
     pdf = hostile_files.many_pages_pdf(60)
     with pytest.raises(OverLimit) as refused:

@@ -1,5 +1,5 @@
-"""The issue's files, end to end: a real 300 MB docx bomb (with a liar and a
-billion-laughs file beside it) through `submissions scan` and through the
+"""The issue's files, end to end: a real 300 MB docx bomb (with a liar, a
+billion-laughs file and a PDF whose content stream inflates to 300 MB beside it) through `submissions scan` and through the
 upload page, each in a process of its own whose whole tree's memory is
 measured from /proc and must stay under 1.5 GB while the other files are
 read, indexed and reported; and a 10,000-page PDF whose upload shows life.
@@ -30,6 +30,7 @@ instructor = test_submissions_web.instructor  # the logged-in test client, as th
 REPO = Path(__file__).resolve().parent.parent
 LIMIT = 1536 * 1024 * 1024  # the issue's bar: 1.5 GB for the process tree
 NORMAL = ["amy_reefs.txt", "bo_reefs.docx", "cal_reefs.pdf"]
+HOSTILE = ["bomb_reefs.docx", "flood_reefs.pdf", "laughs_reefs.docx", "liar_reefs.docx"]
 # The zip bounds opened wide, so the bomb really inflates: only the extraction
 # worker's memory limit stands between it and the process that called it.
 NO_ZIP_BOUNDS = {"ATTEST_EXTRACT_MAX_RATIO": "1000000000", "ATTEST_EXTRACT_MAX_MEMBER_BYTES": "4294967296",
@@ -38,7 +39,7 @@ NO_ZIP_BOUNDS = {"ATTEST_EXTRACT_MAX_RATIO": "1000000000", "ATTEST_EXTRACT_MAX_M
 
 @pytest.fixture(scope="module")
 def hostile_folder(tmp_path_factory) -> Path:
-    """Three ordinary submissions and three hostile files, in one folder."""
+    """Three ordinary submissions and four hostile files, in one folder."""
     return hostile_files.write(tmp_path_factory.mktemp("hostile") / "uploads", {
         "amy_reefs.txt": COPIED.encode(),
         "bo_reefs.docx": docx_bytes(COPIED.replace("tiny", "very small").split(". ")),
@@ -46,6 +47,7 @@ def hostile_folder(tmp_path_factory) -> Path:
         "bomb_reefs.docx": hostile_files.docx_bomb(300_000_000),
         "liar_reefs.docx": hostile_files.lying_docx(),
         "laughs_reefs.docx": hostile_files.billion_laughs_docx(),
+        "flood_reefs.pdf": hostile_files.pdf_bomb(300_000_000),
     })
 
 
@@ -83,13 +85,14 @@ def test_submissions_scan_reads_the_others_and_refuses_the_bomb(hostile_folder, 
     by_name = {r["submission"]: r for r in rows}
     assert by_name["amy_reefs.txt"]["flagged"] and by_name["bo_reefs.docx"]["flagged"]
     reasons = _reasons_by_file(measured.stderr.splitlines())
-    assert sorted(reasons) == ["bomb_reefs.docx", "laughs_reefs.docx", "liar_reefs.docx"], measured.stderr
+    assert sorted(reasons) == HOSTILE, measured.stderr
     if bounds == "default limits":
         assert "packed 287 to 1" in reasons["bomb_reefs.docx"]
     else:
         assert "768 MB of memory one file may use" in reasons["bomb_reefs.docx"]
     assert "inflates to more than the 9.8 KB its header declares" in reasons["liar_reefs.docx"]
     assert "billion laughs" in reasons["laughs_reefs.docx"]
+    assert "Limit reached while decompressing" in reasons["flood_reefs.pdf"]
 
 
 @pytest.mark.parametrize("bounds", ["default limits", "zip bounds off"])
@@ -102,10 +105,11 @@ def test_the_upload_page_indexes_the_others_and_lists_the_bomb(hostile_folder, t
     out = json.loads(measured.stdout.strip().splitlines()[-1])
     print(f"web process before the upload {out['before']}, after {out['after']} (MB)")
     job = out["job"]
-    assert job["state"] == "done" and job["total"] == job["done"] == 6, job
+    assert job["state"] == "done" and job["total"] == job["done"] == 7, job
     assert job["added"] == 3 and job["duplicates"] == 0, job
     reasons = {e["filename"]: e["reason"] for e in job["errors"]}
-    assert sorted(reasons) == ["bomb_reefs.docx", "laughs_reefs.docx", "liar_reefs.docx"]
+    assert sorted(reasons) == HOSTILE
+    assert "Limit reached while decompressing" in reasons["flood_reefs.pdf"]
     if bounds == "default limits":
         assert "decompression bomb" in reasons["bomb_reefs.docx"] and "packed 287 to 1" in reasons["bomb_reefs.docx"]
     else:
