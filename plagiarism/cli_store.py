@@ -22,7 +22,7 @@ import click
 from flask import current_app
 from sqlalchemy import select
 
-import audit
+from kernel import audit
 from plagiarism import service
 from plagiarism.store import COURSE_MEMBER, COURSE_OWNER, COURSE_ROLES, Assignment, Course, Report, Submission
 
@@ -114,7 +114,7 @@ def create_assignment_command(course: str, assignment: str, title: str, template
 
 
 def _user(session, email: str):
-    from users import User
+    from kernel.accounts import User
 
     user = session.scalar(select(User).where(User.email == email.strip().lower()))
     if user is None:
@@ -213,7 +213,7 @@ def add_command(course: str, assignment: str, directory: Path, student_from_file
 def _registry_or_none(no_anchor: bool):
     if no_anchor:
         return None
-    from services import get_registry
+    from credentials.runtime import get_registry
 
     return get_registry(current_app._get_current_object())
 
