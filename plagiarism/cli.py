@@ -4,6 +4,9 @@
     submissions anomalies DIR --json
 
 Unreadable files are reported on stderr by name, and the rest are still scanned.
+Word and PDF files are read in an extraction worker with a memory limit
+(`plagiarism.isolation`), so a hostile file is refused with its reason and
+cannot take the command down; a long file shows its progress on a terminal.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ import click
 from flask.cli import AppGroup
 
 from plagiarism.anomaly import detect_anomalies
-from plagiarism.extract import UnreadableSubmission, extract_file
+from plagiarism.extract import UnreadableSubmission
+from plagiarism.isolation import IsolatedExtractor
 from plagiarism.nearduplicate import scan
 
 submissions_cli = AppGroup("submissions", help="Submission integrity: near-duplicates and anomalies.")
@@ -27,15 +31,34 @@ def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
 
 
-def read_folder(folder: Path, warn=None) -> dict[str, str]:
+def _terminal_progress(name: str):
+    """A progress line on stderr for a long file, when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(done: int, total: int, stage: str) -> None:
+        detail = f"page {done:,} of {total:,}" if stage == "reading pages" else stage
+        click.echo(f"\rreading {name}: {detail}\033[K", err=True, nl=False)
+
+    return show
+
+
+def read_folder(folder: Path, warn=None, extractor: IsolatedExtractor | None = None) -> dict[str, str]:
     """{file name: text} of every readable file; each unreadable one is reported through `warn`."""
     texts: dict[str, str] = {}
+    reader = extractor or IsolatedExtractor()
     for path in _files(folder):
+        progress = _terminal_progress(path.name)
         try:
-            texts[path.name] = extract_file(path)
+            texts[path.name] = reader.extract_file(path, progress=progress)
         except UnreadableSubmission as exc:
             if warn:
                 warn(f"{exc.filename}: {exc.reason} (skipped)")
+        finally:
+            if progress:
+                click.echo("\r\033[K", err=True, nl=False)
+    if extractor is None:
+        reader.close()
     return texts
 
 
@@ -64,16 +87,17 @@ def _excerpt(text: str, span: tuple[int, int], width: int = 60) -> str:
 def scan_command(directory: Path, sources_dir: Path | None, template_files: tuple[Path, ...],
                  as_json: bool) -> None:
     """Compare every file in DIRECTORY with the others and with the sources."""
-    submissions = read_folder(directory, _warn)
-    if not submissions:
-        _fail(f"no readable submissions in {directory}")
-    sources = read_folder(sources_dir, _warn) if sources_dir else {}
-    templates = []
-    for path in template_files:
-        try:
-            templates.append(extract_file(path))
-        except UnreadableSubmission as exc:
-            _warn(f"{exc.filename}: {exc.reason} (template ignored)")
+    with IsolatedExtractor() as extractor:  # one worker for every file of the command
+        submissions = read_folder(directory, _warn, extractor)
+        if not submissions:
+            _fail(f"no readable submissions in {directory}")
+        sources = read_folder(sources_dir, _warn, extractor) if sources_dir else {}
+        templates = []
+        for path in template_files:
+            try:
+                templates.append(extractor.extract_file(path))
+            except UnreadableSubmission as exc:
+                _warn(f"{exc.filename}: {exc.reason} (template ignored)")
     result = scan(submissions, sources, templates=templates)
     cluster_of = {name: group for group in result.clusters for name in group}
     rows = []
@@ -102,13 +126,14 @@ def scan_command(directory: Path, sources_dir: Path | None, template_files: tupl
 def anomalies_command(directory: Path, as_json: bool) -> None:
     """Score each student's texts against their own others (one sub-folder per student)."""
     students: dict[str, dict[str, str]] = {}
-    for entry in sorted(directory.iterdir()):
-        if entry.name.startswith("."):
-            continue
-        if entry.is_dir():
-            students[entry.name] = read_folder(entry, lambda m, s=entry.name: _warn(f"{s}/{m}"))
-        else:
-            _warn(f"{entry.name}: not inside a student's folder (ignored)")
+    with IsolatedExtractor() as extractor:
+        for entry in sorted(directory.iterdir()):
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir():
+                students[entry.name] = read_folder(entry, lambda m, s=entry.name: _warn(f"{s}/{m}"), extractor)
+            else:
+                _warn(f"{entry.name}: not inside a student's folder (ignored)")
     if not any(students.values()):
         _fail(f"no readable texts in the student folders of {directory}")
     reports = detect_anomalies(students)

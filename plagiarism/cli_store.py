@@ -148,14 +148,16 @@ def add_member_command(course: str, email: str, role: str):
 @click.option("--kind", type=click.Choice(["reading", "past cohort", "other"]), default="reading")
 def add_sources_command(course: str, directory: Path, assignment: str | None, kind: str):
     """Add every file in DIRECTORY as a reference source."""
-    from plagiarism.extract import UnreadableSubmission
+    from plagiarism.extract import UnreadableSubmission, read_submission_file
+    from plagiarism.isolation import IsolatedExtractor
 
-    with _session() as session:
+    with _session() as session, IsolatedExtractor() as extractor:
         c, a = _course_and_assignment(session, course, assignment, create=True)
         added, errors = [], []
         for path in _files_in(directory):
             try:
-                service.add_source(session, c, path.name, path.read_bytes(), a, kind, "cli", index_dir=_index_dir())
+                service.add_source(session, c, path.name, read_submission_file(path), a, kind, "cli",
+                                   index_dir=_index_dir(), extractor=extractor)
                 added.append(path.name)
             except UnreadableSubmission as exc:
                 errors.append({"filename": exc.filename, "reason": exc.reason})
@@ -178,20 +180,28 @@ def add_command(course: str, assignment: str, directory: Path, student_from_file
     Prints JSON: added, duplicates, errors (file and reason). Only new
     passages are embedded. Exit 1 when some file could not be read.
     """
+    from plagiarism.extract import UnreadableSubmission, read_submission_file
+
     with _session() as session:
         c, a = _course_and_assignment(session, course, assignment, create=True)
         if template and not a.template_text:
             a.template_text = template.read_text(encoding="utf-8")
-        paths = _files_in(directory)
-        with click.progressbar(length=len(paths), label="reading", file=sys.stderr) as bar:
+        files, too_big = [], []
+        for path in _files_in(directory):
+            try:  # a file past the size limit is refused before it is read into memory
+                files.append((path.name, read_submission_file(path)))
+            except UnreadableSubmission as exc:
+                too_big.append((exc.filename, exc.reason))
+        with click.progressbar(length=len(files), label="reading", file=sys.stderr) as bar:
             def progress(done: int, total: int, stage: str) -> None:
                 bar.label = stage
                 bar.update(done - bar.pos)
 
             result = service.add_submissions(
-                session, a, [(p.name, p.read_bytes()) for p in paths],
+                session, a, files,
                 student_of=service.student_from_filename if student_from_filename else service.student_per_file,
                 progress=progress, actor="cli", index_dir=_index_dir())
+        result.errors.extend(too_big)
         audit.record(session, "cli", "submissions_uploaded", f"assignment:{a.id}", added=len(result.added),
                      duplicates=len(result.duplicates), unreadable=len(result.errors))
         session.commit()

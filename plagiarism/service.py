@@ -39,6 +39,7 @@ from kernel import audit
 from kernel.database import utcnow
 from plagiarism import audit_anchor
 from plagiarism.index import VectorIndex, partition_key
+from plagiarism.isolation import IsolatedExtractor, extract_isolated
 from plagiarism.store import (
     COURSE_OWNER,
     COURSE_ROLES,
@@ -283,12 +284,18 @@ def templates_of(assignment: Assignment) -> list[str]:
 
 def add_source(session: Session, course: Course, name: str, data: bytes | str,
                assignment: Assignment | None = None, kind: str = "reading", actor: str = "system",
-               index_dir: Path | None = None, encoder: Encoder | None = None) -> Source:
+               index_dir: Path | None = None, encoder: Encoder | None = None,
+               extractor: IsolatedExtractor | None = None) -> Source:
     """A reference text for one assignment (or the whole course when
-    `assignment` is None); indexed right away, like a submission."""
-    from plagiarism.extract import extract_text
+    `assignment` is None); indexed right away, like a submission.
 
-    text = data if isinstance(data, str) else extract_text(data, name)
+    A Word or PDF file is read in an extraction worker (`extractor`, or one
+    of its own), never in this process: a hostile source costs the worker.
+    """
+    if isinstance(data, str):
+        text = data
+    else:
+        text = extractor.extract(data, name) if extractor else extract_isolated(data, name)
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     source = Source(course_id=course.id, assignment_id=assignment.id if assignment else None,
                     name=name, kind=kind, text=text, sha256=digest, added_by=actor)
@@ -347,11 +354,20 @@ class AddResult:
                 "errors": [{"filename": f, "reason": r} for f, r in self.errors]}
 
 
+def _reading_stage(filename: str, done: int, total: int, stage: str) -> str:
+    """The job's stage while one file is read, such as `reading files (thesis.pdf:
+    page 1,200 of 10,000)`, cut to fit the job's 64-character stage column."""
+    detail = f"page {done:,} of {total:,}" if stage == "reading pages" else stage
+    room = 64 - len("reading files (: )") - len(detail)
+    name = filename if len(filename) <= room else filename[:max(room - 1, 1)] + "…"
+    return f"reading files ({name}: {detail})"[:64]
+
+
 def add_submissions(session: Session, assignment: Assignment, files: Iterable[tuple[str, bytes]],
                     student_of: Callable[[str], tuple[str, str]] = student_from_filename,
                     progress: Progress | None = None, actor: str = "system",
                     index_dir: Path | None = None, encoder: Encoder | None = None,
-                    job_id: int | None = None) -> AddResult:
+                    job_id: int | None = None, extractor: IsolatedExtractor | None = None) -> AddResult:
     """Read, deduplicate, store and index a set of uploaded files.
 
     A file that cannot be read becomes an error naming the reason; the rest
@@ -361,8 +377,15 @@ def add_submissions(session: Session, assignment: Assignment, files: Iterable[tu
     as added, not as a duplicate. Only the new submissions' passages are
     embedded (through the content-hash cache) and added to the assignment's
     partition.
+
+    Files are read by `extractor` (or a worker of this call's own): Word and
+    PDF files in a worker process within the extraction limits, so a hostile
+    file is refused with its reason and cannot exhaust this process. While a
+    long file is read, `progress` hears of it about once a second
+    ("reading files (name: page n of m)", `done` still counting whole files),
+    so the job shows life.
     """
-    from plagiarism.extract import UnreadableSubmission, extract_text
+    from plagiarism.extract import UnreadableSubmission
 
     files = list(files)
     total = len(files)
@@ -370,10 +393,17 @@ def add_submissions(session: Session, assignment: Assignment, files: Iterable[tu
     existing = {s.sha256: s for s in session.scalars(
         select(Submission).where(Submission.assignment_id == assignment.id))}
     ours: set[int] = set()
+    # A worker of our own is closed after the loop (and by its finalizer if
+    # the loop raises): it holds memory the indexing below can use.
+    reader = extractor or IsolatedExtractor()
     for i, (filename, data) in enumerate(files):
         filename = Path(filename).name or "unnamed"
+        within = None
+        if progress:
+            def within(done: int, pages: int, stage: str, _i=i, _name=filename) -> None:
+                progress(_i, total, _reading_stage(_name, done, pages, stage))
         try:
-            text = extract_text(data, filename)
+            text = reader.extract(data, filename, progress=within)
         except UnreadableSubmission as exc:
             result.errors.append((filename, exc.reason))
         else:
@@ -403,6 +433,8 @@ def add_submissions(session: Session, assignment: Assignment, files: Iterable[tu
                     result.duplicates.append((filename, found.label))
         if progress:
             progress(i + 1, total, "reading files")
+    if extractor is None:
+        reader.close()
     if result.added:
         if progress:
             progress(0, len(result.added), "indexing passages")
