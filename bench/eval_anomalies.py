@@ -32,6 +32,7 @@ embeddings) to that comparison.  --c50 adds Reuters C50 as a secondary check.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -66,6 +67,7 @@ from plagiarism.authorship import (  # noqa: E402
 )
 
 RESULTS = ROOT / "bench" / "results"
+PEERS_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "attest-bench"
 GI_TRIALS = 100
 GI_IMPOSTORS = 10
 GI_BLOCKS = 20
@@ -171,11 +173,20 @@ def run_peers(split: dict, python: str) -> dict[str, dict[str, float]]:
     for k, r in enumerate(split["rows"]):
         payload["cases"].append({"id": k, "class": r["class"], "student": r["student"], "target": r["target"],
                                  "own": r["own"]})
+    raw = json.dumps(payload, sort_keys=True)
+    # The peers take half an hour on 2 cores; the same cases give the same answers, so they are
+    # kept by a hash of the cases and of the peer script (delete the folder to recompute).
+    key = hashlib.sha256(raw.encode() + (ROOT / "bench" / "peers_authorship.py").read_bytes()).hexdigest()[:16]
+    cached = PEERS_CACHE / f"peers-{key}.json"
+    if cached.exists():
+        return json.loads(cached.read_text(encoding="utf-8"))
     with tempfile.TemporaryDirectory() as tmp:
         cases, out = Path(tmp) / "cases.json", Path(tmp) / "out.json"
-        cases.write_text(json.dumps(payload), encoding="utf-8")
+        cases.write_text(raw, encoding="utf-8")
         subprocess.run([python, str(ROOT / "bench" / "peers_authorship.py"), str(cases), str(out)], check=True)
-        return json.loads(out.read_text(encoding="utf-8"))
+        PEERS_CACHE.mkdir(parents=True, exist_ok=True)
+        cached.write_text(out.read_text(encoding="utf-8"), encoding="utf-8")
+        return json.loads(cached.read_text(encoding="utf-8"))
 
 
 # ----------------------------------------------------------------------------- the model
@@ -238,7 +249,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--fit", action="store_true", help="refit the model on the tuning split and print it")
     ap.add_argument("--extra", action="store_true", help="with --fit: also measure compression and meaning")
-    ap.add_argument("--rounds", type=int, default=3, help="class draws per intake and split")
+    ap.add_argument("--rounds", type=int, default=2, help="class draws per intake and split")
     ap.add_argument("--c50", action="store_true", help="also Reuters C50 (secondary, topic-confounded)")
     args = ap.parse_args()
     t0 = time.time()

@@ -29,6 +29,7 @@ import numpy as np
 from plagiarism.authorship import (
     FAMILY_WORDS,
     MODEL,
+    PRONOUNS,
     FamilyEvidence,
     Model,
     family_evidence,
@@ -158,8 +159,11 @@ def differences(measures: Measures, target: int, own: list[int], cohort: list[in
                    f"({sc[cohort, i].mean():.1f} across the class).")
     fw = measures.function
     # Only words the student or this text actually use: a word absent from both says nothing.
+    # Personal pronouns follow the subject (an essay about a novel's hero is full of "he" and
+    # "his"), not the writer, so they are not offered as evidence of a different hand.
     words = [(z, i) for z, i in _differing(fw, target, own, cohort)
-             if fw[target, i] >= 0.2 or fw[own, i].mean() >= 0.2][:top_words]
+             if FUNCTION_WORDS[i] not in PRONOUNS
+             and (fw[target, i] >= 0.2 or fw[own, i].mean() >= 0.2)][:top_words]
     if words:
         parts = [f"\"{FUNCTION_WORDS[i]}\" {fw[target, i]:.1f} per 100 words here against "
                  f"{fw[own, i].mean():.1f}" for _, i in words]

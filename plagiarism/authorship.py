@@ -30,7 +30,7 @@ Feature families (each a similarity matrix over the class's texts):
 
 * vocabulary: word 1-3-grams (tf-idf): word choice, spelling, set phrases;
 * function words: character 2-5-grams of the text with every word that is
-  not a function word masked to its length (Stamatatos' text distortion):
+  not a function word (pronouns included) masked to its length (Stamatatos' text distortion):
   function words, word lengths and punctuation, blind to the topic;
 * style: the measures of plagiarism.stylometry (sentence length, punctuation
   rates, vocabulary richness, function-word rates), standardised over the class.
@@ -61,20 +61,24 @@ NEIGHBOURS = 10
 MIN_SPREAD = 0.01
 
 _WORD = re.compile(r"[^\W\d_]+")
-_FUNCTION_SET = frozenset(FUNCTION_WORDS)
+# Personal pronouns follow the subject, not the writer (an essay on a novel's hero is full of
+# "he" and "his"), so they are masked like content words: on the tuning split this raised the
+# function-word family's CV AUC with the others from 0.931 to 0.937.
+PRONOUNS = frozenset("""i me my mine we us our ours you your yours he him his she her hers it its itself
+they them their theirs""".split())
+_KEPT = frozenset(FUNCTION_WORDS) - PRONOUNS
 # Words and punctuation marks as tokens: "however ," and "however" are different habits.
 _TOKENS = r"(?u)\b\w+\b|[^\w\s]"
 
 
 def mask_content_words(text: str) -> str:
-    """Keep function words, punctuation and word lengths; mask every other word's letters.
+    """Keep function words (not pronouns), punctuation and word lengths; mask every other word's letters.
 
     Classmates answer the same assignment, so unmasked character n-grams would
     mostly say "same topic" (text distortion, Stamatatos 2017): what remains is
     how a person writes - function words, affixes of length, punctuation habits.
     """
-    return _WORD.sub(lambda m: m.group() if m.group().lower() in _FUNCTION_SET else "*" * len(m.group()),
-                     text)
+    return _WORD.sub(lambda m: m.group() if m.group().lower() in _KEPT else "*" * len(m.group()), text)
 
 
 def _cosine(matrix) -> np.ndarray:
@@ -204,5 +208,5 @@ class Model:
 # Fitted on the tuning split by `.venv/bin/python bench/eval_ghostwriting.py --fit`
 # (logistic regression on the families' z; see bench/results/eval_ghostwriting.txt).
 # threshold: the lowest score with at most 10 % false positives on the tuning split.
-MODEL = Model(intercept=0.694, weights={"vocabulary": 1.495, "function_words": 0.276, "style": 0.489},
-              threshold=0.477)
+MODEL = Model(intercept=0.536, weights={"vocabulary": 1.040, "function_words": 0.654, "style": 0.358},
+              threshold=0.524)
