@@ -279,6 +279,9 @@ def main() -> None:
                   + ", ".join(f'"{k}": {v:.3f}' for k, v in model.weights.items())
                   + f"}}, threshold={model.threshold:.3f})", ""]
         print("\n".join(lines))
+        RESULTS.mkdir(exist_ok=True)
+        name = "eval_anomalies_fit_extra.txt" if args.extra else "eval_anomalies_fit.txt"
+        (RESULTS / name).write_text("\n".join(lines) + "\n")
         return
     ev = score_split(use_classes(use, "eval", args.rounds, seed=2), False, with_attest=True)
     peers = None
