@@ -191,7 +191,7 @@ def test_fingerprint_scan_ignores_a_copied_quotation():
 # ---------------------------------------------------------------------------- anomaly building blocks
 
 def test_mask_content_words_keeps_function_words_and_punctuation():
-    from plagiarism.anomaly import mask_content_words
+    from plagiarism.authorship import mask_content_words
 
     assert mask_content_words("The reef, however, was bleached in 2016!") == \
         "The ****, however, was ******** in 2016!"
@@ -207,104 +207,77 @@ def test_style_features_measure_what_they_say():
     assert long["sentence_length"] > 15 and long["semicolons"] > 0 and long["commas"] > short["commas"]
 
 
-def test_impostor_evidence_separates_own_writing_from_someone_elses():
+def _class_of_profiles(ghost: bool):
+    """Feature rows = assignment topic + author habit + noise: 6 students x 4 assignments.
+    Student 0's last text is their own, or (ghost) written by an outsider on the same topic."""
     import numpy as np
 
-    from plagiarism.anomaly import BlockGram, impostor_evidence
-
-    rng = np.random.default_rng(0)
-    student = rng.normal(size=40)
-    others = [rng.normal(size=40) for _ in range(4)]
-    rows = [student + 0.3 * rng.normal(size=40) for _ in range(4)]          # 0-3: the student
-    rows += [o + 0.3 * rng.normal(size=40) for o in others for _ in range(2)]  # 4-11: classmates
-    gram = BlockGram(np.array(rows), blocks=10)
-    own_text, _, _ = impostor_evidence(gram, 3, [0, 1, 2], list(range(4, 12)), np.random.default_rng(1))
-    ghost = np.array(rows + [others[0] + 0.3 * rng.normal(size=40)])
-    gram2 = BlockGram(ghost, blocks=10)
-    ghost_text, ref, ver = impostor_evidence(gram2, 12, [0, 1, 2], list(range(6, 12)), np.random.default_rng(1))
-    assert own_text < 0.2 < 0.6 < ghost_text
-    assert 0 <= ref <= 1 and 0 <= ver <= 1
+    rng = np.random.default_rng(3)
+    topics = [rng.normal(size=60) for _ in range(4)]
+    authors = [rng.normal(size=60) for _ in range(7)]   # author 6 is outside the class
+    rows, who = [], []
+    for s in range(6):
+        for a in range(4):
+            writer = 6 if (ghost and s == 0 and a == 3) else s
+            rows.append(2.0 * topics[a] + 1.0 * authors[writer] + 0.5 * rng.normal(size=60))
+            who.append(s)
+    x = np.array(rows)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    return x @ x.T, who
 
 
-# ---------------------------------------------------------------------------- score parts
-
-def test_masked_word_ngrams_survive_synonym_swaps_but_not_same_topic_rewording():
+def test_cohort_normalised_evidence_sees_the_ghost_where_the_topic_hides_it():
     import numpy as np
 
-    from plagiarism.nearduplicate import prepare, skeleton_containment, skeleton_grams
+    from plagiarism.authorship import family_evidence
 
-    source = ("The reef was bleached by the warm water of the summer, and most of the corals in the "
-              "shallow lagoon died within a few weeks of the heat.")
-    swapped = ("The shoal was whitened by the hot sea of the season, and most of the polyps in the "
-               "shallow basin perished within a few months of the warmth.")
-    same_topic = ("Warm summers bleach corals: heat stress kills shallow lagoon corals quickly, "
-                  "often within weeks.")
-    src = prepare("src", source, "source")
-    assert skeleton_containment(prepare("a", swapped), src) == 1.0
-    assert skeleton_containment(prepare("b", same_topic), src) == 0.0
-    # Grams need two function words and two masked words: "of the of the ..." alone is no evidence.
-    counted, every = skeleton_grams("of the of the of the of the of the of".split(), np.ones(11, bool), 9)
-    assert counted == set() and every
-
-
-def test_score_is_the_tuned_weighted_mean_of_its_parts():
-    from plagiarism.nearduplicate import combine
-
-    p = Params(coverage_weight=0.3, containment_weight=0.2)
-    assert combine(1.0, 1.0, 1.0, p) == 1.0 and combine(0.0, 0.0, 0.0, p) == 0.0
-    assert abs(combine(0.5, 0.25, 0.1, p) - (0.15 + 0.05 + 0.05)) < 1e-12
-    copied = ("Warm water makes corals expel the algae living in their tissues, and without them the "
-              "coral turns white and starts to starve within weeks.")
-    report = scan({"s.txt": OTHER + copied}, {"src.txt": ESSAY + copied},
-                  params=Params(use_embeddings=False)).reports[0]
-    ev = report.evidence
-    assert set(ev) == {"coverage", "containment", "skeleton"} and ev["coverage"] > 0 and ev["skeleton"] > 0
-    assert abs(report.score - combine(ev["coverage"], ev["containment"], ev["skeleton"], Params())) < 1e-9
+    for ghost in (False, True):
+        sim, who = _class_of_profiles(ghost)
+        own, cohort = [0, 1, 2], [j for j, s in enumerate(who) if s != 0]
+        ev = family_evidence(sim, 3, own, cohort, k=5)
+        # Every other student's answer to the same assignment is closer to the text than the
+        # student's own earlier texts are: raw closeness says "not theirs" either way.
+        assert sim[3, cohort].max() > sim[3, own].max()
+        if ghost:
+            ghost_ev = ev
+        else:
+            own_ev = ev
+    assert own_ev.z < 0 < ghost_ev.z
+    assert ghost_ev.peers_closer > own_ev.peers_closer and ghost_ev.peers_count == 5
+    assert 0 <= own_ev.impostors_closer < ghost_ev.impostors_closer <= 1
+    # A cohort smaller than the neighbourhood uses what it has.
+    assert family_evidence(sim, 3, own, cohort[:2], k=10).peers_count == 2
+    assert np.isfinite(family_evidence(np.ones_like(sim), 3, own, cohort).z)
 
 
-# ---------------------------------------------------------------------------- anomaly calibration and cohort
+def test_model_weighs_families_and_ignores_one_it_has_no_weight_for():
+    from plagiarism.authorship import Model
 
-def _fake_encode(texts):
-    import hashlib
-
-    import numpy as np
-
-    rows = [np.frombuffer(hashlib.sha512(t.encode()).digest() * 6, dtype=np.uint8)[:384].astype(np.float32)
-            for t in texts]
-    return np.array(rows) - 127.5
+    m = Model(intercept=-1.0, weights={"vocabulary": 2.0, "style": 1.0}, threshold=0.5)
+    assert m.score({"vocabulary": 0.5, "style": 0.0}) == 0.5
+    assert m.score({"vocabulary": 2.0, "style": 1.0}) > m.score({"vocabulary": 1.0, "style": 1.0}) > 0.5
+    assert m.score({"vocabulary": 0.5, "style": 0.0, "unknown": 99.0}) == 0.5
+    assert [n for _, n in m.contributions({"vocabulary": 1.0, "style": 3.0})] == ["style", "vocabulary"]
 
 
-def test_robust_scale_ignores_the_odd_value_and_has_a_floor():
-    import numpy as np
+def test_differences_name_the_measures_with_their_figures():
+    from plagiarism.anomaly import Measures, differences
 
-    from plagiarism.anomaly import robust_scale
-
-    center, scale = robust_scale(np.array([0.30, 0.31, 0.29, 0.30, 0.32, 0.95]))
-    assert abs(center - 0.305) < 1e-9 and scale < 0.05
-    assert robust_scale(np.array([0.4, 0.4, 0.4]))[1] == 0.05 * 0.4
-
-
-def test_a_text_unlike_the_whole_cohort_is_a_separate_flag_even_without_history():
-    import json
-    from pathlib import Path
-
-    from plagiarism.anomaly import OUTLIER_Z, detect_anomalies
-
-    rows = [json.loads(line) for line in
-            (Path(__file__).resolve().parent.parent / "bench" / "data" / "authorship.jsonl").open()]
-    by: dict[str, list[str]] = {}
-    for r in rows:
-        if r["split"] == "eval":
-            by.setdefault(r["author"], []).append(r["text"])
-    students = {a.split()[-1]: {f"{n}.txt": t for n, t in enumerate(by[a][:3])}
-                for a in ("A.M. Kuchling", "Raymond Hettinger", "Vinay Sajip", "R. David Murray")}
-    shouting = "OMG!!! this is SO cool!!! LOL!!! wow wow WOW!!! yes yes YES!!! " * 12
-    students["newcomer"] = {"1.txt": shouting}
-    reports = {(r.student, r.submission): r for r in detect_anomalies(students, encode=_fake_encode)}
-    odd = reports[("newcomer", "1.txt")]
-    assert odd.flagged and odd.score == 0.0 and odd.evidence["cohort_outlier"] >= OUTLIER_Z
-    assert odd.reasons[0].startswith("Too little history")
-    assert any(r.startswith("Outlier in its cohort") and "not a finding of misconduct" in r for r in odd.reasons)
-    honest = [r for (s, _), r in reports.items() if s != "newcomer"]
-    assert all(r.evidence["cohort_outlier"] < OUTLIER_Z for r in honest)
-    assert not any(any(x.startswith("Outlier") for x in r.reasons) for r in honest)
+    own = ["I like tea. We go out. It is late. She ran home. They sat down. He won.",
+           "We walk. I read a lot. It rains. They swim. You sing. He cooks.",
+           "I sleep. We eat now. It is cold. She reads. They play. He naps."]
+    classmates = ["The results, in short, were mixed: some rose and some fell, as expected.",
+                  "Tests ran long. Nobody, however, complained about the wait, which was odd.",
+                  "Our team met twice; we planned, argued and finally agreed on a date."]
+    ornate = ("Although the committee, which had deliberated at length, concluded that the proposal "
+              "was sound, it nevertheless recommended, with some reluctance, that the matter be "
+              "deferred until the following session, when further evidence would be available.")
+    texts = own + classmates + [ornate]
+    measures = Measures.of(texts)
+    lines = differences(measures, target=6, own=[0, 1, 2], cohort=[3, 4, 5])
+    length = next(line for line in lines if line.startswith("Average sentence length"))
+    assert length.startswith("Average sentence length: 35.0 words in this text, against 2.5 words on average "
+                             "in the student's other texts")
+    assert any(line.startswith("Function words used at a different rate") and '"that" 5.7 per 100 words here against 0.0' in line for line in lines)
+    # The student's own third text is nothing unusual next to their first two.
+    assert differences(measures, target=2, own=[0, 1], cohort=[3, 4, 5]) == []
