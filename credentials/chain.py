@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,25 +94,32 @@ def revert_reason(exc: Exception) -> str:
 
 
 class NonceManager:
-    """One nonce sequence per key, so concurrent sends from one process never
-    collide; it re-reads the chain's pending count so other processes' sends
-    are taken into account."""
+    """One sender per key: a thread lock within the process and, given one, a
+    cross-process lock (kernel.locks: a file lock, or a PostgreSQL advisory
+    lock across machines) around "read the nonce, sign, send". Inside the lock
+    the nonce is the chain's pending count, which already counts every earlier
+    send of every process, so two senders never pick the same nonce."""
 
-    def __init__(self, w3: Web3, address: str):
+    def __init__(self, w3: Web3, address: str, cross_process=None):
         self.w3 = w3
         self.address = address
-        self.lock = threading.Lock()
-        self._next: int | None = None
+        self.thread_lock = threading.Lock()
+        self.cross_process = cross_process  # a callable returning a context manager, or None
+
+    @contextmanager
+    def lock(self):
+        with self.thread_lock:
+            if self.cross_process is None:
+                yield
+            else:
+                with self.cross_process():
+                    yield
 
     def take(self) -> int:
-        chain_next = self.w3.eth.get_transaction_count(self.address, "pending")
-        self._next = max(chain_next, self._next or 0)
-        nonce = self._next
-        self._next += 1
-        return nonce
+        return self.w3.eth.get_transaction_count(self.address, "pending")
 
     def forget(self) -> None:
-        self._next = None
+        """Nothing is cached between sends: the chain's count is read each time."""
 
 
 class Registry:
@@ -119,7 +127,7 @@ class Registry:
 
     def __init__(self, w3: Web3, address: str, issuer: LocalAccount, owner: LocalAccount | None,
                  rpc_url: str, node: EmbeddedAnvil | None = None, confirmations: int = 0,
-                 deployed_block: int | None = None):
+                 deployed_block: int | None = None, send_lock=None):
         artifact = load_artifact()
         self.w3 = w3
         self.rpc_url = rpc_url
@@ -130,7 +138,7 @@ class Registry:
         self.node = node
         self.deployed_block = deployed_block
         self.chain_id = w3.eth.chain_id
-        self.transactor = Transactor(w3, self.chain_id, confirmations)
+        self.transactor = Transactor(w3, self.chain_id, confirmations, send_lock)
 
     # ----- life cycle --------------------------------------------------------
 
@@ -217,23 +225,28 @@ class Transactor:
     receipts awaited, then the configured confirmations. Every contract client
     (the CredentialRegistry's, the AccreditationRegistry's) sends through one."""
 
-    def __init__(self, w3: Web3, chain_id: int, confirmations: int = 0):
+    def __init__(self, w3: Web3, chain_id: int, confirmations: int = 0, send_lock=None):
         self.w3 = w3
         self.chain_id = chain_id
         self.confirmations = confirmations
+        # send_lock(address) -> context manager held across processes while sending.
+        self.send_lock = send_lock
         self._nonces: dict[str, NonceManager] = {}
         self._lock = threading.Lock()
 
     def _manager(self, address: str) -> NonceManager:
         with self._lock:
-            return self._nonces.setdefault(address, NonceManager(self.w3, address))
+            if address not in self._nonces:
+                cross = (lambda: self.send_lock(address)) if self.send_lock is not None else None
+                self._nonces[address] = NonceManager(self.w3, address, cross)
+            return self._nonces[address]
 
     def send(self, account: LocalAccount, fn) -> TxResult:
         """Sign and send one contract call from `account`; wait for its receipt
         (and the configured confirmations). A revert raises TransactionReverted
         with the contract's own words, before anything is sent."""
         manager = self._manager(account.address)
-        with manager.lock:
+        with manager.lock():
             try:
                 tx = fn.build_transaction({"from": account.address, "nonce": manager.take(),
                                            "chainId": self.chain_id})
@@ -378,6 +391,14 @@ def chain_url(settings: Settings) -> tuple[str, EmbeddedAnvil | None]:
         raise ChainError(f"cannot start the embedded Anvil node: {exc}") from exc
 
 
+def sender_lock(settings: Settings, chain_id: int):
+    """One sender per key per chain for everyone sharing this installation's
+    database (see kernel.locks): what keeps concurrent issuers' nonces apart."""
+    from kernel.locks import cross_process_lock
+
+    return lambda address: cross_process_lock(settings, f"attest-sender-{chain_id}-{address.lower()}")
+
+
 def open_registry(settings: Settings, deploy: bool = True, new: bool = False) -> Registry:
     """Connect, deploy once, fund and authorise the issuer; see the module doc."""
     url, node = chain_url(settings)
@@ -405,7 +426,7 @@ def open_registry(settings: Settings, deploy: bool = True, new: bool = False) ->
             check_registry_code(w3, entry["registry"], chain_id, records.path)
         registry = Registry(w3, entry["registry"], issuer, owner, url, node=node,
                             confirmations=settings.confirmations,
-                            deployed_block=entry.get("deployed_block"))
+                            deployed_block=entry.get("deployed_block"), send_lock=sender_lock(settings, chain_id))
         registry.rpc_url_is_embedded = node is not None
         fund_from_dev_account(w3, issuer.address)
         if fresh:

@@ -307,11 +307,15 @@ def reap(app: Flask, limit: int = 200) -> list[str]:
     now = utcnow()
     database = app.extensions["attest.db"]
     with database.session() as session:
-        due = session.scalars(select(Job.id).where(or_(
+        due = list(session.scalars(select(Job.id).where(or_(
             (Job.state == JobState.RUNNING) & (Job.lease_until < now),
             (Job.state == JobState.WAITING) & (Job.not_before <= now),
             (Job.state == JobState.QUEUED) & (Job.updated_at < now - LOST_MESSAGE_AFTER),
-        )).order_by(Job.created_at).limit(limit)).all()
+        )).order_by(Job.created_at).limit(limit)).all())
+        # A holder that died on this machine need not be waited for (claim() checks again).
+        running = session.execute(select(Job.id, Job.lease_owner).where(
+            Job.state == JobState.RUNNING, Job.lease_until >= now)).all()
+        due += [job_id for job_id, owner in running if owner_is_dead(owner)]
         if due:
             # Queued jobs count as re-sent now, so the next pass does not send them again.
             session.execute(update(Job).where(Job.id.in_(due), Job.state == JobState.QUEUED)

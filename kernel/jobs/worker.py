@@ -33,7 +33,8 @@ class _Consumer(Consumer):
 
 
 class EmbeddedWorker:
-    def __init__(self, app: Flask, workers: int | None = None, reap_every: float = REAP_EVERY):
+    def __init__(self, app: Flask, workers: int | None = None, reap_every: float = REAP_EVERY,
+                 shutdown_timeout: float = 120.0):
         self.app = app
         self.queue = app.extensions["attest.queue"]
         self.workers = workers or app.extensions["attest.settings"].workers
@@ -42,7 +43,7 @@ class EmbeddedWorker:
         # the page that waits for a job sees it start at once.
         self.consumer = _Consumer(self.queue.huey, workers=self.workers, worker_type="thread",
                                   initial_delay=0.05, backoff=1.15, max_delay=0.25, periodic=False,
-                                  check_worker_health=True, shutdown_timeout=30)
+                                  check_worker_health=True, shutdown_timeout=shutdown_timeout)
         self._stop = threading.Event()
         self._reaper = threading.Thread(target=self._reap_loop, name="attest-reaper", daemon=True)
 
