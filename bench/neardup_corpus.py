@@ -1,0 +1,293 @@
+"""Real classes of same-prompt answers, with copies planted in them, for the near-duplicate bench.
+
+    .venv/bin/python bench/neardup_corpus.py            # builds (or checks) the classes
+    ATTEST_CORPORA_DIR=/path/to/corpora ...             # where the raw corpora live
+
+Nothing here is committed data: the raw corpora stay outside the repository (their
+licences do not allow redistribution, see bench/CORPORA.md) and so do the classes
+built from them, under $ATTEST_CORPORA_DIR/built/<BUILD>/.
+
+A class is what an instructor scans: 40 answers to one ASAP prompt, plus the folder
+of sources they are compared with.
+* independent answers: real students' essays to that prompt, untouched (label 0).
+  Same-prompt essays are close in embedding space by nature; this is the case the
+  detector must not flag.
+* copies (label 1): a real essay of the class in which a run of its sentences is
+  replaced by text from a source:
+  - cut: consecutive sentences of another student's essay to the same prompt
+    (the "donor", kept in the sources folder as a past cohort's answer), verbatim;
+  - light: the same, lightly edited (about 20 % of content words swapped for a
+    WordNet synonym, a few function words dropped, punctuation changed): synthetic;
+  - heavy: the same, spun (most content words swapped, clauses rotated, sentences
+    shuffled and joined; bench/eval_data.py's article spinner): synthetic, on topic;
+  - light-human / heavy-human: REAL human paraphrases.  The source is a "reading"
+    made of consecutive MSRP sentence-1s (positive pairs); the copy carries their
+    sentence-2s, written by other journalists about the same event.  light-human
+    pairs keep at least 50 % of their word 3-grams, heavy-human pairs under 30 %
+    (pairs with quotation marks are left out: quotations do not count, by design).
+    They are off the prompt's topic, so they test that corroboration still accepts
+    a real paraphrase, not the topic confound (the on-topic heavy case does that).
+* sources: the donors, four more same-prompt essays nobody copied (hard negatives
+  for every independent answer), the MSRP readings, and two readings nobody copied.
+
+Split, fixed and seeded: prompts 1, 3, 5, 7 and MSRP's training file are for tuning;
+prompts 2, 4, 6, 8 and MSRP's test file for evaluation.  No essay, prompt or
+paraphrase pair appears in both.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from eval_data import heavy_paraphrase, light_edit, load_synonyms  # noqa: E402
+
+BUILD = "neardup-v1"
+SEED = 20261201
+TUNE_PROMPTS = (1, 3, 5, 7)
+EVAL_PROMPTS = (2, 4, 6, 8)
+CLASSES_PER_PROMPT = {"tune": 2, "eval": 3}
+CLASS_SIZE = 40
+COPIES = {"cut": 4, "light": 3, "heavy": 3, "light-human": 3, "heavy-human": 3}
+UNCOPIED_DONORS = 4
+UNCOPIED_READINGS = 2
+READING_SENTENCES = 6
+WORDNET = Path("/usr/share/wordnet")
+KINDS = tuple(COPIES)
+
+csv.field_size_limit(10_000_000)
+
+
+class CorporaMissing(SystemExit):
+    """Raised with a message that says what is missing and how to get it."""
+
+
+def corpora_dir() -> Path:
+    """$ATTEST_CORPORA_DIR, checked: the raw corpora are never in the repository."""
+    raw = os.environ.get("ATTEST_CORPORA_DIR")
+    if not raw:
+        raise CorporaMissing(
+            "ATTEST_CORPORA_DIR is not set. It names a folder holding asap/ and msrp/ "
+            "(see bench/CORPORA.md for where each corpus comes from and how to obtain it).")
+    root = Path(raw).expanduser()
+    missing = []
+    if not list((root / "asap").glob("*.tsv")):
+        missing.append(f"{root / 'asap'}/*.tsv (ASAP essays: training_set_rel3.tsv or the fold_*_test.tsv files)")
+    for name in ("msr_paraphrase_train.txt", "msr_paraphrase_test.txt"):
+        if not (root / "msrp" / name).exists():
+            missing.append(str(root / "msrp" / name))
+    if not (WORDNET / "data.noun").exists():
+        missing.append(f"{WORDNET}/data.noun (Debian package wordnet-base: apt-get install wordnet-base)")
+    if missing:
+        raise CorporaMissing("missing corpora files:\n  " + "\n  ".join(missing) + "\nsee bench/CORPORA.md")
+    return root
+
+
+# --------------------------------------------------------------------------- raw corpora
+
+def asap_essays(root: Path) -> dict[int, list[tuple[int, str]]]:
+    """prompt -> [(essay id, text)], deduplicated by id across the ASAP files present."""
+    seen: dict[int, tuple[int, str]] = {}
+    for path in sorted((root / "asap").glob("*.tsv")):
+        raw = path.read_bytes()
+        try:  # Kaggle's own file is Windows-1252; the fold files people publish are UTF-8
+            content = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            content = raw.decode("cp1252", errors="replace")
+        import io
+
+        with io.StringIO(content, newline="") as f:
+            for row in csv.DictReader(f, delimiter="\t"):
+                try:
+                    eid, prompt = int(row["essay_id"]), int(row["essay_set"])
+                except (KeyError, TypeError, ValueError):
+                    continue
+                text = " ".join((row.get("essay") or "").split())
+                if text:
+                    seen[eid] = (prompt, text)
+    out: dict[int, list[tuple[int, str]]] = {}
+    for eid, (prompt, text) in sorted(seen.items()):
+        out.setdefault(prompt, []).append((eid, text))
+    return out
+
+
+def msrp_pairs(root: Path, split: str) -> list[tuple[str, str, float]]:
+    """Positive MSRP pairs (sentence 1, sentence 2, share of 2's word 3-grams found in 1)."""
+    name = "msr_paraphrase_train.txt" if split == "tune" else "msr_paraphrase_test.txt"
+    out = []
+    with (root / "msrp" / name).open(encoding="utf-8-sig") as f:
+        next(f)
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            # Quoted speech is excluded from the score by design, so a pair with quotation
+            # marks would plant text that cannot count.
+            if len(parts) == 5 and parts[0] == "1" and not any(q in parts[3] + parts[4] for q in '"“”'):
+                a, b = parts[3].strip(), parts[4].strip()
+                out.append((a, b, _trigram_share(b, a)))
+    return out
+
+
+def _trigram_share(a: str, b: str) -> float:
+    def tri(s: str) -> set[tuple[str, ...]]:
+        w = re.findall(r"[a-z0-9]+", s.lower())
+        return {tuple(w[i:i + 3]) for i in range(len(w) - 2)}
+    ta = tri(a)
+    return len(ta & tri(b)) / max(1, len(ta))
+
+
+# ASAP essays are often unpunctuated or use ".." and "!!"; a plain splitter is what a
+# student's text gets from the detector too, so the copy takes whole sentences of it.
+_SENT = re.compile(r"(?<=[.!?])\s+(?=\S)")
+
+
+def sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENT.split(text) if s.strip()]
+
+
+# --------------------------------------------------------------------------- classes
+
+@dataclass
+class Member:
+    name: str
+    text: str
+    kind: str        # "independent" or one of KINDS
+    source: str      # file name of the source it copies ("" for independent)
+    essay_id: int
+
+
+def _insert(host: list[str], taken: list[str], rng: random.Random) -> str:
+    k = min(len(taken), max(1, len(host) - 1))
+    at = rng.randrange(0, len(host) - k + 1) if len(host) > k else 0
+    return " ".join(host[:at] + taken + host[at + k:])
+
+
+def _share(host_len: int, rng: random.Random) -> int:
+    return max(2, round(host_len * rng.uniform(0.25, 0.6)))
+
+
+def build_class(prompt: int, essays: list[tuple[int, str]], pairs: dict[str, list[tuple[str, str]]],
+                syn: dict, rng: random.Random) -> tuple[list[Member], dict[str, str]]:
+    """One class: CLASS_SIZE submissions and its sources folder (name -> text)."""
+    usable = [(eid, t) for eid, t in essays if len(t.split()) >= 60 and len(sentences(t)) >= 4]
+    n_copies = sum(COPIES.values())
+    n_donors = COPIES["cut"] + COPIES["light"] + COPIES["heavy"]
+    picked = rng.sample(usable, CLASS_SIZE + n_donors + UNCOPIED_DONORS)
+    cohort, donors, spare = (picked[:CLASS_SIZE], picked[CLASS_SIZE:CLASS_SIZE + n_donors],
+                             picked[CLASS_SIZE + n_donors:])
+    kinds = [k for k, n in COPIES.items() for _ in range(n)]
+    hosts = rng.sample(range(CLASS_SIZE), n_copies)
+    sources: dict[str, str] = {}
+    members: list[Member] = []
+    copy_of = dict(zip(hosts, kinds, strict=True))
+    donor_iter = iter(donors)
+    for i, (eid, text) in enumerate(cohort):
+        name = f"p{prompt}-{eid}.txt"
+        kind = copy_of.get(i)
+        if kind is None:
+            members.append(Member(name, text, "independent", "", eid))
+            continue
+        own = sentences(text)
+        if kind in ("cut", "light", "heavy"):
+            d_id, d_text = next(donor_iter)
+            src_name = f"past-p{prompt}-{d_id}.txt"
+            sources[src_name] = d_text
+            src = sentences(d_text)
+            k = min(len(src), _share(len(own), rng))
+            s0 = rng.randrange(0, len(src) - k + 1)
+            taken = src[s0:s0 + k]
+            if kind == "light":
+                taken = light_edit(taken, syn, rng)
+            elif kind == "heavy":
+                taken = heavy_paraphrase(taken, syn, rng)
+        else:
+            bucket = pairs[kind]
+            reading = [bucket.pop() for _ in range(READING_SENTENCES)]
+            src_name = f"reading-{len(sources):02d}.txt"
+            sources[src_name] = " ".join(a for a, _ in reading)
+            k = min(READING_SENTENCES - 1, max(3, _share(len(own), rng)))
+            s0 = rng.randrange(0, READING_SENTENCES - k + 1)
+            taken = [b for _, b in reading[s0:s0 + k]]
+        members.append(Member(name, _insert(own, taken, rng), kind, src_name, eid))
+    for d_id, d_text in spare:
+        sources[f"past-p{prompt}-{d_id}.txt"] = d_text
+    for n in range(UNCOPIED_READINGS):
+        bucket = pairs["rest"]
+        sources[f"reading-x{n}.txt"] = " ".join(bucket.pop()[0] for _ in range(READING_SENTENCES))
+    return members, sources
+
+
+def build(root: Path) -> Path:
+    """Write every class under root/built/BUILD (idempotent: an existing build is kept)."""
+    out = root / "built" / BUILD
+    if (out / "classes.json").exists():
+        return out
+    if out.exists():  # a build that stopped half way
+        import shutil
+
+        shutil.rmtree(out)
+    rng = random.Random(SEED)
+    essays = asap_essays(root)
+    syn = load_synonyms(WORDNET)
+    index = []
+    for split, prompts in (("tune", TUNE_PROMPTS), ("eval", EVAL_PROMPTS)):
+        all_pairs = msrp_pairs(root, split)
+        rng.shuffle(all_pairs)
+        pairs = {"light-human": [(a, b) for a, b, s in all_pairs if s >= 0.5],
+                 "heavy-human": [(a, b) for a, b, s in all_pairs if s < 0.3],
+                 "rest": [(a, b) for a, b, s in all_pairs if 0.3 <= s < 0.5]}
+        for prompt in prompts:
+            for c in range(CLASSES_PER_PROMPT[split]):
+                members, sources = build_class(prompt, essays[prompt], pairs, syn, rng)
+                folder = out / split / f"prompt{prompt}-class{c}"
+                (folder / "submissions").mkdir(parents=True, exist_ok=True)
+                (folder / "sources").mkdir(parents=True, exist_ok=True)
+                for m in members:
+                    (folder / "submissions" / m.name).write_text(m.text, encoding="utf-8")
+                for name, text in sources.items():
+                    (folder / "sources" / name).write_text(text, encoding="utf-8")
+                labels = [{"submission": m.name, "kind": m.kind, "label": int(m.kind != "independent"),
+                           "source": m.source, "essay_id": m.essay_id} for m in members]
+                (folder / "labels.json").write_text(json.dumps(labels, indent=1))
+                index.append({"split": split, "prompt": prompt, "class": str(folder.relative_to(out))})
+    (out / "classes.json").write_text(json.dumps(index, indent=1))
+    return out
+
+
+@dataclass
+class LabelledClass:
+    split: str
+    prompt: int
+    folder: Path
+    labels: list[dict]
+
+    def texts(self, sub: str) -> dict[str, str]:
+        d = self.folder / sub
+        return {p.name: p.read_text(encoding="utf-8") for p in sorted(d.iterdir())}
+
+
+def load_classes() -> list[LabelledClass]:
+    """Every built class (building them first if needed), tuning classes first."""
+    out = build(corpora_dir())
+    classes = []
+    for row in json.loads((out / "classes.json").read_text()):
+        folder = out / row["class"]
+        classes.append(LabelledClass(row["split"], row["prompt"], folder,
+                                     json.loads((folder / "labels.json").read_text())))
+    return classes
+
+
+if __name__ == "__main__":
+    built = load_classes()
+    for split in ("tune", "eval"):
+        sel = [c for c in built if c.split == split]
+        rows = [r for c in sel for r in c.labels]
+        kinds = {k: sum(r["kind"] == k for r in rows) for k in ("independent", *KINDS)}
+        print(f"{split}: {len(sel)} classes, prompts {sorted({c.prompt for c in sel})}, {kinds}")
