@@ -50,7 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from eval_data import heavy_paraphrase, light_edit, load_synonyms  # noqa: E402
 
-BUILD = "neardup-v1"
+BUILD = "neardup-v2"
 SEED = 20261201
 TUNE_PROMPTS = (1, 3, 5, 7)
 EVAL_PROMPTS = (2, 4, 6, 8)
@@ -84,6 +84,8 @@ def corpora_dir() -> Path:
     for name in ("msr_paraphrase_train.txt", "msr_paraphrase_test.txt"):
         if not (root / "msrp" / name).exists():
             missing.append(str(root / "msrp" / name))
+    if not (root / "asap-prompts" / "README.md").exists():
+        missing.append(f"{root / 'asap-prompts' / 'README.md'} (the ASAP prompt texts: see bench/CORPORA.md)")
     if not (WORDNET / "data.noun").exists():
         missing.append(f"{WORDNET}/data.noun (Debian package wordnet-base: apt-get install wordnet-base)")
     if missing:
@@ -141,6 +143,22 @@ def _trigram_share(a: str, b: str) -> float:
         return {tuple(w[i:i + 3]) for i in range(len(w) - 2)}
     ta = tri(a)
     return len(ta & tri(b)) / max(1, len(ta))
+
+
+def prompt_texts(root: Path) -> dict[int, str]:
+    """prompt -> the assignment text students were given (what an instructor passes as template).
+
+    Read from the Markdown summary of the ASAP prompts (one "# Essay set N" section
+    each, the text under "## Essay prompt"); Markdown marks are dropped.
+    """
+    text = (root / "asap-prompts" / "README.md").read_text(encoding="utf-8")
+    out = {}
+    for m in re.finditer(r"^# Essay set #?(\d+)(.*?)(?=^# Essay set|\Z)", text, re.M | re.S):
+        body = m.group(2).split("## Essay prompt", 1)[-1]
+        lines = [ln.strip().lstrip(">").strip() for ln in body.splitlines()]
+        lines = [ln.replace("__", "") for ln in lines if ln and not ln.startswith("__Note__")]
+        out[int(m.group(1))] = "\n".join(lines)
+    return out
 
 
 # ASAP essays are often unpunctuated or use ".." and "!!"; a plain splitter is what a
@@ -224,6 +242,46 @@ def build_class(prompt: int, essays: list[tuple[int, str]], pairs: dict[str, lis
     return members, sources
 
 
+READING_NGRAM = 6
+READING_MIN_ESSAYS = 8
+
+
+def reading_phrases(essays: list[tuple[int, str]], used: set[int]) -> list[str]:
+    """The wording many students of a prompt took from what they were given.
+
+    ASAP's source-dependent prompts (3-6) gave students a reading that is not in
+    the data set, and students quote it, often without quotation marks.  An
+    instructor would pass the reading as template text; here it is rebuilt from
+    the prompt's essays that are in no class: every word 6-gram used by at
+    least READING_MIN_ESSAYS of them, chained into phrases.  For the other prompts
+    the same rule finds the prompt's stock phrases.
+    """
+    counts: dict[tuple[str, ...], int] = {}
+    for eid, text in essays:
+        if eid in used:
+            continue
+        w = re.findall(r"[^\W_]+(?:['’][^\W_]+)*", text.lower())
+        for g in {tuple(w[i:i + READING_NGRAM]) for i in range(len(w) - READING_NGRAM + 1)}:
+            counts[g] = counts.get(g, 0) + 1
+    frequent = {g for g, n in counts.items() if n >= READING_MIN_ESSAYS}
+    # Chain overlapping 6-grams ("a b c d e f" + "b c d e f g") into phrases.
+    by_prefix = {g[:-1]: g for g in frequent}
+    suffixes = {g[1:] for g in frequent}
+    starts = [g for g in frequent if g[:-1] not in suffixes]
+    phrases, seen = [], set()
+    for g in sorted(starts) + sorted(frequent):  # then whatever a cycle left unreached
+        if g in seen:
+            continue
+        words, cur = list(g), g
+        seen.add(cur)
+        while cur[1:] in by_prefix and by_prefix[cur[1:]] not in seen:
+            cur = by_prefix[cur[1:]]
+            seen.add(cur)
+            words.append(cur[-1])
+        phrases.append(" ".join(words))
+    return phrases
+
+
 def build(root: Path) -> Path:
     """Write every class under root/built/BUILD (idempotent: an existing build is kept)."""
     out = root / "built" / BUILD
@@ -236,7 +294,10 @@ def build(root: Path) -> Path:
     rng = random.Random(SEED)
     essays = asap_essays(root)
     syn = load_synonyms(WORDNET)
+    given = prompt_texts(root)
     index = []
+    folders: dict[int, list[Path]] = {}
+    used: dict[int, set[int]] = {}
     for split, prompts in (("tune", TUNE_PROMPTS), ("eval", EVAL_PROMPTS)):
         all_pairs = msrp_pairs(root, split)
         rng.shuffle(all_pairs)
@@ -247,6 +308,10 @@ def build(root: Path) -> Path:
             for c in range(CLASSES_PER_PROMPT[split]):
                 members, sources = build_class(prompt, essays[prompt], pairs, syn, rng)
                 folder = out / split / f"prompt{prompt}-class{c}"
+                folders.setdefault(prompt, []).append(folder)
+                ids = used.setdefault(prompt, set())
+                ids.update(m.essay_id for m in members)
+                ids.update(int(n.rsplit("-", 1)[1].split(".")[0]) for n in sources if n.startswith("past-"))
                 (folder / "submissions").mkdir(parents=True, exist_ok=True)
                 (folder / "sources").mkdir(parents=True, exist_ok=True)
                 for m in members:
@@ -257,6 +322,11 @@ def build(root: Path) -> Path:
                            "source": m.source, "essay_id": m.essay_id} for m in members]
                 (folder / "labels.json").write_text(json.dumps(labels, indent=1))
                 index.append({"split": split, "prompt": prompt, "class": str(folder.relative_to(out))})
+    for prompt, dirs in folders.items():
+        template = given[prompt] + "\n\n" + "\n".join(reading_phrases(essays[prompt], used[prompt]))
+        for folder in dirs:
+            (folder / "template").mkdir(exist_ok=True)
+            (folder / "template" / "prompt.txt").write_text(template, encoding="utf-8")
     (out / "classes.json").write_text(json.dumps(index, indent=1))
     return out
 
@@ -267,6 +337,15 @@ class LabelledClass:
     prompt: int
     folder: Path
     labels: list[dict]
+
+    @property
+    def template_path(self) -> Path:
+        """The instructor's template: the prompt and the phrases of its reading (reading_phrases)."""
+        return self.folder / "template" / "prompt.txt"
+
+    @property
+    def template(self) -> str:
+        return self.template_path.read_text(encoding="utf-8")
 
     def texts(self, sub: str) -> dict[str, str]:
         d = self.folder / sub

@@ -20,7 +20,9 @@ _ABBREV = {"e.g", "i.e", "mr", "mrs", "ms", "dr", "prof", "st", "vs", "etc", "al
 _BIBLIO_HEADING_RE = re.compile(
     r"^[ \t#*_]*(references|bibliography|works cited|sources|literature cited|reference list)"
     r"[ \t:*_]*$", re.IGNORECASE | re.MULTILINE)
-_QUOTE_RE = re.compile(r"\"[^\"\n]{1,2000}?\"|“[^”]{1,2000}?”")
+# Straight and curly marks are often mixed in one quotation (“like this"), so any opening
+# mark pairs with the next closing one.
+_QUOTE_RE = re.compile(r"[\"“][^\"“”\n]{1,2000}?[\"”]")
 MIN_QUOTE_WORDS = 4
 # Style guides (APA: 40 words, MLA: four lines) set longer quotations as block
 # quotes; a longer "inline quotation" is more likely two stray quote marks.
