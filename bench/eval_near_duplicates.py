@@ -42,7 +42,9 @@ RESULTS = ROOT / "bench" / "results"
 OPERATING_FPR = 0.02
 
 GRID = {
-    "common_min_docs": (2, 3, 4, 6),
+    # From 4: wording two or three students share is what collusion looks like, not common material.
+    "common_min_docs": (4, 5, 6),
+    "common_share": (0.05, 0.1, 0.15),
     "long_run_words": (10, 12, 15, 20),
     "rare_zipf": (3.0, 3.5, 4.0, 4.5),
     "sim_min": (0.65, 0.70, 0.75, 0.80),
@@ -52,7 +54,8 @@ GRID = {
     "lead_run_words": (5, 8, 10),
     "margin": (0.04, 0.08, 0.12),
     "margin_floor": (-1.0, -0.05, 0.0, 0.03, 0.06),
-    "margin_alone": (0.2, 0.25, 0.3, 0.4, 1.0),
+    "margin_alone": (0.25, 0.3, 0.4, 0.5, 1.0),
+    "margin_strong": (0.15, 0.2, 0.25, 0.3, 1.0),
     "rare_min_words": (1, 2),
 }
 
@@ -148,17 +151,20 @@ class PreparedClass:
         self.windows = embed_windows(self.texts, encode)
 
     def scores(self, config: Config) -> dict[str, float]:
-        return {r.submission: r.score for r in compare_all(self.texts, self.windows, config)}
+        return {r.submission: r.score for r in self.reports(config)}
 
     def reports(self, config: Config):
-        return compare_all(self.texts, self.windows, config)
+        return compare_all(self.texts, self.windows, config, [self.c.template])
 
 
 def collect(classes: list[LabelledClass], scorer) -> tuple[list[dict], list[float]]:
+    """Labelled rows and scores (donors, which copied nothing but were copied, are left out)."""
     rows, scores = [], []
     for c in classes:
         found = scorer(c)
         for r in c.labels:
+            if r["label"] is None:
+                continue
             rows.append(r)
             scores.append(found[r["submission"]])
     return rows, scores
@@ -247,6 +253,7 @@ def main() -> None:
                     cand = replace(config, **{k: v})
                     key = objective(cand)
                     evaluated += 1
+                    print(f"  tuning: {k}={v} -> F1, AUC {key} (best {best_key})", file=sys.stderr, flush=True)
                     if key > best_key:
                         best_key, config = key, cand
         changed = {k: getattr(config, k) for k in keys if getattr(config, k) != getattr(base, k)}
@@ -302,7 +309,7 @@ def main() -> None:
         tpl = [c.template]
         texts = ([prepare(n, t, "submission", tpl, config=config) for n, t in c.texts("submissions").items()]
                  + [prepare(n, t, "source", tpl, config=config) for n, t in c.texts("sources").items()])
-        compare_all(texts, None, replace(config, use_embeddings=False))
+        compare_all(texts, None, replace(config, use_embeddings=False), tpl)
     fp_seconds = time.perf_counter() - t0
     lines.append(f"speed on the {len(test)} evaluation classes: Attest preparing + shared-wording comparison "
                  f"{fp_seconds:.2f} s, its sentence-match comparison over cached embeddings "

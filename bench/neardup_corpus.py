@@ -14,7 +14,8 @@ of sources they are compared with.
   detector must not flag.
 * copies (label 1): a real essay of the class in which a run of its sentences is
   replaced by text from a source:
-  - cut: consecutive sentences of another student's essay to the same prompt
+  - cut: consecutive sentences (without quotation marks where the essay allows:
+    quotations do not count, by design) of another student's essay to the same prompt
     (the "donor", kept in the sources folder as a past cohort's answer), verbatim;
   - light: the same, lightly edited (about 20 % of content words swapped for a
     WordNet synonym, a few function words dropped, punctuation changed): synthetic;
@@ -27,6 +28,9 @@ of sources they are compared with.
     (pairs with quotation marks are left out: quotations do not count, by design).
     They are off the prompt's topic, so they test that corroboration still accepts
     a real paraphrase, not the topic confound (the on-topic heavy case does that).
+  - peer-cut / peer-light: a passage of a classmate's essay (the "donor", itself a
+    submission of the class), verbatim or lightly edited: collusion.  Donors copied
+    nothing and are left out of the figures.
 * sources: the donors, four more same-prompt essays nobody copied (hard negatives
   for every independent answer), the MSRP readings, and two readings nobody copied.
 
@@ -50,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from eval_data import heavy_paraphrase, light_edit, load_synonyms  # noqa: E402
 
-BUILD = "neardup-v2"
+BUILD = "neardup-v4"
 SEED = 20261201
 TUNE_PROMPTS = (1, 3, 5, 7)
 EVAL_PROMPTS = (2, 4, 6, 8)
@@ -61,7 +65,8 @@ UNCOPIED_DONORS = 4
 UNCOPIED_READINGS = 2
 READING_SENTENCES = 6
 WORDNET = Path("/usr/share/wordnet")
-KINDS = tuple(COPIES)
+PEER_COPIES = ("peer-cut", "peer-light")
+KINDS = (*COPIES, *PEER_COPIES)
 
 csv.field_size_limit(10_000_000)
 
@@ -187,6 +192,15 @@ def _insert(host: list[str], taken: list[str], rng: random.Random) -> str:
     return " ".join(host[:at] + taken + host[at + k:])
 
 
+def _unquoted_start(src: list[str], k: int, rng: random.Random) -> int:
+    """Where to take k sentences from: a stretch without quotation marks when there is one.
+
+    Quotations are excluded from the score by design, so a planted copy of quoted
+    text would plant nothing that counts."""
+    clean = [i for i in range(len(src) - k + 1) if not any(q in " ".join(src[i:i + k]) for q in '"“”')]
+    return rng.choice(clean) if clean else rng.randrange(0, len(src) - k + 1)
+
+
 def _share(host_len: int, rng: random.Random) -> int:
     return max(2, round(host_len * rng.uniform(0.25, 0.6)))
 
@@ -219,7 +233,7 @@ def build_class(prompt: int, essays: list[tuple[int, str]], pairs: dict[str, lis
             sources[src_name] = d_text
             src = sentences(d_text)
             k = min(len(src), _share(len(own), rng))
-            s0 = rng.randrange(0, len(src) - k + 1)
+            s0 = _unquoted_start(src, k, rng)
             taken = src[s0:s0 + k]
             if kind == "light":
                 taken = light_edit(taken, syn, rng)
@@ -234,6 +248,21 @@ def build_class(prompt: int, essays: list[tuple[int, str]], pairs: dict[str, lis
             s0 = rng.randrange(0, READING_SENTENCES - k + 1)
             taken = [b for _, b in reading[s0:s0 + k]]
         members.append(Member(name, _insert(own, taken, rng), kind, src_name, eid))
+    # Collusion inside the class: a passage of one student's essay in another's.  A separate
+    # generator keeps every other case as it was when the peer copies were added.
+    peer_rng = random.Random(f"{SEED}-{prompt}-{members[0].essay_id}")
+    free = [i for i, m in enumerate(members) if m.kind == "independent"]
+    chosen = peer_rng.sample(free, 2 * len(PEER_COPIES))
+    for kind, host_i, donor_i in zip(PEER_COPIES, chosen[::2], chosen[1::2], strict=True):
+        host, donor = members[host_i], members[donor_i]
+        own, src = sentences(host.text), sentences(donor.text)
+        k = min(len(src), _share(len(own), peer_rng))
+        s0 = _unquoted_start(src, k, peer_rng)
+        taken = src[s0:s0 + k]
+        if kind == "peer-light":
+            taken = light_edit(taken, syn, peer_rng)
+        members[host_i] = Member(host.name, _insert(own, taken, peer_rng), kind, donor.name, host.essay_id)
+        members[donor_i] = Member(donor.name, donor.text, "donor", "", donor.essay_id)
     for d_id, d_text in spare:
         sources[f"past-p{prompt}-{d_id}.txt"] = d_text
     for n in range(UNCOPIED_READINGS):
@@ -318,7 +347,10 @@ def build(root: Path) -> Path:
                     (folder / "submissions" / m.name).write_text(m.text, encoding="utf-8")
                 for name, text in sources.items():
                     (folder / "sources" / name).write_text(text, encoding="utf-8")
-                labels = [{"submission": m.name, "kind": m.kind, "label": int(m.kind != "independent"),
+                # A donor shares a passage but copied nothing: it is neither a copy nor an
+                # independent answer, so it is left out of every figure (label None).
+                labels = [{"submission": m.name, "kind": m.kind,
+                           "label": None if m.kind == "donor" else int(m.kind != "independent"),
                            "source": m.source, "essay_id": m.essay_id} for m in members]
                 (folder / "labels.json").write_text(json.dumps(labels, indent=1))
                 index.append({"split": split, "prompt": prompt, "class": str(folder.relative_to(out))})
@@ -368,5 +400,5 @@ if __name__ == "__main__":
     for split in ("tune", "eval"):
         sel = [c for c in built if c.split == split]
         rows = [r for c in sel for r in c.labels]
-        kinds = {k: sum(r["kind"] == k for r in rows) for k in ("independent", *KINDS)}
+        kinds = {k: sum(r["kind"] == k for r in rows) for k in ("independent", *KINDS, "donor")}
         print(f"{split}: {len(sel)} classes, prompts {sorted({c.prompt for c in sel})}, {kinds}")

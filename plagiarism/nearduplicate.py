@@ -38,13 +38,17 @@ import numpy as np
 
 from plagiarism import evidence as ev
 from plagiarism.fingerprint import normalise_word
-from plagiarism.segment import Segmented, Span, segment
+from plagiarism.segment import Segmented, Span, segment, words
 from plagiarism.stylometry import FUNCTION_WORDS
 
 # Calibrated on the tuning split by `.venv/bin/python bench/eval_near_duplicates.py`
 # (see bench/results/eval_near_duplicates.txt): the flag threshold is a share of the text.
-FLAG_THRESHOLD = 0.10
+FLAG_THRESHOLD = 0.1234
 MIN_SENTENCE_WORDS = 5
+# A word this rare in English (Zipf 2.5: a few times in 10^8 words) is one that students
+# almost never pick independently, so it stays uncommon when one more text uses it: a
+# source and two students who copied it.
+VERY_RARE_ZIPF = 2.5
 
 Encoder = Callable[[list[str]], np.ndarray]
 _FUNCTION_SET = frozenset(FUNCTION_WORDS)
@@ -62,21 +66,23 @@ class Config:
 
     ngram: int = 5                 # words per shared-wording n-gram
     min_run_words: int = 8         # a shared run shorter than this is never a passage
-    long_run_words: int = 15       # a shared run this long counts on its own
+    long_run_words: int = 10       # a shared run this long counts on its own
     merge_gap: int = 6             # runs this close on both sides form one passage
     common_share: float = 0.05     # an n-gram in more than this share of submissions is common ...
-    common_min_docs: int = 3       # ... and in at least this many of them
-    rare_zipf: float = 3.5         # a word rarer than this in English (Zipf scale) may be uncommon ...
-    rare_share: float = 0.05       # ... if it is in at most this share of the scan's texts (at least 2)
-    sim_min: float = 0.70          # a sentence match below this cosine is no lead at all
+    common_min_docs: int = 4       # ... and in at least this many (a ring of three colluders is no "many")
+    rare_zipf: float = 4.0         # a word rarer than this in English (Zipf scale) may be uncommon ...
+    rare_share: float = 0.05       # ... if it is in at most this share of the scan's texts ...
+    rare_min_texts: int = 2        # ... or in at most this many (one more for words rarer than VERY_RARE_ZIPF)
+    sim_min: float = 0.65          # a sentence match below this cosine is no lead at all
     sim_strong: float = 0.90       # from this cosine one corroborator is enough ...
     corroboration: int = 2         # ... below it this many are needed
-    align_min_sim: float = 0.80    # neighbours count for alignment from this cosine
+    align_min_sim: float = 0.75    # neighbours count for alignment from this cosine
     lead_run_words: int = 8        # a shared run this long inside a sentence corroborates it
     rare_min_words: int = 1        # uncommon words needed to corroborate a sentence
-    margin: float = 0.08           # stands out: cosine minus the class background ...
+    margin: float = 0.12           # stands out: cosine minus the class background ...
     margin_floor: float = 0.0      # ... below this a meaning match never counts (class calibration) ...
-    margin_alone: float = 0.30     # ... and from this it counts on the calibration alone
+    margin_alone: float = 0.40     # ... from this it counts on the calibration alone ...
+    margin_strong: float = 0.20    # ... and from this when its cosine reaches sim_strong
     min_cohort: int = 8            # texts needed before the class background means anything
     background_rank: int = 3       # the background is the n-th closest other text
     skeleton_ngram: int = 9        # length of the masked structure n-grams
@@ -242,13 +248,16 @@ class Cohort:
     n_texts: int
     common_grams: np.ndarray           # sorted keys of n-grams in many submissions
     word_texts: dict[str, int]         # normalised word -> number of texts using it
-    word_zipf: dict[str, float]        # normalised word -> lowest English Zipf of its forms
+    word_zipf: dict[str, float]        # normalised word -> highest English Zipf of its forms
     skeleton_texts: dict[int, int]     # structure n-gram -> number of texts using it
     config: Config
+    given_words: frozenset[str] = frozenset()  # normalised words of the instructor's template
     _rare: dict[tuple[str, str], bool] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, texts: Sequence[Text], config: Config) -> Cohort:
+    def of(cls, texts: Sequence[Text], config: Config, templates: Sequence[str] = ()) -> Cohort:
+        """The class's common material: frequent wording, word and structure counts, and the
+        words of the template (the prompt's own vocabulary is never uncommon)."""
         subs = [t for t in texts if t.kind == "submission"]
         # MOSS's rule for frequent k-grams: wording that many submissions share is what the
         # assignment gave them (the prompt, a quoted reading), not what one copied from another.
@@ -271,27 +280,29 @@ class Cohort:
         for t in texts:
             for raw, norm in set(zip(t.raw, t.norm, strict=True)):
                 z = english_zipf(raw)
-                if norm not in word_zipf or z < word_zipf[norm]:
+                if norm not in word_zipf or z > word_zipf[norm]:
                     word_zipf[norm] = z
             for norm in set(t.norm):
                 word_texts[norm] = word_texts.get(norm, 0) + 1
             for k in set(t.skeleton[t.skeleton_ok].tolist()):
                 skeleton_texts[k] = skeleton_texts.get(k, 0) + 1
-        return cls(len(subs), len(texts), common, word_texts, word_zipf, skeleton_texts, config)
+        given = frozenset(normalise_word(w) for tpl in templates for _, _, w in words(tpl))
+        return cls(len(subs), len(texts), common, word_texts, word_zipf, skeleton_texts, config, given)
 
     @property
     def few_texts(self) -> float:
         """At most this many texts may share a word or structure for it to be uncommon."""
-        return max(2.0, self.config.rare_share * self.n_texts)
+        return max(float(self.config.rare_min_texts), self.config.rare_share * self.n_texts)
 
     def is_rare(self, raw: str, norm: str) -> bool:
         """An uncommon word: rare in English (or a number) and used by few texts of the scan."""
         key = (raw, norm)
         if key not in self._rare:
             numeric = sum(c.isdigit() for c in raw) >= 2
-            rare_english = self.word_zipf.get(norm, 0.0) < self.config.rare_zipf
-            self._rare[key] = (_content_candidate(raw, norm) and (numeric or rare_english)
-                               and self.word_texts.get(norm, 0) <= self.few_texts)
+            zipf = self.word_zipf.get(norm, 0.0)
+            allowed = self.few_texts + (1 if zipf < VERY_RARE_ZIPF and not numeric else 0)
+            self._rare[key] = (_content_candidate(raw, norm) and (numeric or zipf < self.config.rare_zipf)
+                               and norm not in self.given_words and self.word_texts.get(norm, 0) <= allowed)
         return self._rare[key]
 
     def rare_shared(self, a: Text, a_range: tuple[int, int], b: Text, b_range: tuple[int, int]) -> list[str]:
@@ -479,29 +490,41 @@ def meaning_leads(texts: Sequence[Text], windows: dict[str, _Windows], config: C
     seg_len = np.diff(np.append(segs_a, offset))
     leads: list[Lead] = []
     col_of_text = {ti: c for c, ti in enumerate(owners)}
-    for si, s in enumerate(texts):
-        if s.kind != "submission" or not s.units:
-            continue
-        q = windows[s.key].vectors[: len(s.units)]
-        sims = q @ allw.T
-        best = np.maximum.reduceat(sims, segs_a, axis=1)  # (units, texts with windows)
+    queries = [(si, s) for si, s in enumerate(texts) if s.kind == "submission" and s.units]
+    if not queries:
+        return []
+    # One product for every submission sentence at once (BLAS is far faster on one big matrix).
+    q_all = np.concatenate([windows[s.key].vectors[: len(s.units)] for _, s in queries])
+    sims_all = q_all @ allw.T
+    best_all = np.maximum.reduceat(sims_all, segs_a, axis=1)  # (sentences, texts with windows)
+    row = 0
+    for si, s in queries:
+        sims = sims_all[row:row + len(s.units)]
+        best = best_all[row:row + len(s.units)].copy()
+        row += len(s.units)
         if si in col_of_text:
             best[:, col_of_text[si]] = -1.0
         n_other = len(owners) - (1 if si in col_of_text else 0)
         rank = config.background_rank
         use_bg = n_other - 1 >= max(config.min_cohort, rank)
-        if use_bg:
-            # The rank-th and (rank+1)-th closest texts of each sentence: the background of a
-            # pair is the rank-th closest text other than the pair's own partner.
-            top = np.argsort(-best, axis=1)[:, :rank + 1]
-        for u, c in zip(*np.nonzero(best >= config.sim_min), strict=True):
-            bg = None
-            if use_bg:
-                row = top[u]
-                bg = float(best[u, row[rank]] if c in row[:rank] else best[u, row[rank - 1]])
+        us, cs = np.nonzero(best >= config.sim_min)
+        if not len(us):
+            continue
+        # Best window of each text for each sentence: one argmax per text, not per pair.
+        arg = np.zeros(best.shape, np.int64)
+        for c in np.unique(cs):
             a = segs_a[c]
-            w = int(np.argmax(sims[u, a:a + seg_len[c]]))
-            leads.append(Lead(si, int(u), owners[c], w, float(best[u, c]), bg))
+            arg[:, c] = sims[:, a:a + seg_len[c]].argmax(axis=1)
+        bgs: list[float | None] = [None] * len(us)
+        if use_bg:
+            # The background of a pair is the rank-th closest text other than the partner.
+            top = np.argsort(-best, axis=1)[:, :rank + 1]
+            in_top = (top[us, :rank] == cs[:, None]).any(axis=1)
+            pick = np.where(in_top, top[us, rank], top[us, rank - 1])
+            bgs = best[us, pick].tolist()
+        for u, c, w, cos, bg in zip(us.tolist(), cs.tolist(), arg[us, cs].tolist(), best[us, cs].tolist(), bgs,
+                                    strict=True):
+            leads.append(Lead(si, u, owners[c], w, cos, bg))
     return leads
 
 
@@ -618,7 +641,8 @@ def accept_lead(evidence: dict, config: Config) -> bool:
         return False  # the class calibration: as close to other students' answers as to this one
     corroborators = (len(evidence.get("rare_words", ())) >= config.rare_min_words, evidence.get("structure", 0) > 0,
                      evidence.get("shared_run", 0) >= config.lead_run_words, evidence.get("aligned", 0) >= 2)
-    if stands_out is not None and stands_out >= config.margin_alone:
+    if stands_out is not None and (stands_out >= config.margin_alone or (
+            stands_out >= config.margin_strong and evidence["meaning"] >= config.sim_strong)):
         # Calibrated against the class: this pair is far closer than the sentence comes to
         # any other answer to the prompt, which honest answers to one prompt never are.
         return True
@@ -676,9 +700,11 @@ def aligned_groups(group: list[Lead], wunits: list[tuple[int, int]], evidence: d
     return out
 
 
-def compare_all(texts: Sequence[Text], windows: dict[str, _Windows] | None, config: Config) -> list[SubmissionReport]:
-    """Score every submission of `texts` against every other text."""
-    cohort = Cohort.of(texts, config)
+def compare_all(texts: Sequence[Text], windows: dict[str, _Windows] | None, config: Config,
+                templates: Sequence[str] = ()) -> list[SubmissionReport]:
+    """Score every submission of `texts` against every other text (`templates`: the
+    instructor's template texts the texts were prepared with)."""
+    cohort = Cohort.of(texts, config, templates)
     runs = shared_runs(texts, cohort, config) if config.use_fingerprints or config.use_embeddings else {}
     matches: dict[int, list[tuple[int, Match, np.ndarray]]] = {}
 
@@ -808,5 +834,5 @@ def scan(submissions: dict[str, str], sources: dict[str, str] | None = None,
             from plagiarism.embedding import get_embedder
             encode = get_embedder().encode
         windows = embed_windows(everything, encode, subs if len(subs) == 1 else ())
-    reports = compare_all(everything, windows, config)
+    reports = compare_all(everything, windows, config, templates or ())
     return ScanResult(reports, clusters(reports, config.flag_threshold))
