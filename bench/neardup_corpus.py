@@ -54,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from eval_data import heavy_paraphrase, light_edit, load_synonyms  # noqa: E402
 
-BUILD = "neardup-v4"
+BUILD = "neardup-v5"
 SEED = 20261201
 TUNE_PROMPTS = (1, 3, 5, 7)
 EVAL_PROMPTS = (2, 4, 6, 8)
@@ -67,6 +67,8 @@ READING_SENTENCES = 6
 WORDNET = Path("/usr/share/wordnet")
 PEER_COPIES = ("peer-cut", "peer-light")
 KINDS = (*COPIES, *PEER_COPIES)
+READING_NGRAM = 6
+READING_MIN_ESSAYS = 5
 
 csv.field_size_limit(10_000_000)
 
@@ -192,12 +194,29 @@ def _insert(host: list[str], taken: list[str], rng: random.Random) -> str:
     return " ".join(host[:at] + taken + host[at + k:])
 
 
-def _unquoted_start(src: list[str], k: int, rng: random.Random) -> int:
-    """Where to take k sentences from: a stretch without quotation marks when there is one.
+def _template_grams(template: str, n: int = READING_NGRAM) -> set[tuple[str, ...]]:
+    w = re.findall(r"[^\W_]+(?:['’][^\W_]+)*", template.lower())
+    return {tuple(w[i:i + n]) for i in range(len(w) - n + 1)}
 
-    Quotations are excluded from the score by design, so a planted copy of quoted
-    text would plant nothing that counts."""
-    clean = [i for i in range(len(src) - k + 1) if not any(q in " ".join(src[i:i + k]) for q in '"“”')]
+
+def _template_share(text: str, given: set[tuple[str, ...]], n: int = READING_NGRAM) -> float:
+    """Share of a text's words inside word 6-grams of the template."""
+    w = re.findall(r"[^\W_]+(?:['’][^\W_]+)*", text.lower())
+    inside = [False] * len(w)
+    for i in range(len(w) - n + 1):
+        if tuple(w[i:i + n]) in given:
+            inside[i:i + n] = [True] * n
+    return sum(inside) / max(1, len(w))
+
+
+def _countable_start(src: list[str], k: int, rng: random.Random, given: set[tuple[str, ...]]) -> int:
+    """Where to take k sentences from: a stretch that would count, when there is one.
+
+    Quotations and template text (the prompt and its reading) are excluded from the
+    score by design, so a planted copy of them would plant nothing that counts."""
+    clean = [i for i in range(len(src) - k + 1)
+             if not any(q in " ".join(src[i:i + k]) for q in '"“”')
+             and _template_share(" ".join(src[i:i + k]), given) < 0.3]
     return rng.choice(clean) if clean else rng.randrange(0, len(src) - k + 1)
 
 
@@ -205,10 +224,18 @@ def _share(host_len: int, rng: random.Random) -> int:
     return max(2, round(host_len * rng.uniform(0.25, 0.6)))
 
 
+def in_class_pool(essay_id: int) -> bool:
+    """Even ids make the classes, odd ids rebuild the reading (reading_phrases): fixed, so no
+    class member's text ever shapes the template its class is scanned with."""
+    return essay_id % 2 == 0
+
+
 def build_class(prompt: int, essays: list[tuple[int, str]], pairs: dict[str, list[tuple[str, str]]],
-                syn: dict, rng: random.Random) -> tuple[list[Member], dict[str, str]]:
+                syn: dict, rng: random.Random, template: str) -> tuple[list[Member], dict[str, str]]:
     """One class: CLASS_SIZE submissions and its sources folder (name -> text)."""
-    usable = [(eid, t) for eid, t in essays if len(t.split()) >= 60 and len(sentences(t)) >= 4]
+    usable = [(eid, t) for eid, t in essays
+              if in_class_pool(eid) and len(t.split()) >= 60 and len(sentences(t)) >= 4]
+    given = _template_grams(template)
     n_copies = sum(COPIES.values())
     n_donors = COPIES["cut"] + COPIES["light"] + COPIES["heavy"]
     picked = rng.sample(usable, CLASS_SIZE + n_donors + UNCOPIED_DONORS)
@@ -233,7 +260,7 @@ def build_class(prompt: int, essays: list[tuple[int, str]], pairs: dict[str, lis
             sources[src_name] = d_text
             src = sentences(d_text)
             k = min(len(src), _share(len(own), rng))
-            s0 = _unquoted_start(src, k, rng)
+            s0 = _countable_start(src, k, rng, given)
             taken = src[s0:s0 + k]
             if kind == "light":
                 taken = light_edit(taken, syn, rng)
@@ -257,7 +284,7 @@ def build_class(prompt: int, essays: list[tuple[int, str]], pairs: dict[str, lis
         host, donor = members[host_i], members[donor_i]
         own, src = sentences(host.text), sentences(donor.text)
         k = min(len(src), _share(len(own), peer_rng))
-        s0 = _unquoted_start(src, k, peer_rng)
+        s0 = _countable_start(src, k, peer_rng, given)
         taken = src[s0:s0 + k]
         if kind == "peer-light":
             taken = light_edit(taken, syn, peer_rng)
@@ -271,23 +298,19 @@ def build_class(prompt: int, essays: list[tuple[int, str]], pairs: dict[str, lis
     return members, sources
 
 
-READING_NGRAM = 6
-READING_MIN_ESSAYS = 8
-
-
-def reading_phrases(essays: list[tuple[int, str]], used: set[int]) -> list[str]:
+def reading_phrases(essays: list[tuple[int, str]]) -> list[str]:
     """The wording many students of a prompt took from what they were given.
 
     ASAP's source-dependent prompts (3-6) gave students a reading that is not in
     the data set, and students quote it, often without quotation marks.  An
     instructor would pass the reading as template text; here it is rebuilt from
-    the prompt's essays that are in no class: every word 6-gram used by at
-    least READING_MIN_ESSAYS of them, chained into phrases.  For the other prompts
+    the prompt's essays that can be in no class (odd ids, see in_class_pool): every
+    word 6-gram used by at least READING_MIN_ESSAYS of them, chained into phrases.  For the other prompts
     the same rule finds the prompt's stock phrases.
     """
     counts: dict[tuple[str, ...], int] = {}
     for eid, text in essays:
-        if eid in used:
+        if in_class_pool(eid):
             continue
         w = re.findall(r"[^\W_]+(?:['’][^\W_]+)*", text.lower())
         for g in {tuple(w[i:i + READING_NGRAM]) for i in range(len(w) - READING_NGRAM + 1)}:
@@ -324,9 +347,8 @@ def build(root: Path) -> Path:
     essays = asap_essays(root)
     syn = load_synonyms(WORDNET)
     given = prompt_texts(root)
+    templates = {p: given[p] + "\n\n" + "\n".join(reading_phrases(essays[p])) for p in given}
     index = []
-    folders: dict[int, list[Path]] = {}
-    used: dict[int, set[int]] = {}
     for split, prompts in (("tune", TUNE_PROMPTS), ("eval", EVAL_PROMPTS)):
         all_pairs = msrp_pairs(root, split)
         rng.shuffle(all_pairs)
@@ -335,12 +357,10 @@ def build(root: Path) -> Path:
                  "rest": [(a, b) for a, b, s in all_pairs if 0.3 <= s < 0.5]}
         for prompt in prompts:
             for c in range(CLASSES_PER_PROMPT[split]):
-                members, sources = build_class(prompt, essays[prompt], pairs, syn, rng)
+                members, sources = build_class(prompt, essays[prompt], pairs, syn, rng, templates[prompt])
                 folder = out / split / f"prompt{prompt}-class{c}"
-                folders.setdefault(prompt, []).append(folder)
-                ids = used.setdefault(prompt, set())
-                ids.update(m.essay_id for m in members)
-                ids.update(int(n.rsplit("-", 1)[1].split(".")[0]) for n in sources if n.startswith("past-"))
+                (folder / "template").mkdir(parents=True, exist_ok=True)
+                (folder / "template" / "prompt.txt").write_text(templates[prompt], encoding="utf-8")
                 (folder / "submissions").mkdir(parents=True, exist_ok=True)
                 (folder / "sources").mkdir(parents=True, exist_ok=True)
                 for m in members:
@@ -354,11 +374,6 @@ def build(root: Path) -> Path:
                            "source": m.source, "essay_id": m.essay_id} for m in members]
                 (folder / "labels.json").write_text(json.dumps(labels, indent=1))
                 index.append({"split": split, "prompt": prompt, "class": str(folder.relative_to(out))})
-    for prompt, dirs in folders.items():
-        template = given[prompt] + "\n\n" + "\n".join(reading_phrases(essays[prompt], used[prompt]))
-        for folder in dirs:
-            (folder / "template").mkdir(exist_ok=True)
-            (folder / "template" / "prompt.txt").write_text(template, encoding="utf-8")
     (out / "classes.json").write_text(json.dumps(index, indent=1))
     return out
 
