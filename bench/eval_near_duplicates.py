@@ -45,7 +45,8 @@ GRID = {
     # From 4: wording two or three students share is what collusion looks like, not common material.
     "common_min_docs": (4, 5, 6),
     "common_share": (0.05, 0.1, 0.15),
-    "long_run_words": (10, 12, 15, 20),
+    # From 12: the stock phrases of real same-prompt answers run to 8-11 words.
+    "long_run_words": (12, 15, 20),
     "rare_zipf": (3.0, 3.5, 4.0, 4.5),
     "sim_min": (0.65, 0.70, 0.75, 0.80),
     "sim_strong": (0.85, 0.90, 0.95),
@@ -55,7 +56,6 @@ GRID = {
     "margin": (0.04, 0.08, 0.12),
     "margin_floor": (-1.0, -0.05, 0.0, 0.03, 0.06),
     "margin_alone": (0.25, 0.3, 0.4, 0.5, 1.0),
-    "margin_strong": (0.15, 0.2, 0.25, 0.3, 1.0),
     "rare_min_words": (1, 2),
 }
 
@@ -254,7 +254,9 @@ def main() -> None:
                     key = objective(cand)
                     evaluated += 1
                     print(f"  tuning: {k}={v} -> F1, AUC {key} (best {best_key})", file=sys.stderr, flush=True)
-                    if key > best_key:
+                    # Differences under 0.001 are noise at this size: keep the current setting.
+                    if key[0] > best_key[0] + 1e-3 or (abs(key[0] - best_key[0]) <= 1e-3
+                                                       and key[1] > best_key[1] + 1e-3):
                         best_key, config = key, cand
         changed = {k: getattr(config, k) for k in keys if getattr(config, k) != getattr(base, k)}
         lines.append(f"tuned on the tuning split (coordinate descent, {evaluated} settings tried, best F1 "

@@ -70,19 +70,18 @@ class Config:
     merge_gap: int = 6             # runs this close on both sides form one passage
     common_share: float = 0.05     # an n-gram in more than this share of submissions is common ...
     common_min_docs: int = 4       # ... and in at least this many (a ring of three colluders is no "many")
-    rare_zipf: float = 3.0         # a word rarer than this in English (Zipf scale) may be uncommon ...
+    rare_zipf: float = 4.0         # a word rarer than this in English (Zipf scale) may be uncommon ...
     rare_share: float = 0.05       # ... if it is in at most this share of the scan's texts ...
     rare_min_texts: int = 2        # ... or in at most this many (one more for words rarer than VERY_RARE_ZIPF)
     sim_min: float = 0.65          # a sentence match below this cosine is no lead at all
-    sim_strong: float = 0.85       # from this cosine one corroborator is enough ...
+    sim_strong: float = 0.90       # from this cosine one corroborator is enough ...
     corroboration: int = 2         # ... below it this many are needed
-    align_min_sim: float = 0.75    # neighbours count for alignment from this cosine
+    align_min_sim: float = 0.85    # neighbours count for alignment from this cosine
     lead_run_words: int = 8        # a shared run this long inside a sentence corroborates it
-    rare_min_words: int = 1        # uncommon words needed to corroborate a sentence
+    rare_min_words: int = 2        # uncommon words needed to corroborate a sentence
     margin: float = 0.12           # stands out: cosine minus the class background ...
     margin_floor: float = 0.0      # ... below this a meaning match never counts (class calibration) ...
-    margin_alone: float = 0.40     # ... from this it counts on the calibration alone ...
-    margin_strong: float = 0.20    # ... and from this when its cosine reaches sim_strong
+    margin_alone: float = 0.30     # ... and from this it counts on the calibration alone
     min_cohort: int = 8            # texts needed before the class background means anything
     background_rank: int = 3       # the background is the n-th closest other text
     skeleton_ngram: int = 9        # length of the masked structure n-grams
@@ -429,28 +428,38 @@ def _windows(text: Text) -> list[tuple[int, int]]:
 
 
 def embed_windows(texts: Sequence[Text], encode: Encoder, queries_only: Sequence[Text] = ()) -> dict[str, _Windows]:
-    """Embed every window of every text once, deduplicated by content.
+    """Embed every sentence of every text once (deduplicated by content) and derive the windows.
 
-    Texts in `queries_only` are never compared against, so only their single
-    sentences are needed (their two-sentence windows are skipped).
+    Only single sentences go through the model.  A two-sentence window's vector is
+    the length-weighted mean of its sentences' vectors, renormalised: the model
+    mean-pools its token vectors, so this is close to embedding the pair (the
+    context across the boundary is all it misses), and it halves the model's work.
+    Texts in `queries_only` are never compared against, so they get no pair windows.
     """
     query_keys = {t.key for t in queries_only}
-    spans = {}
-    for t in texts:
-        w = _windows(t)
-        spans[t.key] = w[: len(t.units)] if t.key in query_keys else w
     unique: dict[str, int] = {}
     for t in texts:
-        for s, e in spans[t.key]:
-            unique.setdefault(" ".join(t.text[s:e].split()), len(unique))
+        for u in t.units:
+            unique.setdefault(" ".join(t.text[u.start:u.end].split()), len(unique))
     keys = list(unique)
-    vecs = encode(keys) if keys else np.zeros((0, 384), np.float32)
-    vecs = np.asarray(vecs, dtype=np.float32)
+    vecs = np.asarray(encode(keys), dtype=np.float32) if keys else np.zeros((0, 384), np.float32)
+    dim = vecs.shape[1] if vecs.ndim == 2 and len(vecs) else 384
     out = {}
     for t in texts:
-        idx = [unique[" ".join(t.text[s:e].split())] for s, e in spans[t.key]]
-        empty = np.zeros((0, vecs.shape[1] if vecs.ndim == 2 else 384), np.float32)
-        out[t.key] = _Windows(spans[t.key], vecs[idx] if idx else empty)
+        spans = _windows(t)
+        singles = np.array([unique[" ".join(t.text[u.start:u.end].split())] for u in t.units], dtype=np.int64)
+        k = len(t.units)
+        if k == 0:
+            out[t.key] = _Windows([], np.zeros((0, dim), np.float32))
+            continue
+        single_vecs = vecs[singles]
+        if t.key in query_keys or k == 1:
+            out[t.key] = _Windows(spans[:k], single_vecs)
+            continue
+        lengths = np.array([hi - lo for lo, hi in t.unit_tokens], dtype=np.float32)[:, None]
+        pairs = single_vecs[:-1] * lengths[:-1] + single_vecs[1:] * lengths[1:]
+        pairs /= np.maximum(np.linalg.norm(pairs, axis=1, keepdims=True), 1e-12)
+        out[t.key] = _Windows(spans, np.concatenate([single_vecs, pairs.astype(np.float32)]))
     return out
 
 
@@ -641,8 +650,7 @@ def accept_lead(evidence: dict, config: Config) -> bool:
         return False  # the class calibration: as close to other students' answers as to this one
     corroborators = (len(evidence.get("rare_words", ())) >= config.rare_min_words, evidence.get("structure", 0) > 0,
                      evidence.get("shared_run", 0) >= config.lead_run_words, evidence.get("aligned", 0) >= 2)
-    if stands_out is not None and (stands_out >= config.margin_alone or (
-            stands_out >= config.margin_strong and evidence["meaning"] >= config.sim_strong)):
+    if stands_out is not None and stands_out >= config.margin_alone:
         # Calibrated against the class: this pair is far closer than the sentence comes to
         # any other answer to the prompt, which honest answers to one prompt never are.
         return True
