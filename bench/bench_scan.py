@@ -2,9 +2,9 @@
 
     ATTEST_CORPORA_DIR=/path/to/corpora .venv/bin/python bench/bench_scan.py [--essays 100]
 
-Takes N submissions of one evaluation prompt from the near-duplicate bench's classes
-(bench/neardup_corpus.py: real ASAP answers, some carrying planted copies) and the
-sources they were compared with, writes them into a temp folder, then
+Builds (once, seeded) a class of N real answers to one evaluation prompt the way
+bench/neardup_corpus.py builds its classes (planted copies, its sources and template),
+writes it into a temp folder, then
 1. times the real CLI in a new process with an empty data dir, model load included:
    `flask --app app submissions scan DIR --sources SRC --template PROMPT --json`;
 2. in this process, times Attest's fingerprinting and peer-to-peer comparison
@@ -31,37 +31,25 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from neardup_corpus import load_classes  # noqa: E402
+from neardup_corpus import scan_class  # noqa: E402
 from peers import copydetect_scores  # noqa: E402
 
-from plagiarism.nearduplicate import Config, compare_all, embed_windows, prepare  # noqa: E402
-
-PROMPT = 2  # an evaluation prompt with long answers: the heaviest scan
+from plagiarism.nearduplicate import Config, compare_all, embed_windows, english_zipf, prepare  # noqa: E402
 
 
-def pick(n: int) -> tuple[dict[str, str], dict[str, str], str, dict[str, dict]]:
-    """n submissions of PROMPT (every class of it, deduplicated), their sources and labels."""
-    subs, srcs, labels, template = {}, {}, {}, ""
-    for c in load_classes():
-        if c.split != "eval" or c.prompt != PROMPT:
-            continue
-        template = c.template
-        texts = c.texts("submissions")
-        for row in c.labels:
-            if len(subs) < n and row["submission"] not in subs:
-                subs[row["submission"]] = texts[row["submission"]]
-                labels[row["submission"]] = row
-        srcs.update(c.texts("sources"))
-    if len(subs) < n:
-        sys.exit(f"only {len(subs)} submissions of prompt {PROMPT} in the built classes")
-    return subs, srcs, template, labels
+def pick(prompt: int, n: int) -> tuple[dict[str, str], dict[str, str], str, dict[str, dict]]:
+    """A class of n real answers to an evaluation prompt, its sources, template and labels."""
+    c = scan_class(prompt, n)
+    return c.texts("submissions"), c.texts("sources"), c.template, {r["submission"]: r for r in c.labels}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--essays", type=int, default=100)
+    parser.add_argument("--prompt", type=int, default=6, choices=(2, 4, 6, 8),
+                        help="evaluation prompt: 4 and 6 are short answers (~150 words), 2 and 8 essays (350-600)")
     args = parser.parse_args()
-    subs, srcs, template, labels = pick(args.essays)
+    subs, srcs, template, labels = pick(args.prompt, args.essays)
     words = sum(len(t.split()) for t in subs.values())
     tmp = Path(tempfile.mkdtemp(prefix="attest-bench-scan-"))
     try:
@@ -89,6 +77,7 @@ def main() -> None:
         from plagiarism.embedding import get_embedder
 
         config = Config()
+        english_zipf("warm")  # the word list loads once per process, like copydetect's import
         texts = ([prepare(n, t, "submission", [template], config=config) for n, t in sorted(subs.items())]
                  + [prepare(n, t, "source", [template], config=config) for n, t in sorted(srcs.items())])
         windows = embed_windows(texts, get_embedder().encode)
@@ -107,7 +96,7 @@ def main() -> None:
     lines = [
         f"machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()}; "
         f"load average after the run {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (other work shares the cores)",
-        f"input: {len(subs)} real answers to ASAP prompt {PROMPT} ({words / len(subs):.0f} words on average) "
+        f"input: {len(subs)} real answers to ASAP prompt {args.prompt} ({words / len(subs):.0f} words on average) "
         f"against {len(srcs)} sources, the prompt as template",
         f"end to end (new process, model load, empty embedding cache): {elapsed:.1f} s "
         f"= {len(subs) / elapsed:.1f} essays/s; target under 30 s -> {'MET' if elapsed < 30 else 'NOT met'}",

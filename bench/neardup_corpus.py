@@ -231,18 +231,17 @@ def in_class_pool(essay_id: int) -> bool:
 
 
 def build_class(prompt: int, essays: list[tuple[int, str]], pairs: dict[str, list[tuple[str, str]]],
-                syn: dict, rng: random.Random, template: str) -> tuple[list[Member], dict[str, str]]:
-    """One class: CLASS_SIZE submissions and its sources folder (name -> text)."""
+                syn: dict, rng: random.Random, template: str, size: int = CLASS_SIZE) -> tuple[list[Member], dict[str, str]]:
+    """One class: `size` submissions and its sources folder (name -> text)."""
     usable = [(eid, t) for eid, t in essays
               if in_class_pool(eid) and len(t.split()) >= 60 and len(sentences(t)) >= 4]
     given = _template_grams(template)
     n_copies = sum(COPIES.values())
     n_donors = COPIES["cut"] + COPIES["light"] + COPIES["heavy"]
-    picked = rng.sample(usable, CLASS_SIZE + n_donors + UNCOPIED_DONORS)
-    cohort, donors, spare = (picked[:CLASS_SIZE], picked[CLASS_SIZE:CLASS_SIZE + n_donors],
-                             picked[CLASS_SIZE + n_donors:])
+    picked = rng.sample(usable, size + n_donors + UNCOPIED_DONORS)
+    cohort, donors, spare = picked[:size], picked[size:size + n_donors], picked[size + n_donors:]
     kinds = [k for k, n in COPIES.items() for _ in range(n)]
-    hosts = rng.sample(range(CLASS_SIZE), n_copies)
+    hosts = rng.sample(range(size), n_copies)
     sources: dict[str, str] = {}
     members: list[Member] = []
     copy_of = dict(zip(hosts, kinds, strict=True))
@@ -376,6 +375,35 @@ def build(root: Path) -> Path:
                 index.append({"split": split, "prompt": prompt, "class": str(folder.relative_to(out))})
     (out / "classes.json").write_text(json.dumps(index, indent=1))
     return out
+
+
+def scan_class(prompt: int, size: int = 100) -> LabelledClass:
+    """One larger class of an evaluation prompt for bench/bench_scan.py (built once, seeded),
+    made like the others: real answers, planted copies, its own sources and template."""
+    root = corpora_dir()
+    build(root)
+    folder = root / "built" / BUILD / "scan" / f"prompt{prompt}-{size}"
+    if not (folder / "labels.json").exists():
+        rng = random.Random(f"{SEED}-scan-{prompt}-{size}")
+        template = prompt_texts(root)[prompt] + "\n\n" + "\n".join(reading_phrases(asap_essays(root)[prompt]))
+        all_pairs = msrp_pairs(root, "eval")
+        rng.shuffle(all_pairs)
+        pairs = {"light-human": [(a, b) for a, b, s in all_pairs if s >= 0.5],
+                 "heavy-human": [(a, b) for a, b, s in all_pairs if s < 0.3],
+                 "rest": [(a, b) for a, b, s in all_pairs if 0.3 <= s < 0.5]}
+        members, sources = build_class(prompt, asap_essays(root)[prompt], pairs, load_synonyms(WORDNET), rng,
+                                       template, size)
+        for sub in ("submissions", "sources", "template"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        for m in members:
+            (folder / "submissions" / m.name).write_text(m.text, encoding="utf-8")
+        for name, text in sources.items():
+            (folder / "sources" / name).write_text(text, encoding="utf-8")
+        (folder / "template" / "prompt.txt").write_text(template, encoding="utf-8")
+        labels = [{"submission": m.name, "kind": m.kind, "label": None if m.kind == "donor" else int(m.kind != "independent"),
+                   "source": m.source, "essay_id": m.essay_id} for m in members]
+        (folder / "labels.json").write_text(json.dumps(labels, indent=1))
+    return LabelledClass("scan", prompt, folder, json.loads((folder / "labels.json").read_text()))
 
 
 @dataclass

@@ -43,7 +43,7 @@ from plagiarism.stylometry import FUNCTION_WORDS
 
 # Calibrated on the tuning split by `.venv/bin/python bench/eval_near_duplicates.py`
 # (see bench/results/eval_near_duplicates.txt): the flag threshold is a share of the text.
-FLAG_THRESHOLD = 0.1234
+FLAG_THRESHOLD = 0.018
 MIN_SENTENCE_WORDS = 5
 # A word this rare in English (Zipf 2.5: a few times in 10^8 words) is one that students
 # almost never pick independently, so it stays uncommon when one more text uses it: a
