@@ -735,6 +735,34 @@ def compare_all(texts: Sequence[Text], windows: dict[str, _Windows] | None, conf
                     add(si, ti, Match(other.name, other.kind, r.similarity, "fingerprint",
                                       _chars(sub, r.lo, r.hi), _chars(other, r.olo, r.ohi), evidence), r.lo, r.hi)
 
+    # Per sentence and per window, what the evidence needs, computed once (a class has
+    # tens of thousands of leads, and the same sentences and windows recur in them).
+    unit_memo: dict[tuple[int, int], tuple[dict[str, set[str]], set[int], float]] = {}
+    window_memo: dict[tuple[int, int, int], tuple[set[str], set[int]]] = {}
+    n_skel = config.skeleton_ngram
+
+    def unit_facts(si: int, u: int) -> tuple[dict[str, set[str]], set[int], float]:
+        if (si, u) not in unit_memo:
+            t = texts[si]
+            lo, hi = t.unit_tokens[u]
+            rare: dict[str, set[str]] = {}
+            for i in range(lo, hi):
+                if t.counted[i] and not t.common[i] and cohort.is_rare(t.raw[i], t.norm[i]):
+                    rare.setdefault(t.norm[i], set()).add(t.raw[i])
+            top = max(lo, hi - n_skel + 1)
+            skel = {k for k in t.skeleton[lo:top][t.skeleton_ok[lo:top]].tolist()
+                    if cohort.skeleton_texts.get(k, 0) <= cohort.few_texts}
+            unit_memo[si, u] = (rare, skel, float(t.common[lo:hi].mean()) if hi > lo else 1.0)
+        return unit_memo[si, u]
+
+    def window_facts(ti: int, a: int, b: int) -> tuple[set[str], set[int]]:
+        if (ti, a, b) not in window_memo:
+            t = texts[ti]
+            lo, hi = t.unit_tokens[a][0], t.unit_tokens[b][1]
+            top = max(lo, hi - n_skel + 1)
+            window_memo[ti, a, b] = (set(t.norm[lo:hi]), set(t.skeleton[lo:top][t.skeleton_ok[lo:top]].tolist()))
+        return window_memo[ti, a, b]
+
     if config.use_embeddings and windows is not None:
         leads = meaning_leads(texts, windows, config)
         by_pair: dict[tuple[int, int], list[Lead]] = {}
@@ -748,15 +776,16 @@ def compare_all(texts: Sequence[Text], windows: dict[str, _Windows] | None, conf
             found_ev: dict[int, dict] = {}
             for ld in group:
                 lo, hi = sub.unit_tokens[ld.unit]
-                if sub.common[lo:hi].mean() > 0.5:
+                rare_here, skel_here, common_share = unit_facts(si, ld.unit)
+                if common_share > 0.5:
                     continue  # a sentence made of common material (a quoted prompt) is no lead
                 a, b = wunits[ld.window]
-                olo, ohi = other.unit_tokens[a][0], other.unit_tokens[b][1]
+                norms_there, skel_there = window_facts(ti, a, b)
                 evidence: dict = {"meaning": ld.cosine}
-                rare = cohort.rare_shared(sub, (lo, hi), other, (olo, ohi))
+                rare = sorted({raw for norm, raws in rare_here.items() if norm in norms_there for raw in raws})
                 if rare:
                     evidence["rare_words"] = rare
-                structure = cohort.shared_structure(sub, (lo, hi), other, (olo, ohi))
+                structure = len(skel_here & skel_there)
                 if structure:
                     evidence["structure"] = structure
                 run = _longest_overlap(pair_runs, lo, hi)
