@@ -35,8 +35,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-import audit
-from db import utcnow
+from kernel import audit
+from kernel.database import utcnow
 from plagiarism import audit_anchor
 from plagiarism.index import VectorIndex, partition_key
 from plagiarism.store import (
@@ -85,7 +85,7 @@ class Encoder(Protocol):
 
 
 def default_index_dir() -> Path:
-    from config import Settings
+    from kernel.settings import Settings
 
     return Settings.from_env().data_dir / "index"
 
@@ -214,7 +214,7 @@ def visible_courses(session: Session, user) -> list[Course]:
 
 
 def course_members(session: Session, course: Course) -> list[tuple[CourseMember, object]]:
-    from users import User
+    from kernel.accounts import User
 
     rows = session.execute(select(CourseMember, User).join(User, User.id == CourseMember.user_id)
                            .where(CourseMember.course_id == course.id)
@@ -225,7 +225,7 @@ def course_members(session: Session, course: Course) -> list[tuple[CourseMember,
 def add_course_member(session: Session, course: Course, email: str, role: str, actor: str) -> CourseMember:
     """Give an instructor access to a course (or change their role in it);
     audit-logged. Raises ServiceError for an unknown email or a non-instructor."""
-    from users import User
+    from kernel.accounts import User
 
     if role not in COURSE_ROLES:
         raise ServiceError(f"a course role is one of {', '.join(COURSE_ROLES)}, not {role!r}")

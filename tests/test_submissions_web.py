@@ -12,7 +12,7 @@ import time
 import pytest
 from sqlalchemy import select
 
-from audit import AuditEntry
+from kernel.audit import AuditEntry
 
 PASSWORD = "instructor-pass-1"
 COPIED = (
@@ -144,7 +144,7 @@ def test_upload_report_submission_review(app, instructor):
     report_id = int(report_url.rsplit("/", 1)[1])
     with app.app_context():
         from plagiarism.store import Report
-        from web_auth import db_session
+        from kernel.web.auth import db_session
 
         report = db_session().get(Report, report_id)
         assert report.tx_hash in page and report.fingerprint in page and str(report.block_number) in page
@@ -159,7 +159,7 @@ def test_upload_report_submission_review(app, instructor):
     assert "Met both students." in page and "by prof@uni.edu" in page
     assert "Reviewed" in instructor.get(report_url).get_data(as_text=True)
     with app.app_context():
-        from web_auth import db_session
+        from kernel.web.auth import db_session
 
         entry = db_session().scalar(select(AuditEntry).where(AuditEntry.action == "case_reviewed"))
         assert entry.actor == "prof@uni.edu" and entry.detail_dict["comment"] == "Met both students."
@@ -226,9 +226,9 @@ def test_a_pasted_submission_is_added(instructor):
 def test_a_stalled_upload_can_be_resumed_from_its_page(app, instructor):
     from datetime import timedelta
 
-    from db import utcnow
+    from kernel.database import utcnow
     from plagiarism import service
-    from web_auth import db_session
+    from kernel.web.auth import db_session
 
     token = token_of(instructor, "/submissions/")
     course_url = instructor.post("/submissions/courses", data={"code": "C3", "csrf_token": token}).location
