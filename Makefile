@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test test-fast lint compile bench serve-prod clean-data browser
+.PHONY: setup run test test-fast lint compile bench bench-neardup serve-prod clean-data browser
 
 setup: $(VENV)/.requirements-stamp node_modules/.package-lock-stamp
 
@@ -65,5 +65,15 @@ bench: setup
 	$(PY) bench/bench_verify.py
 	$(PY) bench/bench_embedding.py
 	$(PY) bench/bench_index.py
-	$(PY) bench/eval_near_duplicates.py
+	@if [ -n "$$ATTEST_CORPORA_DIR" ]; then $(MAKE) bench-neardup; \
+	  else echo "bench-neardup skipped: ATTEST_CORPORA_DIR is not set (see bench/CORPORA.md)"; fi
 	$(PY) bench/eval_anomalies.py
+
+# Near-duplicate detection on real corpora beside copydetect, Dolos, SIM and 3-gram containment,
+# and the 100-answer scan. Needs ATTEST_CORPORA_DIR (bench/CORPORA.md) and two Debian packages:
+# similarity-tester (SIM's sim_text) and wordnet-base (synonyms for the synthetic edits).
+bench-neardup: setup
+	@command -v sim_text >/dev/null 2>&1 && test -e /usr/share/wordnet/data.noun || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq similarity-tester wordnet-base >/dev/null; }
+	$(PY) bench/eval_near_duplicates.py
+	$(PY) bench/bench_scan.py

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from functools import lru_cache
 
 NGRAM = 5
 WINDOW = 4
 
 
+@lru_cache(maxsize=200_000)
 def normalise_word(word: str) -> str:
     """Lower-cased word with common English inflections removed.
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 WORD_RE = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
 # A sentence ends at . ! ? (plus closing quotes/brackets) followed by space, or at a blank line.
@@ -20,7 +21,12 @@ _ABBREV = {"e.g", "i.e", "mr", "mrs", "ms", "dr", "prof", "st", "vs", "etc", "al
 _BIBLIO_HEADING_RE = re.compile(
     r"^[ \t#*_]*(references|bibliography|works cited|sources|literature cited|reference list)"
     r"[ \t:*_]*$", re.IGNORECASE | re.MULTILINE)
-_QUOTE_RE = re.compile(r"\"[^\"\n]{1,2000}?\"|“[^”]{1,2000}?”")
+# Straight and curly marks are often mixed in one quotation (“like this"), so any opening
+# mark pairs with the next closing one.  A mark opens only at the start of a word (after
+# a space or bracket) and closes only at its end (before a space or punctuation): a stray
+# closing mark (`roof." This`) then never opens a "quotation" that swallows the student's
+# own words up to the next mark.
+_QUOTE_RE = re.compile(r"(?:^|(?<=[\s(\[]))[\"“][^\"“”\n]{1,2000}?(?<=\S)[\"”](?=[\s.,;:!?)\]]|$)")
 MIN_QUOTE_WORDS = 4
 # Style guides (APA: 40 words, MLA: four lines) set longer quotations as block
 # quotes; a longer "inline quotation" is more likely two stray quote marks.
@@ -121,18 +127,26 @@ def bibliography_span(text: str) -> tuple[int, int, str] | None:
     return (last.start(), len(text), "bibliography")
 
 
-def template_spans(text: str, templates: list[str], n: int = 6) -> list[tuple[int, int, str]]:
-    """Runs of the text that repeat instructor template text (word n-gram matches)."""
+@lru_cache(maxsize=32)
+def _template_grams(template: str, n: int) -> frozenset[tuple[str, ...]]:
+    """Word n-grams of one template (a scan segments every text against the same template)."""
+    tw = [w for _, _, w in words(template)]
+    return frozenset(tuple(tw[i:i + n]) for i in range(len(tw) - n + 1))
+
+
+def template_spans(text: str, templates: list[str], n: int = 6,
+                   toks: list[tuple[int, int, str]] | None = None) -> list[tuple[int, int, str]]:
+    """Runs of the text that repeat instructor template text (word n-gram matches);
+    `toks` are the text's words when the caller has them already."""
     if not templates:
         return []
-    grams: set[tuple[str, ...]] = set()
-    for template in templates:
-        tw = [w for _, _, w in words(template)]
-        grams.update(tuple(tw[i:i + n]) for i in range(len(tw) - n + 1))
-    toks = words(text)
+    grams = [_template_grams(t, n) for t in templates]
+    toks = words(text) if toks is None else toks
+    low = [w for _, _, w in toks]
     out: list[tuple[int, int, str]] = []
     for i in range(len(toks) - n + 1):
-        if tuple(w for _, _, w in toks[i:i + n]) in grams:
+        gram = tuple(low[i:i + n])
+        if any(gram in g for g in grams):
             out.append((toks[i][0], toks[i + n - 1][1], "template"))
     return merge_ranges(out)
 
@@ -156,7 +170,7 @@ def segment(text: str, templates: list[str] | None = None) -> Segmented:
     bib = bibliography_span(text)
     if bib:
         excluded.append(bib)
-    excluded.extend(template_spans(text, templates or []))
+    excluded.extend(template_spans(text, templates or [], toks=toks))
     excluded = merge_ranges(excluded)
     flags = _inside(toks, excluded)
     return Segmented(text=text, words=toks, sentences=sentences(text), excluded=excluded,

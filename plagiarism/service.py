@@ -620,12 +620,12 @@ def build_report(session: Session, assignment: Assignment, registry=None, actor:
             "id": s.id, "student_id": s.student_id, "student_name": s.student_name,
             "filename": s.filename, "sha256": s.sha256,
             "score": round(r.score, 4), "flagged": r.flagged,
-            # The share of the countable text inside matched passages; `score`
-            # also weighs masked n-gram containment (see nearduplicate.py).
+            # `score` is the share of the countable text inside matched, corroborated
+            # passages; `coverage` is kept under its old name for stored-report readers.
             "coverage": round(r.evidence.get("coverage", r.score), 4),
+            "confidence": round(r.confidence, 4),
             "cluster": cluster_of.get(r.submission),
-            "matches": [{**ref(m.source), "similarity": round(m.similarity, 3), "method": m.method,
-                         "submission_span": list(m.submission_span), "source_span": list(m.source_span)}
+            "matches": [{**ref(m.source), **{k: v for k, v in m.as_dict().items() if k not in ("source", "source_kind")}}
                         for m in r.matches],
             "excluded": [{"kind": k, "span": [a, b]} for a, b, k in r.excluded],
             "anomaly": anomalies[s.id],

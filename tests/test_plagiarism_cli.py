@@ -63,9 +63,14 @@ def test_scan_json_reports_every_readable_submission(runner, folders):
     assert by_name["verbatim.txt"]["flagged"] and by_name["light.txt"]["flagged"]
     assert by_name["heavy.docx"]["flagged"]
     assert not by_name["own.md"]["flagged"]
-    # The parts behind each score are shown: coverage is the share of text in matched passages.
-    assert by_name["verbatim.txt"]["evidence"]["coverage"] > by_name["own.md"]["evidence"]["coverage"]
-    assert set(by_name["own.md"]["evidence"]) == {"coverage", "containment", "skeleton"}
+    # The score is the share of text in corroborated passages; the strength of the evidence is a
+    # field of its own, and every passage carries its named evidence and the sentences that explain it.
+    verbatim = by_name["verbatim.txt"]
+    assert verbatim["evidence"]["coverage"] == verbatim["score"] > by_name["own.md"]["score"]
+    assert set(by_name["own.md"]["evidence"]) == {"coverage", "confidence", "passages"}
+    assert 0 < verbatim["confidence"] <= 1 and by_name["own.md"]["confidence"] == 0
+    for m in verbatim["matches"]:
+        assert m["evidence"] and m["reasons"] and 0 < m["confidence"] <= 1
     reading = [m for m in by_name["verbatim.txt"]["matches"] if m["source"] == "reading.txt"]
     s0, s1 = reading[0]["source_span"]
     assert SOURCE[s0:s1].startswith("Coral bleaching happens when corals under stress")

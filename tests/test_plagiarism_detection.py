@@ -195,3 +195,38 @@ def test_too_little_history_says_so():
     for r in reports:
         assert not r.flagged and r.score == 0.0
         assert r.reasons[0].startswith("Too little history")
+
+
+# ---------------------------------------------------------------------------- same-prompt answers
+
+QUESTION = "Explain what causes coral bleaching and what can be done to protect reefs."
+HONEST_A = ("Coral bleaching is mostly caused by water that is warmer than usual. When the sea heats up, "
+            "the coral pushes out the tiny algae that live inside it and turns white. "
+            "If the heat lasts for weeks the coral can starve and die. "
+            "To protect reefs we need to cut pollution and, above all, slow down global warming.")
+HONEST_B = ("The main cause of coral bleaching is rising ocean temperature. Hot water makes corals "
+            "lose the algae in their tissues, so they go pale. "
+            "A coral that stays bleached for a long time may die. "
+            "Reducing greenhouse gas emissions is the best way to protect reefs, together with cleaner coastal water.")
+
+
+def test_same_prompt_answers_close_in_meaning_are_not_flagged_but_a_copy_is(encode):
+    from plagiarism.segment import sentences
+
+    def sentence_vectors(text):
+        return encode([text[s.start:s.end] for s in sentences(text)])
+
+    # The premise: two honest answers to one question have sentences very close in embedding space.
+    closeness = sentence_vectors(HONEST_A) @ sentence_vectors(HONEST_B).T
+    assert closeness.max() >= 0.85 and (closeness >= 0.8).sum() >= 2
+    result = scan({"a.txt": HONEST_A, "b.txt": HONEST_B, "c.txt": LIGHT_EDIT}, {"reading.txt": SOURCE},
+                  templates=[QUESTION], encode=encode)
+    reports = {r.submission: r for r in result.reports}
+    for honest in ("a.txt", "b.txt"):
+        assert not reports[honest].flagged and reports[honest].matches == [], reports[honest].as_dict()
+    copy = reports["c.txt"]
+    assert copy.flagged and {m.source for m in copy.matches} == {"reading.txt"}
+    # Every counted passage names textual evidence, never the embedding alone.
+    for m in copy.matches:
+        assert {"shared_run", "rare_words", "structure", "aligned"} & set(m.evidence), m.evidence
+        assert m.reasons and not m.reasons[0].startswith("Its meaning")

@@ -260,6 +260,153 @@ def test_model_weighs_families_and_ignores_one_it_has_no_weight_for():
     assert [n for _, n in m.contributions({"vocabulary": 1.0, "style": 3.0})] == ["style", "vocabulary"]
 
 
+# ---------------------------------------------------------------------------- corroborated evidence
+
+def test_structure_ngrams_survive_synonym_swaps_but_not_same_topic_rewording():
+    import numpy as np
+
+    from plagiarism.nearduplicate import Cohort, Config, prepare, skeleton_keys
+
+    source = ("The reef was bleached by the warm water of the summer, and most of the corals in the "
+              "shallow lagoon died within a few weeks of the heat.")
+    swapped = ("The shoal was whitened by the hot sea of the season, and most of the polyps in the "
+               "shallow basin perished within a few months of the warmth.")
+    same_topic = ("Warm summers bleach corals: heat stress kills shallow lagoon corals quickly, "
+                  "often within weeks.")
+    texts = [prepare("a", swapped), prepare("b", same_topic), prepare("src", source, "source")]
+    cohort = Cohort.of(texts, Config())
+    a, b, src = texts
+    assert cohort.shared_structure(a, (0, len(a.norm)), src, (0, len(src.norm))) >= 5
+    assert cohort.shared_structure(b, (0, len(b.norm)), src, (0, len(src.norm))) == 0
+    # Grams need two function words and two masked words: "of the of the ..." alone is no evidence.
+    _, usable = skeleton_keys("of the of the of the of the of the of".split(), np.ones(11, bool), 9)
+    assert not usable.any()
+
+
+def test_a_meaning_match_alone_never_counts():
+    from plagiarism.nearduplicate import Config, accept_lead
+
+    cfg = Config()
+    assert not accept_lead({"meaning": 0.99}, cfg)
+    assert not accept_lead({"meaning": 0.99, "stands_out": cfg.margin}, cfg)  # calibration below margin_alone
+    assert accept_lead({"meaning": 0.99, "rare_words": ["zooxanthellae"] * cfg.rare_min_words}, cfg)
+    # Below sim_strong it takes `corroboration` pieces of evidence.
+    weak = {"meaning": cfg.sim_strong - 0.05, "structure": 2}
+    assert accept_lead(weak, cfg) == (cfg.corroboration <= 1)
+    assert accept_lead({**weak, "shared_run": cfg.lead_run_words, "aligned": 3}, cfg)
+    # Class calibration: a pair no closer than other students' answers is refused whatever else it has.
+    assert not accept_lead({"meaning": 0.99, "structure": 4, "shared_run": 30, "stands_out": cfg.margin_floor - 0.01},
+                           cfg)
+    assert accept_lead({"meaning": 0.8, "stands_out": cfg.margin_alone}, cfg)
+
+
+def test_a_short_stock_phrase_does_not_count_but_a_long_run_or_an_uncommon_word_does():
+    from plagiarism.nearduplicate import Config, accept_run
+
+    cfg = Config()
+    assert not accept_run(cfg.min_run_words, [], cfg)             # "bayes theorem can be used to calculate the"
+    assert not accept_run(cfg.min_run_words - 1, ["zooxanthellae"], cfg)
+    assert accept_run(cfg.min_run_words, ["zooxanthellae"], cfg)
+    assert accept_run(cfg.long_run_words, [], cfg)
+
+
+def test_uncommon_words_are_rare_in_english_and_in_the_class():
+    from plagiarism.nearduplicate import Cohort, Config, prepare
+
+    class_texts = [prepare(f"s{i}.txt", f"Student {i} thinks zooxanthellae matter and reefs suffer in @CAPS1 "
+                                         f"{1970 + i} while photosynthesis slows.") for i in range(10)]
+    copy = prepare("copy.txt", "The peculiar symbiodinium expel themselves when 1998 heat arrives, a copy.")
+    source = prepare("src.txt", "When 1998 heat arrives, the peculiar symbiodinium expel themselves.", "source")
+    cohort = Cohort.of([*class_texts, copy, source], Config())
+    assert cohort.is_rare("symbiodinium", "symbiodinium")             # rare in English, two texts
+    assert cohort.is_rare("1998", "1998")                              # a number two texts share
+    assert not cohort.is_rare("zooxanthellae", "zooxanthellae")        # rare in English, but every student has it
+    assert not cohort.is_rare("caps1", "caps1")                        # an anonymisation code is no word
+    assert not cohort.is_rare("heat", "heat")                          # common English
+    shared = cohort.rare_shared(copy, (0, len(copy.norm)), source, (0, len(source.norm)))
+    assert {"1998", "symbiodinium"} <= set(shared) and "heat" not in shared
+
+
+def test_wording_many_submissions_share_is_common_material():
+    from plagiarism.nearduplicate import Config
+
+    stock = "the central limit theorem says that the mean of many samples is normal"
+    subs = {f"s{i}.txt": f"Answer {i}. {stock} which is useful. My own words number {i} follow here." for i in range(8)}
+    copied = ("Sampling from a skewed population, the averages pile up in a bell shape as the samples grow, "
+              "which is why the survey used two hundred households in each of the nine districts.")
+    subs["s0.txt"] += " " + copied
+    subs["s1.txt"] += " " + copied
+    result = scan(subs, params=Config(use_embeddings=False))
+    reports = {r.submission: r for r in result.reports}
+    for name in ("s2.txt", "s3.txt", "s7.txt"):
+        assert reports[name].matches == [] and reports[name].score == 0.0
+    assert reports["s0.txt"].flagged and {m.source for m in reports["s0.txt"].matches} == {"s1.txt"}
+    span = reports["s0.txt"].matches[0].submission_span
+    assert stock not in subs["s0.txt"][span[0]:span[1]].lower()
+
+
+def test_same_meaning_everywhere_without_corroboration_is_not_flagged():
+    """An encoder that puts every sentence at the same point (cosine 1.0 for every pair): the
+    extreme of same-prompt answers being close in embedding space.  Nothing else is shared, so
+    nothing may be flagged; a real copy among them still is."""
+    import numpy as np
+
+    def same_everywhere(texts):
+        return np.tile(np.eye(1, 384, dtype=np.float32), (len(texts), 1))
+
+    subs = {"a.txt": ESSAY, "b.txt": OTHER,
+            "c.txt": "People who live nearby depend on such places for food and work, and both are in danger now."}
+    result = scan(subs, encode=same_everywhere)
+    assert not any(r.flagged for r in result.reports), [r.as_dict() for r in result.reports]
+    copied = ("Warm water makes corals expel the algae living in their tissues, and without them the "
+              "coral turns white and starts to starve within weeks.")
+    subs["d.txt"] = "My view is that fishing villages will adapt if they are helped early. " + copied
+    result = scan(subs, {"src.txt": copied + " Scientists have measured this in many places."},
+                  encode=same_everywhere)
+    flagged = {r.submission for r in result.reports if r.flagged}
+    assert flagged == {"d.txt"}
+
+
+def test_score_is_the_share_of_countable_text_in_corroborated_passages():
+    copied = ("Warm water makes corals expel the algae living in their tissues, and without them the "
+              "coral turns white and starts to starve within weeks.")
+    submission = OTHER + copied
+    report = scan({"s.txt": submission}, {"src.txt": ESSAY + copied}, params=Params(use_embeddings=False)).reports[0]
+    (match,) = report.matches
+    chars_in = sum(e - s for s, e, _ in words(submission) if match.submission_span[0] <= s < match.submission_span[1])
+    chars_all = sum(e - s for s, e, _ in words(submission))
+    assert abs(report.score - chars_in / chars_all) < 1e-9
+    assert report.evidence["coverage"] == report.score and set(report.evidence) == {"coverage", "confidence", "passages"}
+    # Strength is shown apart from the score, and every reason names its evidence.
+    assert 0 < report.confidence <= 1 and report.confidence == match.confidence
+    assert match.evidence["shared_run"] >= 20 and any("words in a row" in r for r in match.reasons)
+
+
+def test_every_signal_is_described_and_confidence_grows_with_evidence():
+    from plagiarism import evidence
+
+    names = {s["name"] for s in evidence.describe()}
+    assert names == {"shared_run", "rare_words", "structure", "aligned", "meaning", "stands_out"}
+    assert {s["name"] for s in evidence.describe() if not s["corroborates"]} == {"meaning", "stands_out"}
+    weak = evidence.confidence({"meaning": 0.8})
+    strong = evidence.confidence({"meaning": 0.8, "rare_words": ["symbiodinium", "1998"], "shared_run": 12})
+    assert 0 < weak < strong < 1
+    assert evidence.reasons({"rare_words": ["symbiodinium"]}) == [
+        "Both passages use uncommon words that other students did not: “symbiodinium”."]
+
+
+def test_config_is_checked_once_when_made():
+    import pytest
+
+    from plagiarism.nearduplicate import Config
+
+    with pytest.raises(ValueError, match="sim_min"):
+        Config(sim_min=1.5)
+    with pytest.raises(ValueError, match="min_run_words"):
+        Config(min_run_words=3)
+    assert Params is Config
+
+
 def test_differences_name_the_measures_with_their_figures():
     from plagiarism.anomaly import Measures, differences
 

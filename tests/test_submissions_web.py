@@ -139,6 +139,8 @@ def test_upload_report_submission_review(app, instructor):
     page = instructor.get(f"{report_url}/submissions/{amy}").get_data(as_text=True)
     assert "bo/bo_reefs.md" in page
     assert re.search(r"\d+% of the countable text lies in passages that match other texts", page)
+    # Each matched passage is explained in words: the evidence that made it count.
+    assert "Why these passages count" in page and "words in a row are the same as in the other text" in page
     assert re.search(r'<mark class="hl hl-copy"[^>]*>[^<]*Warming water makes corals', page)
     assert "Writing style" in page and 'id="anchor-proof"' in page
     report_id = int(report_url.rsplit("/", 1)[1])
