@@ -38,11 +38,24 @@ browser:
 	  echo "installing Debian's chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core >/dev/null; }
 
+# Debian's redis-server and postgresql: the tests start their own servers on
+# loopback (a Redis broker, a PostgreSQL cluster), never a system service.
+services:
+	@missing=""; command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	  [ -x /usr/lib/postgresql/15/bin/initdb ] || missing="$$missing postgresql"; \
+	  if [ -n "$$missing" ]; then echo "installing Debian's$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
+
 run: setup
 	$(FLASK) serve
 
-test: setup browser
+test: setup browser services
 	$(VENV)/bin/pytest
+
+# The whole suite again with PostgreSQL as the database (a cluster on loopback,
+# a fresh database per test) and Redis as the queue where a test uses one.
+test-postgres: setup browser services
+	ATTEST_TEST_DATABASE=postgresql $(VENV)/bin/pytest
 
 test-fast: setup
 	$(VENV)/bin/pytest -m "not browser and not slow"
@@ -53,21 +66,24 @@ lint: setup
 compile: setup
 	$(PY) -m contracts.compile
 
-# The app under gunicorn (2 workers x 4 threads) on 127.0.0.1:8000, with the
-# embedded chain unless ATTEST_RPC_URL is set.
-serve-prod: setup
-	$(PY) bench/serve_prod.py --port 8000
+# The production shape: gunicorn (2 workers x 4 threads) on 127.0.0.1:8000, two
+# job worker processes, Redis on loopback as their broker (unless ATTEST_QUEUE_URL
+# is set) and the embedded chain (unless ATTEST_RPC_URL is set).
+serve-prod: setup services
+	$(FLASK) serve-prod --port 8000 --web-workers 2 --threads 4 --job-workers 2
 
-bench: setup
+bench: setup services
 	$(PY) bench/bench_chain.py
 	$(PY) bench/bench_accreditation.py
+	$(PY) bench/bench_queue.py
 	$(PY) bench/bench_issue.py
+	$(PY) bench/bench_dataintegrity.py
 	$(PY) bench/bench_verify.py
 	$(PY) bench/bench_embedding.py
 	$(PY) bench/bench_index.py
-	@if [ -n "$$ATTEST_CORPORA_DIR" ]; then $(MAKE) bench-neardup; \
-	  else echo "bench-neardup skipped: ATTEST_CORPORA_DIR is not set (see bench/CORPORA.md)"; fi
-	$(PY) bench/eval_anomalies.py
+	$(PY) bench/bench_extract.py
+	@if [ -n "$$ATTEST_CORPORA_DIR" ]; then $(MAKE) bench-neardup && $(PY) bench/eval_anomalies.py; \
+	  else echo "bench-neardup and eval_anomalies skipped: ATTEST_CORPORA_DIR is not set (see bench/CORPORA.md)"; fi
 
 # Near-duplicate detection on real corpora beside copydetect, Dolos, SIM and 3-gram containment,
 # and the 100-answer scan. Needs ATTEST_CORPORA_DIR (bench/CORPORA.md) and two Debian packages:

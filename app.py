@@ -106,7 +106,14 @@ def _register_faces(app: Flask) -> None:
     from credentials.web_trust import identity_bp
     from credentials.web_verify import verify_bp
     from kernel.cli import jobs_cli, users_cli
-    from kernel.serve import on_shutdown, on_startup, serve_command
+    from kernel.serve import (
+        on_production_service,
+        on_shutdown,
+        on_startup,
+        prepare_command,
+        serve_command,
+        serve_prod_command,
+    )
     from kernel.web import auth, jobs_web
     from plagiarism.cli import submissions_cli
     from plagiarism.web import bp as submissions_bp
@@ -115,7 +122,8 @@ def _register_faces(app: Flask) -> None:
     for blueprint in (auth.bp, jobs_web.bp, registrar_bp, verify_bp, api_bp, identity_bp, submissions_bp):
         app.register_blueprint(blueprint)
     for command in (chain_cli, credentials_cli, trust_cli, institution_cli, accreditation_cli, submissions_cli,
-                    users_cli, jobs_cli, serve_command):
+                    users_cli, jobs_cli, serve_command, serve_prod_command, prepare_command):
         app.cli.add_command(command)
     on_startup(app, runtime.startup)
     on_shutdown(app, runtime.shutdown)
+    on_production_service(app, runtime.embedded_chain_service)

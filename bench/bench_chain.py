@@ -13,12 +13,9 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from credentials.chain import open_registry  # noqa: E402
 from kernel.settings import Settings  # noqa: E402

@@ -24,14 +24,12 @@ import multiprocessing
 import os
 import platform
 import pstats
-import sys
 import time
 import uuid
 from datetime import date, datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
 from pyld import jsonld as pyld  # noqa: E402

@@ -25,7 +25,6 @@ import os
 import platform
 import random
 import re
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -33,7 +32,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 MODULES = """json csv os re collections itertools functools pathlib argparse logging subprocess threading
 asyncio email http.client urllib.request typing dataclasses unittest decimal fractions statistics datetime

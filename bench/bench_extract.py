@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from plagiarism.extract import extract_text  # noqa: E402
 from plagiarism.isolation import IsolatedExtractor, extract_isolated  # noqa: E402

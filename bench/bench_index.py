@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,7 +33,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from plagiarism.index import ANN_EF_ADD, ANN_EF_SEARCH, ANN_M, ANN_THRESHOLD, DIM, LocalPartition  # noqa: E402
 

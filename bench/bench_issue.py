@@ -25,14 +25,12 @@ import os
 import platform
 import pstats
 import subprocess
-import sys
 import tempfile
 import time
 from datetime import date, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from app import open_database  # noqa: E402
 from credentials.chain import open_registry  # noqa: E402

@@ -28,12 +28,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
-from neardup_corpus import scan_class  # noqa: E402
-from peers import copydetect_scores  # noqa: E402
-
+from bench.neardup_corpus import scan_class  # noqa: E402
+from bench.peers import copydetect_scores  # noqa: E402
 from plagiarism.nearduplicate import Config, compare_all, embed_windows, english_zipf, prepare  # noqa: E402
 
 

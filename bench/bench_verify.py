@@ -20,7 +20,6 @@ import json
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -28,16 +27,13 @@ from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from app import open_database  # noqa: E402
+from bench import serve_prod  # noqa: E402
 from credentials.chain import open_registry  # noqa: E402
 from credentials.document import CredentialRequest  # noqa: E402
 from credentials.issuance import issue_batch, issuer_profile, revoke_credential  # noqa: E402
 from kernel.settings import Settings  # noqa: E402
-
-sys.path.insert(0, str(ROOT / "bench"))
-import serve_prod  # noqa: E402
 
 PATH = "/api/v1/credentials/verify"
 
@@ -182,16 +178,17 @@ def main() -> None:
         # The limit is per client address and this client is one address: lift it for the run.
         env.update(ATTEST_DATA_DIR=tmp, ATTEST_VERIFY_RATE_LIMIT="10000000/minute")
         # serve_prod starts the embedded node (in tmp) and the workers share it; issuance uses it too.
-        proc, url, registry = serve_prod.start(0, args.workers, args.threads, env=env, quiet=not args.verbose)
+        prod = serve_prod.start(0, args.workers, args.threads, env=env, quiet=not args.verbose)
+        url = prod.url
         try:
-            bodies = issue(Settings.from_env(data_dir=Path(tmp), rpc_url=registry.rpc_url),
+            bodies = issue(Settings.from_env(data_dir=Path(tmp), rpc_url=prod.env["ATTEST_RPC_URL"]),
                            args.credentials, args.revoked)
             port = int(url.rsplit(":", 1)[1])
             run_load(port, bodies, min(400, args.requests), args.concurrency)  # warm-up: imports, caches
             closed = run_load(port, bodies, args.requests, args.concurrency)
             rounds = [run_paced(port, bodies, args.rate, args.seconds, connections=8) for _ in range(args.rounds)]
         finally:
-            serve_prod.stop(proc, registry)
+            prod.stop()
     expected_valid = round(closed["requests"] * (1 - args.revoked / args.credentials))
     paced = sorted(rounds, key=lambda r: r["p99"])[len(rounds) // 2]  # the median round by p99
     met = closed["rps"] >= 300 and paced["p99"] < 50 and paced["rps"] >= 0.98 * args.rate \

@@ -45,7 +45,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 from bench.authorship_corpora import (  # noqa: E402
     ClassCase,

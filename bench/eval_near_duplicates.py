@@ -30,12 +30,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
-from neardup_corpus import KINDS, LabelledClass, corpora_dir, load_classes  # noqa: E402
-from peers import PEERS  # noqa: E402
-
+from bench.neardup_corpus import KINDS, LabelledClass, corpora_dir, load_classes  # noqa: E402
+from bench.peers import PEERS  # noqa: E402
 from plagiarism.nearduplicate import Config, compare_all, embed_windows, prepare  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"

@@ -46,13 +46,10 @@ import json
 import os
 import random
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from eval_data import heavy_paraphrase, light_edit, load_synonyms  # noqa: E402
+from bench.eval_data import heavy_paraphrase, light_edit, load_synonyms  # noqa: E402
 
 BUILD = "neardup-v5"
 SEED = 20261201

@@ -161,3 +161,14 @@ def shutdown(app: Flask) -> None:
     registry = app.extensions.pop("attest.registry", None)
     if registry is not None:
         registry.close()
+
+
+def embedded_chain_service(settings, env: dict):
+    """For `serve-prod`: start the embedded Anvil once, owned by the launcher, and
+    hand its URL to every web and job worker (unless ATTEST_RPC_URL names a node)."""
+    if env.get("ATTEST_RPC_URL"):
+        return {}, lambda: None
+    from credentials.chain import open_registry
+
+    registry = open_registry(settings)  # starts the node and deploys the registry once
+    return {"ATTEST_RPC_URL": registry.rpc_url}, registry.close

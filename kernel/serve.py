@@ -82,6 +82,36 @@ def run_shutdown(app: Flask) -> None:
             click.echo(f"warning: shutting down: {exc}", err=True)
 
 
+@click.command("prepare")
+def prepare_command():
+    """Run the start-up hooks once (chain, registry, unfinished batches) and seed the
+    demo logins on an empty database: what `serve-prod` runs before its workers start."""
+    app = current_app._get_current_object()
+    run_startup(app)
+    for email, password in seed_demo_users(app):
+        click.echo(f"login    {email} / {password}")
+    run_shutdown(app)
+
+
+def on_production_service(app: Flask, service) -> None:
+    """A service `serve-prod` starts before its workers (see kernel.production.Service)."""
+    app.extensions.setdefault("attest.production_services", []).append(service)
+
+
+@click.command("serve-prod")
+@click.option("--port", default=8000, show_default=True)
+@click.option("--web-workers", default=2, show_default=True, help="gunicorn worker processes.")
+@click.option("--threads", default=4, show_default=True, help="Threads per gunicorn worker.")
+@click.option("--job-workers", default=2, show_default=True, help="`jobs worker` processes.")
+def serve_prod_command(port: int, web_workers: int, threads: int, job_workers: int):
+    """The production shape on this machine: gunicorn, job worker processes, Redis
+    (unless ATTEST_QUEUE_URL is set) and the embedded chain (unless ATTEST_RPC_URL is)."""
+    from kernel.production import serve
+
+    app = current_app._get_current_object()
+    serve(port, web_workers, threads, job_workers, app.extensions.get("attest.production_services", []))
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True)
