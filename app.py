@@ -30,7 +30,7 @@ MODEL_MODULES = (
     "plagiarism.store",
 )
 # Modules that register job kinds (kernel.jobs.job_kind) on import.
-JOB_MODULES = ("credentials.jobs",)
+JOB_MODULES = ("credentials.jobs", "plagiarism.submissions", "plagiarism.reports")
 # Where each role lands after logging in.
 ROLE_HOMES = {"registrar": "registrar.index", "instructor": "submissions.index"}
 # test_config keys that are settings rather than Flask config.
@@ -96,7 +96,6 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 def _register_faces(app: Flask) -> None:
     """Blueprints, CLI groups and start-up hooks of every package."""
-    import plagiarism.cli_store  # noqa: F401 - attaches its commands to `submissions`
     from credentials import runtime
     from credentials.api import api_bp
     from credentials.cli import chain_cli, credentials_cli

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import click
@@ -30,8 +29,7 @@ from credentials.issuance import (
 )
 from credentials.jobs import adopt_orphans, batch_job, submit_batch
 from credentials.runtime import get_registry
-from kernel.jobs import JobState, get_job, make_due, run_job
-from kernel.jobs.runner import worker_name
+from kernel.jobs import JobState, get_job, run_inline
 
 CLI_ACTOR = "cli"
 PROGRESS_FROM = 1000  # batches at least this large report progress on stderr
@@ -124,19 +122,7 @@ class _ProgressLine:
 def run_here(app, job_id: str, progress=None) -> str | None:
     """Run a job in this process (the CLI is its worker), showing its progress."""
     try:
-        with _session() as session:
-            make_due(session, job_id)
-        state = run_job(app, job_id, owner=worker_name(), listener=progress)
-        while state is None:
-            # A live worker holds it: wait for that worker to finish it.
-            time.sleep(0.5)
-            with _session() as session:
-                job = get_job(session, job_id)
-                if job is None or job.state in (JobState.DONE, JobState.FAILED, JobState.WAITING):
-                    return job.state if job else None
-            # Queued again, or its worker died (its lease expired): take it.
-            state = run_job(app, job_id, owner=worker_name(), listener=progress)
-        return state
+        return run_inline(app, job_id, listener=progress)
     finally:
         if progress is not None:
             click.echo("", err=True)

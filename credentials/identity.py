@@ -241,6 +241,8 @@ class ProfileDefaults:
     name: str | None = None
     public_url: str | None = None
     logo_url: str | None = None
+    # Where this process serves, used when no public URL is set or stored.
+    fallback_url: str | None = None
 
 
 def load_institution(session: Session, defaults: ProfileDefaults = ProfileDefaults()) -> Institution:
@@ -249,7 +251,8 @@ def load_institution(session: Session, defaults: ProfileDefaults = ProfileDefaul
     if defaults.public_url:
         public_url, from_env = normalize_public_url(defaults.public_url), True
     else:
-        public_url = normalize_public_url((record.public_url if record else None) or DEFAULT_PUBLIC_URL)
+        public_url = normalize_public_url((record.public_url if record else None) or defaults.fallback_url
+                                          or DEFAULT_PUBLIC_URL)
         from_env = False
     logo = (record.logo_url if record else None) or defaults.logo_url
     rows = session.scalars(select(InstitutionMethod).order_by(InstitutionMethod.id)).all()

@@ -129,6 +129,7 @@ class Production:
                 self.env.update(extra)
                 self._stops.append(stop)
             self.port = self.port or free_port()
+            self.env.setdefault("ATTEST_SERVE_URL", self.url)
             # Migrate and run the start-up hooks once, here: workers starting
             # together would race on a fresh database.
             subprocess.run([sys.executable, "-m", "flask", "--app", "app", "prepare"], cwd=ROOT, env=self.env,

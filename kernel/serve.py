@@ -118,6 +118,11 @@ def serve_prod_command(port: int, web_workers: int, threads: int, job_workers: i
 def serve_command(host: str, port: int):
     """Start the chain and the embedded job worker, and serve the web app."""
     app = current_app._get_current_object()
+    settings = app.extensions["attest.settings"]
+    if not settings.serve_url:
+        from dataclasses import replace
+
+        app.extensions["attest.settings"] = replace(settings, serve_url=f"http://{host}:{port}")
     run_startup(app)
     for email, password in seed_demo_users(app):
         click.echo(f"login    {email} / {password}")

@@ -65,6 +65,7 @@ _ENV = {
     "queue_url": "ATTEST_QUEUE_URL",
     "confirmations": "ATTEST_CONFIRMATIONS",
     "public_url": "ATTEST_PUBLIC_URL",
+    "serve_url": "ATTEST_SERVE_URL",
     "institution_name": "ATTEST_INSTITUTION_NAME",
     "institution_logo": "ATTEST_INSTITUTION_LOGO",
     "trusted_issuers": "ATTEST_TRUSTED_ISSUERS",
@@ -106,6 +107,9 @@ class Settings:
     # The public address (QR links, did:web, status lists); None: the stored
     # profile's, else http://127.0.0.1:5000. Never the request's Host header.
     public_url: str | None = None
+    # Where `flask serve` / `serve-prod` listen: the public address when none is
+    # set or stored (a development machine on another port).
+    serve_url: str | None = None
     institution_name: str | None = None
     institution_logo: str | None = None
     # A trust-list file (DCC issuer-registry format, see credentials.trust).
@@ -191,4 +195,4 @@ class Settings:
     def profile_defaults(self):
         from credentials.identity import ProfileDefaults
 
-        return ProfileDefaults(self.institution_name, self.public_url, self.institution_logo)
+        return ProfileDefaults(self.institution_name, self.public_url, self.institution_logo, self.serve_url)

@@ -144,3 +144,8 @@ def anomalies_command(directory: Path, as_json: bool) -> None:
     for r in reports:
         click.echo(f"{r.student:<16} {r.submission:<24} {r.score:>6.2f}  "
                    f"{'yes' if r.flagged else 'no':<7}  {r.reasons[0] if r.reasons else ''}")
+
+
+# The commands over the database attach themselves to `submissions_cli` (at the
+# end: they import this module).
+import plagiarism.cli_store  # noqa: E402,F401

@@ -1,9 +1,11 @@
 """`flask --app app submissions ...` over the database and the persistent index:
 courses, assignments, sources, adding submissions, reports and their proof.
 
-These attach to the detection core's `submissions` group (whose `scan` and
-`anomalies` need no database); when that module is absent the group is made
-here, so these commands work on their own.
+These attach to the `submissions` group of `plagiarism.cli` (whose `scan` and
+`anomalies` need no database). Adding files and building a report are the same
+jobs the pages queue (`index_upload`, `build_report`), run here: the CLI is
+its own worker, and a command killed half-way leaves its job to a worker or
+to the same command run again.
 
 CLI users are trusted operators: the commands see every course, whatever
 its members. A course the CLI creates has no members (visible to every
@@ -22,24 +24,26 @@ import click
 from flask import current_app
 from sqlalchemy import select
 
-from kernel import audit
-from plagiarism import service
+from kernel.jobs import JobState, get_job, run_inline
+from plagiarism import courses, reports, submissions
+from plagiarism.cli import submissions_cli
+from plagiarism.courses import ServiceError
 from plagiarism.store import COURSE_MEMBER, COURSE_OWNER, COURSE_ROLES, Assignment, Course, Report, Submission
-
-try:
-    from plagiarism.cli import submissions_cli
-except ImportError:  # the detection core's CLI is not installed: stand alone
-    from flask.cli import AppGroup
-
-    submissions_cli = AppGroup("submissions", help="Submission integrity: index, compare, report.")
 
 
 def _session():
     return current_app.extensions["attest.db"].session()
 
 
-def _index_dir() -> Path:
-    return current_app.extensions["attest.settings"].data_dir / "index"
+def _run(job_id: str) -> dict:
+    """Run the job here; its result, or exit 1 with its error."""
+    app = current_app._get_current_object()
+    state = run_inline(app, job_id)
+    with _session() as session:
+        job = get_job(session, job_id)
+    if state != JobState.DONE:
+        _fail(f"the job did not finish: {job.error or job.state}")
+    return job.result_dict
 
 
 def _fail(message: str, code: int = 1):
@@ -47,19 +51,20 @@ def _fail(message: str, code: int = 1):
     sys.exit(code)
 
 
-def _course_and_assignment(session, course: str, assignment: str | None, create: bool = False):
-    c = service.get_course(session, course)
+def _course_and_assignment(session, course: str, assignment: str | None, create: bool = False,
+                           template: str = ""):
+    c = courses.get_course(session, course)
     if c is None:
         if not create:
             _fail(f"no course {course!r} (see `submissions courses`)")
-        c = service.create_course(session, course, course, "cli")
+        c = courses.create_course(session, course, course, "cli")
     if assignment is None:
         return c, None
-    a = service.get_assignment(session, c, assignment)
+    a = courses.get_assignment(session, c, assignment)
     if a is None:
         if not create:
             _fail(f"{c.code} has no assignment {assignment!r}")
-        a = service.create_assignment(session, c, assignment, assignment, "", "cli")
+        a = courses.create_assignment(session, c, assignment, assignment, template, "cli")
     return c, a
 
 
@@ -101,15 +106,13 @@ def create_assignment_command(course: str, assignment: str, title: str, template
     """Create COURSE (if new) and its ASSIGNMENT."""
     with _session() as session:
         try:
-            c = service.get_course(session, course) or service.create_course(session, course, course, "cli")
-            a = service.create_assignment(session, c, assignment, title,
+            c = courses.get_course(session, course) or courses.create_course(session, course, course, "cli")
+            a = courses.create_assignment(session, c, assignment, title,
                                           template.read_text(encoding="utf-8") if template else "", "cli")
-            if owner and service.course_role(session, c, _user(session, owner)) != COURSE_OWNER:
-                service.add_course_member(session, c, owner, COURSE_OWNER, "cli")
-        except service.ServiceError as exc:
+            if owner and courses.course_role(session, c, _user(session, owner)) != COURSE_OWNER:
+                courses.add_course_member(session, c, owner, COURSE_OWNER, "cli")
+        except ServiceError as exc:
             _fail(str(exc))
-        audit.record(session, "cli", "assignment_created", f"assignment:{a.id}", course=c.code, name=a.name)
-        session.commit()
         click.echo(json.dumps({"course": c.code, "assignment": a.name, "id": a.id}))
 
 
@@ -118,7 +121,7 @@ def _user(session, email: str):
 
     user = session.scalar(select(User).where(User.email == email.strip().lower()))
     if user is None:
-        raise service.ServiceError(f"no user has the email {email.strip().lower()!r}")
+        raise ServiceError(f"no user has the email {email.strip().lower()!r}")
     return user
 
 
@@ -129,15 +132,14 @@ def _user(session, email: str):
 def add_member_command(course: str, email: str, role: str):
     """Give the instructor EMAIL access to COURSE (or change their role in it)."""
     with _session() as session:
-        c = service.get_course(session, course)
+        c = courses.get_course(session, course)
         if c is None:
             _fail(f"no course {course!r} (see `submissions courses`)")
         try:
-            service.add_course_member(session, c, email, role, "cli")
-        except service.ServiceError as exc:
+            courses.add_course_member(session, c, email, role, "cli")
+        except ServiceError as exc:
             _fail(str(exc))
-        session.commit()
-        members = [{"email": u.email, "role": m.role} for m, u in service.course_members(session, c)]
+        members = [{"email": u.email, "role": m.role} for m, u in courses.course_members(session, c)]
     click.echo(json.dumps({"course": c.code, "members": members}, indent=2))
 
 
@@ -147,22 +149,28 @@ def add_member_command(course: str, email: str, role: str):
 @click.option("--assignment", default=None, help="Only for this assignment (default: the whole course).")
 @click.option("--kind", type=click.Choice(["reading", "past cohort", "other"]), default="reading")
 def add_sources_command(course: str, directory: Path, assignment: str | None, kind: str):
-    """Add every file in DIRECTORY as a reference source."""
-    from plagiarism.extract import UnreadableSubmission, read_submission_file
-    from plagiarism.isolation import IsolatedExtractor
-
-    with _session() as session, IsolatedExtractor() as extractor:
+    """Add every file in DIRECTORY as a reference source (read and indexed here)."""
+    files, too_big = _read_folder(directory)
+    with _session() as session:
         c, a = _course_and_assignment(session, course, assignment, create=True)
-        added, errors = [], []
-        for path in _files_in(directory):
-            try:
-                service.add_source(session, c, path.name, read_submission_file(path), a, kind, "cli",
-                                   index_dir=_index_dir(), extractor=extractor)
-                added.append(path.name)
-            except UnreadableSubmission as exc:
-                errors.append({"filename": exc.filename, "reason": exc.reason})
-        session.commit()
-    click.echo(json.dumps({"added": added, "errors": errors}, indent=2))
+        job = submissions.submit_upload(current_app._get_current_object(), session, c, a, files, "cli",
+                                        target=submissions.SOURCES, kind=kind, dispatch_now=False)
+    result = _run(job.id)
+    errors = [{"filename": f, "reason": r} for f, r in too_big] + result["errors"]
+    click.echo(json.dumps({"added": result["added"], "errors": errors}, indent=2))
+
+
+def _read_folder(directory: Path) -> tuple[list[tuple[str, bytes]], list[tuple[str, str]]]:
+    """Every file's bytes; a file past the size limit is refused before it is read."""
+    from plagiarism.extract import UnreadableSubmission, read_submission_file
+
+    files, too_big = [], []
+    for path in _files_in(directory):
+        try:
+            files.append((path.name, read_submission_file(path)))
+        except UnreadableSubmission as exc:
+            too_big.append((exc.filename, exc.reason))
+    return files, too_big
 
 
 @submissions_cli.command("add")
@@ -180,33 +188,18 @@ def add_command(course: str, assignment: str, directory: Path, student_from_file
     Prints JSON: added, duplicates, errors (file and reason). Only new
     passages are embedded. Exit 1 when some file could not be read.
     """
-    from plagiarism.extract import UnreadableSubmission, read_submission_file
-
+    files, too_big = _read_folder(directory)
     with _session() as session:
-        c, a = _course_and_assignment(session, course, assignment, create=True)
-        if template and not a.template_text:
-            a.template_text = template.read_text(encoding="utf-8")
-        files, too_big = [], []
-        for path in _files_in(directory):
-            try:  # a file past the size limit is refused before it is read into memory
-                files.append((path.name, read_submission_file(path)))
-            except UnreadableSubmission as exc:
-                too_big.append((exc.filename, exc.reason))
-        with click.progressbar(length=len(files), label="reading", file=sys.stderr) as bar:
-            def progress(done: int, total: int, stage: str) -> None:
-                bar.label = stage
-                bar.update(done - bar.pos)
-
-            result = service.add_submissions(
-                session, a, files,
-                student_of=service.student_from_filename if student_from_filename else service.student_per_file,
-                progress=progress, actor="cli", index_dir=_index_dir())
-        result.errors.extend(too_big)
-        audit.record(session, "cli", "submissions_uploaded", f"assignment:{a.id}", added=len(result.added),
-                     duplicates=len(result.duplicates), unreadable=len(result.errors))
-        session.commit()
-        click.echo(json.dumps({"course": c.code, "assignment": a.name, **result.as_dict()}, indent=2))
-    if result.errors:
+        c, a = _course_and_assignment(session, course, assignment, create=True,
+                                      template=template.read_text(encoding="utf-8") if template else "")
+        job = submissions.submit_upload(current_app._get_current_object(), session, c, a, files, "cli",
+                                        student_from_filename_=student_from_filename, dispatch_now=False)
+        names = (c.code, a.name)
+    result = _run(job.id)
+    errors = [{"filename": f, "reason": r} for f, r in too_big] + result["errors"]
+    click.echo(json.dumps({"course": names[0], "assignment": names[1], "added": result["added"],
+                           "duplicates": result["duplicates"], "errors": errors}, indent=2))
+    if errors:
         sys.exit(1)
 
 
@@ -227,7 +220,19 @@ def report_command(course: str, assignment: str, as_json: bool, no_anchor: bool)
     """Build, store and anchor a report for ASSIGNMENT of COURSE."""
     with _session() as session:
         _, a = _course_and_assignment(session, course, assignment)
-        report = service.build_report(session, a, _registry_or_none(no_anchor), "cli", index_dir=_index_dir())
+        if no_anchor:
+            settings = current_app.extensions["attest.settings"]
+            try:
+                report = reports.build_report(session, a, settings.index_dir, "cli")
+            except ServiceError as exc:
+                _fail(str(exc))
+        else:
+            try:
+                job = reports.submit_report(current_app._get_current_object(), session, a, "cli",
+                                            dispatch_now=False)
+            except ServiceError as exc:
+                _fail(str(exc))
+            report = session.get(Report, _run(job.id)["report"])
         out = {"report": report.id, "fingerprint": report.fingerprint, "state": report.state,
                "tx_hash": report.tx_hash, "block_number": report.block_number, "error": report.error}
         if as_json:
@@ -252,7 +257,7 @@ def verify_report_command(report_id: int):
         from credentials.runtime import get_trust_policy
 
         inst = load_institution(session, current_app.extensions["attest.settings"].profile_defaults)
-        result = service.verify_report(report, _registry_or_none(False), get_trust_policy(current_app), inst)
+        result = reports.verify_report(report, _registry_or_none(False), get_trust_policy(current_app), inst)
     click.echo(json.dumps(result, indent=2))
     sys.exit(0 if result["valid"] else 1)
 

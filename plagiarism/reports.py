@@ -31,7 +31,13 @@ from kernel.jobs import Job, JobContext, Stage, dispatch, job_kind, submit
 from plagiarism import audit_anchor
 from plagiarism.courses import ServiceError, sources_for
 from plagiarism.index import VectorIndex
-from plagiarism.indexing import assignment_partition, index_documents, open_index, submission_doc, templates_of
+from plagiarism.indexing import (
+    assignment_partition,
+    index_documents,
+    open_index,
+    submission_doc,
+    templates_of,
+)
 from plagiarism.store import (
     REPORT_ANCHOR_FAILED,
     REPORT_ANCHORED,

@@ -1,10 +1,12 @@
 """What Attest keeps about submissions: courses, assignments, reference sources,
-submissions, upload jobs, reports and reviews (SQLAlchemy; SQLite by default,
+submissions, uploaded files, reports and reviews (SQLAlchemy; SQLite by default,
 PostgreSQL through ATTEST_DATABASE_URL, so no SQLite-only SQL here).
 
-An upload is a job row plus one row per file, written *before* any file is
-read: whichever worker (web thread, CLI) processes it records its progress in
-the job row, so any web worker can show the progress by reading the database.
+An upload is a job (kernel.jobs, kind `index_upload`) plus one `UploadItem`
+per file, written *before* any file is read; whichever worker runs the job
+marks each item as it goes, so any web worker can show the progress by
+reading the database. (`UploadJob`, `UploadFile` and `ReportJob` are the
+tables of the time before jobs, kept for the databases that have them.)
 
 A report keeps its whole JSON body and the keccak256 of that body's canonical
 JSON: the fingerprint anchored on chain, so a report shown to a misconduct
@@ -101,6 +103,7 @@ class Source(Base):
     sha256 = Column(String(64), nullable=False, index=True)
     added_at = Column(DateTime, nullable=False, default=utcnow)
     added_by = Column(String(255), nullable=False, default="system")
+    upload_job = Column(String(36), nullable=True, index=True)
 
 
 class Submission(Base):
@@ -116,7 +119,8 @@ class Submission(Base):
     uploaded_at = Column(DateTime, nullable=False, default=utcnow, index=True)
     uploaded_by = Column(String(255), nullable=False, default="system")
     # The upload job that added it, so a resumed job recognises its own work.
-    upload_job_id = Column(Integer, nullable=True, index=True)
+    upload_job_id = Column(Integer, nullable=True, index=True)  # before jobs
+    upload_job = Column(String(36), nullable=True, index=True)
 
     @property
     def label(self) -> str:
@@ -159,6 +163,20 @@ class UploadJob(Base):
                 "stalled": self.stalled()}
 
 
+class UploadItem(Base):
+    """One file of an `index_upload` job: its bytes until it is read, then what
+    became of it (added, duplicate of a kept text, unreadable, with the reason)."""
+
+    __tablename__ = "plag_upload_items"
+    id = Column(Integer, primary_key=True)
+    job_id = Column(String(36), nullable=False, index=True)
+    filename = Column(String(255), nullable=False)
+    data = Column(LargeBinary, nullable=True)
+    processed = Column(Boolean, nullable=False, default=False)
+    outcome = Column(String(16), nullable=True)
+    reason = Column(Text, nullable=True)
+
+
 class UploadFile(Base):
     """One uploaded file, kept until its job has read it (then the bytes go)."""
 
@@ -185,6 +203,7 @@ class Report(Base):
     chain_id = Column(Integer, nullable=True)
     registry_address = Column("registry", String(42), nullable=True)
     error = Column(Text, nullable=True)
+    job_id = Column(String(36), nullable=True, unique=True)  # the job that built it
 
     @property
     def data(self) -> dict:
@@ -271,3 +290,16 @@ def _m2006(conn) -> None:
     every instructor, as it was (no one is locked out of old data). Such a
     course becomes private once someone is added to it."""
     create_tables(conn, CourseMember)
+
+
+@migration("2007_jobs")
+def _m2007(conn) -> None:
+    """Uploads and reports become jobs of kernel.jobs: their files, and which job
+    stored what (so a job taken up again recognises its own work)."""
+    create_tables(conn, UploadItem)
+    add_column(conn, "plag_submissions", Column("upload_job", String(36), nullable=True))
+    add_column(conn, "plag_sources", Column("upload_job", String(36), nullable=True))
+    add_column(conn, "plag_reports", Column("job_id", String(36), nullable=True))
+    for table, column in (("plag_submissions", "upload_job"), ("plag_sources", "upload_job")):
+        conn.exec_driver_sql(f"CREATE INDEX IF NOT EXISTS ix_{table}_{column} ON {table} ({column})")
+    conn.exec_driver_sql("CREATE UNIQUE INDEX IF NOT EXISTS ix_plag_reports_job_id ON plag_reports (job_id)")

@@ -26,7 +26,13 @@ from sqlalchemy.orm import Session
 
 from kernel import audit
 from kernel.jobs import Job, JobContext, Stage, dispatch, job_kind, submit
-from plagiarism.indexing import assignment_partition, index_documents, open_index, submission_doc, templates_of
+from plagiarism.indexing import (
+    assignment_partition,
+    index_documents,
+    open_index,
+    submission_doc,
+    templates_of,
+)
 from plagiarism.store import Assignment, Course, Source, Submission, UploadItem
 
 KIND = "index_upload"
@@ -53,12 +59,12 @@ class AddResult:
     """What one upload did: the rows added, the files that were already there
     (by content) and the files that could not be read, with the reason."""
 
-    added: list[int] = field(default_factory=list)                   # submission or source ids
+    added: list[Submission] = field(default_factory=list)
     duplicates: list[tuple[str, str]] = field(default_factory=list)  # (filename, existing label)
     errors: list[tuple[str, str]] = field(default_factory=list)      # (filename, reason)
 
     def as_dict(self) -> dict:
-        return {"added": len(self.added),
+        return {"added": [s.label for s in self.added],
                 "duplicates": [{"filename": f, "same_as": s} for f, s in self.duplicates],
                 "errors": [{"filename": f, "reason": r} for f, r in self.errors]}
 
@@ -162,8 +168,8 @@ def index_upload_job(ctx: JobContext) -> dict:
             for item in pending:
                 ctx.progress(Stage.READING, done, total, detail=item.filename)
 
-                def within(d: int, t: int, stage: str, _name=item.filename) -> None:
-                    ctx.progress(Stage.READING, done, total, detail=_reading_detail(_name, d, t, stage))
+                def within(d: int, t: int, stage: str, _name=item.filename, _done=done) -> None:
+                    ctx.progress(Stage.READING, _done, total, detail=_reading_detail(_name, d, t, stage))
 
                 try:
                     text = reader.extract(item.data or b"", item.filename, progress=within)
@@ -198,14 +204,19 @@ def index_upload_job(ctx: JobContext) -> dict:
             index_documents(open_index(settings.index_dir), assignment_partition(course, assignment), docs,
                             templates_of(assignment), lambda d, t: ctx.progress(Stage.INDEXING, d, t))
         items = upload_items(session, ctx.job_id)
-        result = {"target": p["target"], "added": sum(i.outcome == "added" for i in items),
+        if p["target"] == SOURCES:
+            added = [s.name for s in session.scalars(select(Source).where(Source.upload_job == ctx.job_id))]
+        else:
+            added = [s.label for s in session.scalars(select(Submission).where(Submission.upload_job == ctx.job_id)
+                                                      .order_by(Submission.id))]
+        result = {"target": p["target"], "added": added,
                   "duplicates": [{"filename": i.filename, "same_as": i.reason} for i in items
                                  if i.outcome == "duplicate"],
                   "errors": [{"filename": i.filename, "reason": i.reason} for i in items if i.outcome == "unreadable"],
                   "assignment": assignment.id if assignment else None, "course": course.id}
         audit.record(session, ctx.created_by, "submissions_uploaded" if p["target"] == SUBMISSIONS else "sources_added",
                      f"assignment:{assignment.id}" if assignment else f"course:{course.id}", job=ctx.job_id,
-                     added=result["added"], duplicates=len(result["duplicates"]), unreadable=len(result["errors"]))
+                     added=len(added), duplicates=len(result["duplicates"]), unreadable=len(result["errors"]))
         session.commit()
     return result
 
@@ -220,7 +231,6 @@ def add_submissions(session: Session, assignment: Assignment, files: list[tuple[
 
     course = session.get(Course, assignment.course_id)
     result = AddResult()
-    added: list[Submission] = []
     with IsolatedExtractor() as reader:
         for filename, data in files:
             name = Path(filename).name or "unnamed"
@@ -231,12 +241,26 @@ def add_submissions(session: Session, assignment: Assignment, files: list[tuple[
                 continue
             outcome, sub = store_submission(session, assignment, name, text, student_of(name), actor, None)
             if outcome == "added":
-                added.append(sub)
-                result.added.append(sub.id)
+                result.added.append(sub)
             else:
                 result.duplicates.append((name, sub.label))
     session.commit()
-    if added and index_dir is not None:
+    if result.added and index_dir is not None:
         index_documents(open_index(index_dir, encoder), assignment_partition(course, assignment),
-                        [submission_doc(s) for s in added], templates_of(assignment))
+                        [submission_doc(s) for s in result.added], templates_of(assignment))
     return result
+
+
+def add_source(session: Session, course: Course, name: str, data: bytes | str, assignment: Assignment | None = None,
+               kind: str = "reading", actor: str = "system", index_dir: Path | None = None, encoder=None) -> Source:
+    """A reference text, read (a file: in an extraction worker), stored and indexed
+    in this process; the pages and the CLI go through the job."""
+    from plagiarism.isolation import extract_isolated
+
+    text = data if isinstance(data, str) else extract_isolated(data, name)
+    source = store_source(session, course, assignment, name, text, kind, actor, None)
+    session.commit()
+    if index_dir is not None:
+        index_documents(open_index(index_dir, encoder), assignment_partition(course, assignment),
+                        [(f"r{source.id}", "source", text, {"name": name, "kind": kind})], templates_of(assignment))
+    return source

@@ -1,7 +1,10 @@
 """The instructor's submission pages (`bp`, named "submissions", under /submissions).
 
-Thin views: parse the request, call `plagiarism.service`, render. Every page
-needs an instructor login and every form carries a CSRF token.
+Thin views: parse the request, call one domain function (`plagiarism.courses`,
+`submissions`, `reports`), render. Every page needs an instructor login and
+every form carries a CSRF token. Views run no long work: uploads (files,
+pasted texts, sources) and reports are jobs (`kernel.jobs`) that worker
+processes run; their pages poll the job's progress from the database.
 
 Every course, assignment, upload, report and job is reached through its course
 and `require_course`: an instructor who is not a member of a course gets 404
@@ -9,22 +12,14 @@ for all of it (its existence is not revealed). Admins see every course; a
 course with no members (a legacy one) is visible to every instructor. A
 course's owner adds other instructors on its page.
 
-An upload is written to the database (a job row and its files) by the POST,
-then read and indexed in a background thread of the web process; the page
-polls a JSON endpoint that reads the job's progress from the database, so a
-reload or another web worker shows the same progress. Reports are built in
-the request: a report needs the model and the chain, not any state of ours.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from pathlib import Path
 
 from flask import (
     Blueprint,
-    Flask,
     Response,
     abort,
     current_app,
@@ -42,23 +37,20 @@ from sqlalchemy import func, select
 from wtforms import BooleanField, MultipleFileField, SelectChoice, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
-from kernel.database import utcnow
+from kernel.jobs import Job, JobState, get_job
 from kernel.web.auth import db_session, role_required
-from plagiarism import service
-from plagiarism.extract import SUPPORTED_SUFFIXES, UnreadableSubmission
+from plagiarism import courses, reports, submissions
+from plagiarism.courses import ServiceError
+from plagiarism.extract import SUPPORTED_SUFFIXES
 from plagiarism.store import (
     COURSE_MEMBER,
-    COURSE_OWNER,
     COURSE_ROLES,
     SOURCE_KINDS,
     Assignment,
     Course,
     Report,
-    ReportJob,
-    Review,
     Source,
     Submission,
-    UploadJob,
 )
 
 log = logging.getLogger(__name__)
@@ -121,10 +113,6 @@ def _actor() -> str:
     return current_user.email
 
 
-def _index_dir() -> Path:
-    return current_app.extensions["attest.settings"].data_dir / "index"
-
-
 def _registry():
     """The chain, or None when it cannot be reached (the report is kept and
     shows why it is not anchored yet)."""
@@ -149,7 +137,7 @@ def require_course(course: Course | int | None) -> Course:
     user may not see does not exist for them)."""
     session = db_session()
     c = course if isinstance(course, Course) else (session.get(Course, course) if course is not None else None)
-    if c is None or not service.can_see_course(session, c, current_user):
+    if c is None or not courses.can_see_course(session, c, current_user):
         abort(404)
     return c
 
@@ -160,10 +148,22 @@ def _assignment_of(assignment_id: int) -> tuple[Assignment, Course]:
 
 
 def _checked(model, ident: int):
-    """A row that belongs to an assignment (upload, report, job), after checking its course."""
+    """A row that belongs to an assignment (a report), after checking its course."""
     row = _get(model, ident)
     _assignment_of(row.assignment_id)
     return row
+
+
+def _job_of(job_id: str, kind: str) -> tuple[Job, Assignment | None, Course]:
+    """An upload or report job, after checking the course it works on (else 404)."""
+    job = get_job(db_session(), job_id)
+    if job is None or job.kind != kind:
+        abort(404)
+    payload = job.payload_dict
+    if payload.get("assignment"):
+        a, c = _assignment_of(payload["assignment"])
+        return job, a, c
+    return job, None, require_course(payload.get("course"))
 
 
 def _files(field) -> list[tuple[str, bytes]]:
@@ -189,36 +189,23 @@ def highlight(text: str, spans: list[tuple[int, int, str, str]]) -> Markup:
     return Markup("").join(out)
 
 
-def _in_background(app: Flask, name: str, work) -> None:
-    """Run `work(session, index_dir)` outside the request, in an app context and
-    a session of its own; failures are recorded on the job row by the work."""
-    index_dir = app.extensions["attest.settings"].data_dir / "index"
-
-    def run() -> None:
-        with app.app_context():
-            session = app.extensions["attest.db"].session()
-            try:
-                work(session, index_dir)
-            except Exception:  # noqa: BLE001 - recorded on the job row by the service
-                log.exception("%s failed", name)
-            finally:
-                session.close()
-
-    threading.Thread(target=run, name=f"attest-{name}", daemon=True).start()
+def upload_view(job: Job) -> dict:
+    """What an upload's page and its poll show: the job's progress in words, and
+    once done what became of every file."""
+    info = job.as_dict()
+    result = job.result_dict
+    duplicates = result.get("duplicates", [])
+    errors = [{"filename": d["filename"], "reason": f"the same text as {d['same_as']}, which is kept once"}
+              for d in duplicates] + result.get("errors", [])
+    return {**info, "id": job.id, "added": len(result.get("added", [])), "added_names": result.get("added", []),
+            "duplicates": len(duplicates),
+            "unreadable": len(result.get("errors", [])), "error_list": errors, "target": result.get("target"),
+            "failed": job.state == JobState.FAILED, "created_at": job.created_at, "created_by": job.created_by}
 
 
-def _start_upload_thread(app: Flask, job_id: int) -> None:
-    """Read and index an upload job."""
-    _in_background(app, f"upload-{job_id}",
-                   lambda session, index_dir: service.run_upload_job(session, job_id, index_dir=index_dir))
-
-
-def _start_report_thread(app: Flask, job_id: int) -> None:
-    """Build a report; the chain is opened only when it is ready to be anchored."""
-    from credentials.runtime import get_registry
-
-    _in_background(app, f"report-{job_id}", lambda session, index_dir: service.run_report_job(
-        session, job_id, lambda: get_registry(app), index_dir=index_dir))
+def _upload(course: Course, assignment: Assignment | None, files: list[tuple[str, bytes]], **options) -> Job:
+    return submissions.submit_upload(current_app._get_current_object(), db_session(), course, assignment, files,
+                                     _actor(), **options)
 
 
 # ----------------------------------------------------------------------------- courses
@@ -228,33 +215,28 @@ def _start_report_thread(app: Flask, job_id: int) -> None:
 @role_required("instructor")
 def index():
     session = db_session()
-    courses = service.visible_courses(session, current_user)
+    visible = courses.visible_courses(session, current_user)
     counts = dict(session.execute(select(Assignment.course_id, func.count(Assignment.id))
                                   .group_by(Assignment.course_id)).all())
-    return render_template("submissions/index.html", courses=courses, counts=counts, form=CourseForm())
+    return render_template("submissions/index.html", courses=visible, counts=counts, form=CourseForm())
 
 
 @bp.route("/courses", methods=["POST"])
 @role_required("instructor")
 def create_course():
     form = CourseForm()
-    if form.validate_on_submit():
-        session = db_session()
-        try:
-            course = service.create_course(session, form.code.data, form.title.data or "", _actor())
-        except service.ServiceError as exc:
-            flash(str(exc), "error")
-        else:
-            from kernel import audit
-
-            audit.record(session, _actor(), "course_created", f"course:{course.id}", code=course.code)
-            service.add_course_member(session, course, current_user.email, COURSE_OWNER, _actor())
-            session.commit()
-            flash(f"Course {course.code} created.", "success")
-            return redirect(url_for(".course", course_id=course.id))
-    else:
+    if not form.validate_on_submit():
         flash("A course needs a code.", "error")
-    return redirect(url_for(".index"))
+        return redirect(url_for(".index"))
+    try:
+        course = courses.create_course(db_session(), form.code.data, form.title.data or "", _actor(),
+                                       owner_email=current_user.email)
+    except ServiceError as exc:
+        db_session().rollback()
+        flash(str(exc), "error")
+        return redirect(url_for(".index"))
+    flash(f"Course {course.code} created.", "success")
+    return redirect(url_for(".course", course_id=course.id))
 
 
 @bp.route("/courses/<int:course_id>")
@@ -262,18 +244,14 @@ def create_course():
 def course(course_id: int):
     session = db_session()
     c = require_course(course_id)
-    assignments = list(session.scalars(select(Assignment).where(Assignment.course_id == c.id)
-                                       .order_by(Assignment.created_at, Assignment.id)))
     counts = dict(session.execute(select(Submission.assignment_id, func.count(Submission.id))
                                   .join(Assignment, Assignment.id == Submission.assignment_id)
                                   .where(Assignment.course_id == c.id)
                                   .group_by(Submission.assignment_id)).all())
-    sources = list(session.scalars(select(Source).where(Source.course_id == c.id,
-                                                        Source.assignment_id.is_(None))))
-    return render_template("submissions/course.html", course=c, assignments=assignments, counts=counts,
-                           sources=sources, form=AssignmentForm(), source_form=SourceForm(),
-                           members=service.course_members(session, c),
-                           can_manage=service.can_manage_course(session, c, current_user),
+    return render_template("submissions/course.html", course=c, assignments=courses.assignments_of(session, c),
+                           counts=counts, sources=courses.course_sources(session, c), form=AssignmentForm(),
+                           source_form=SourceForm(), members=courses.course_members(session, c),
+                           can_manage=courses.can_manage_course(session, c, current_user),
                            member_form=MemberForm())
 
 
@@ -283,7 +261,7 @@ def add_member(course_id: int):
     """An owner (or an admin) gives another instructor access to the course."""
     session = db_session()
     c = require_course(course_id)
-    if not service.can_manage_course(session, c, current_user):
+    if not courses.can_manage_course(session, c, current_user):
         abort(403)
     form = MemberForm()
     if not form.validate_on_submit():
@@ -292,71 +270,62 @@ def add_member(course_id: int):
         flash("Give the email of the instructor to add.", "error")
         return redirect(url_for(".course", course_id=c.id))
     try:
-        service.add_course_member(session, c, form.email.data, form.role.data, _actor())
-    except service.ServiceError as exc:
-        session.rollback()
+        courses.add_course_member(session, c, form.email.data, form.role.data, _actor())
+    except ServiceError as exc:
         flash(f"Not added: {exc}.", "error")
     else:
-        session.commit()
         flash(f"{form.email.data.strip().lower()} can now see {c.code} ({form.role.data}).", "success")
     return redirect(url_for(".course", course_id=c.id))
 
 
-def _add_sources(session, course: Course, assignment: Assignment | None, form_files, kind: str,
-                 name: str = "", text: str = "") -> list[str]:
-    """Add uploaded and pasted sources; returns the messages for files that could not be read."""
-    problems = []
-    for filename, data in form_files:
-        try:
-            service.add_source(session, course, filename, data, assignment, kind, _actor(),
-                               index_dir=_index_dir())
-        except UnreadableSubmission as exc:
-            problems.append(f"{exc.filename}: {exc.reason}")
-    if text.strip():
-        service.add_source(session, course, name.strip() or "pasted text", text, assignment, kind, _actor(),
-                           index_dir=_index_dir())
-    return problems
+def _sources_from(form: SourceForm) -> list[tuple[str, bytes]]:
+    """The form's files, plus its pasted text as one more file."""
+    files = _files(form.files)
+    if (form.text.data or "").strip():
+        files.append(((form.name.data or "").strip() or "pasted text.txt", form.text.data.encode("utf-8")))
+    return files
+
+
+def _sources_job(c: Course, a: Assignment | None, files, kind: str):
+    if not files:
+        flash("Choose files or paste a text to add.", "error")
+        return None
+    job = _upload(c, a, files, target=submissions.SOURCES, kind=kind)
+    return redirect(url_for(".upload_job", job_id=job.id))
 
 
 @bp.route("/courses/<int:course_id>/assignments", methods=["POST"])
 @role_required("instructor")
 def create_assignment(course_id: int):
-    session = db_session()
     c = require_course(course_id)
     form = AssignmentForm()
     if not form.validate_on_submit():
         flash("An assignment needs a short name.", "error")
         return redirect(url_for(".course", course_id=c.id))
     try:
-        a = service.create_assignment(session, c, form.name.data, form.title.data or "",
+        a = courses.create_assignment(db_session(), c, form.name.data, form.title.data or "",
                                       form.template_text.data or "", _actor())
-    except service.ServiceError as exc:
+    except ServiceError as exc:
+        db_session().rollback()
         flash(str(exc), "error")
         return redirect(url_for(".course", course_id=c.id))
-    problems = _add_sources(session, c, a, _files(form.sources), "reading")
-    from kernel import audit
-
-    audit.record(session, _actor(), "assignment_created", f"assignment:{a.id}", course=c.code, name=a.name)
-    session.commit()
-    for p in problems:
-        flash(f"Source not added: {p}", "error")
     flash(f"Assignment {a.title} created.", "success")
+    files = _files(form.sources)
+    if files:
+        _upload(c, a, files, target=submissions.SOURCES, kind="reading")
+        flash("Its sources are being read and indexed.", "info")
     return redirect(url_for(".assignment", assignment_id=a.id))
 
 
 @bp.route("/courses/<int:course_id>/sources", methods=["POST"])
 @role_required("instructor")
 def add_course_sources(course_id: int):
-    session = db_session()
     c = require_course(course_id)
     form = SourceForm()
     if form.validate_on_submit():
-        problems = _add_sources(session, c, None, _files(form.files), form.kind.data,
-                                form.name.data or "", form.text.data or "")
-        session.commit()
-        for p in problems:
-            flash(f"Source not added: {p}", "error")
-        flash("Sources saved.", "success")
+        done = _sources_job(c, None, _sources_from(form), form.kind.data)
+        if done is not None:
+            return done
     return redirect(url_for(".course", course_id=c.id))
 
 
@@ -370,60 +339,41 @@ def assignment(assignment_id: int):
     a, c = _assignment_of(assignment_id)
     subs = list(session.scalars(select(Submission).where(Submission.assignment_id == a.id)
                                 .order_by(Submission.student_id, Submission.id)))
-    last_job = session.scalar(select(UploadJob).where(UploadJob.assignment_id == a.id)
-                              .order_by(UploadJob.id.desc()).limit(1))
-    reports = list(session.scalars(select(Report).where(Report.assignment_id == a.id)
-                                   .order_by(Report.id.desc()).limit(10)))
+    last_job = session.scalar(select(Job).where(Job.kind == submissions.KIND, Job.subject == f"assignment:{a.id}")
+                              .order_by(Job.created_at.desc()).limit(1))
     return render_template("submissions/assignment.html", course=c, assignment=a, submissions=subs,
-                           sources=service.sources_for(session, a), last_job=last_job, reports=reports,
-                           upload_form=UploadForm(), source_form=SourceForm(), button=EmptyForm(),
-                           paste_form=PasteForm(),
-                           accept=ACCEPT)
+                           sources=courses.sources_for(session, a),
+                           last_job=upload_view(last_job) if last_job else None,
+                           reports=reports.reports_of(session, a), upload_form=UploadForm(),
+                           source_form=SourceForm(), button=EmptyForm(), paste_form=PasteForm(), accept=ACCEPT)
 
 
 @bp.route("/assignments/<int:assignment_id>/sources", methods=["POST"])
 @role_required("instructor")
 def add_assignment_sources(assignment_id: int):
-    session = db_session()
     a, c = _assignment_of(assignment_id)
     form = SourceForm()
     if form.validate_on_submit():
-        problems = _add_sources(session, c, a, _files(form.files), form.kind.data,
-                                form.name.data or "", form.text.data or "")
-        session.commit()
-        for p in problems:
-            flash(f"Source not added: {p}", "error")
-        flash("Sources saved.", "success")
+        done = _sources_job(c, a, _sources_from(form), form.kind.data)
+        if done is not None:
+            return done
     return redirect(url_for(".assignment", assignment_id=a.id))
 
 
 @bp.route("/assignments/<int:assignment_id>/paste", methods=["POST"])
 @role_required("instructor")
 def paste(assignment_id: int):
-    """One pasted text: read and indexed in the request (it is a single text)."""
-    from kernel import audit
-
-    session = db_session()
-    a, _ = _assignment_of(assignment_id)
+    """One pasted text: an upload of one file, named for the student."""
+    a, c = _assignment_of(assignment_id)
     form = PasteForm()
     if not form.validate_on_submit():
         flash("A pasted submission needs a student id and its text.", "error")
         return redirect(url_for(".assignment", assignment_id=a.id))
     student = form.student_id.data.strip()
     name = (form.student_name.data or "").strip() or student
-    result = service.add_submissions(session, a, [(f"{student}_pasted.txt", form.text.data.encode("utf-8"))],
-                                     student_of=lambda _filename: (student, name), actor=_actor(),
-                                     index_dir=_index_dir())
-    audit.record(session, _actor(), "submissions_uploaded", f"assignment:{a.id}", pasted=True,
-                 added=len(result.added), duplicates=len(result.duplicates))
-    session.commit()
-    if result.added:
-        flash(f"Pasted text added for {name}.", "success")
-    elif result.duplicates:
-        flash(f"That text is already here, as {result.duplicates[0][1]}.", "info")
-    else:
-        flash(f"The text could not be used: {result.errors[0][1]}.", "error")
-    return redirect(url_for(".assignment", assignment_id=a.id))
+    job = _upload(c, a, [(f"{student}_pasted.txt", form.text.data.encode("utf-8"))], student=(student, name))
+    flash(f"The pasted text for {name} is being added.", "info")
+    return redirect(url_for(".upload_job", job_id=job.id))
 
 
 def _wants_json() -> bool:
@@ -433,8 +383,7 @@ def _wants_json() -> bool:
 @bp.route("/assignments/<int:assignment_id>/uploads", methods=["POST"])
 @role_required("instructor")
 def upload(assignment_id: int):
-    session = db_session()
-    a, _ = _assignment_of(assignment_id)
+    a, c = _assignment_of(assignment_id)
     form = UploadForm()
     files = _files(form.files) if form.validate_on_submit() else []
     if not files:
@@ -442,9 +391,7 @@ def upload(assignment_id: int):
             return jsonify({"error": "Choose at least one file to upload."}), 400
         flash("Choose at least one file to upload.", "error")
         return redirect(url_for(".assignment", assignment_id=a.id))
-    job = service.create_upload_job(session, a, files, _actor(), bool(form.student_from_filename.data))
-    session.commit()
-    _start_upload_thread(current_app._get_current_object(), job.id)
+    job = _upload(c, a, files, student_from_filename_=bool(form.student_from_filename.data))
     progress_url = url_for(".upload_progress", job_id=job.id)
     if _wants_json():
         return jsonify({"job": job.id, "progress_url": progress_url,
@@ -452,40 +399,18 @@ def upload(assignment_id: int):
     return redirect(url_for(".upload_job", job_id=job.id))
 
 
-@bp.route("/uploads/<int:job_id>")
+@bp.route("/uploads/<job_id>")
 @role_required("instructor")
-def upload_job(job_id: int):
-    job = _checked(UploadJob, job_id)
-    a = db_session().get(Assignment, job.assignment_id)
-    return render_template("submissions/upload_job.html", job=job, assignment=a, button=EmptyForm())
+def upload_job(job_id: str):
+    job, a, c = _job_of(job_id, submissions.KIND)
+    return render_template("submissions/upload_job.html", job=upload_view(job), assignment=a, course=c)
 
 
-@bp.route("/uploads/<int:job_id>/resume", methods=["POST"])
+@bp.route("/uploads/<job_id>/progress")
 @role_required("instructor")
-def resume_upload(job_id: int):
-    """Start a stalled upload again (its worker died): its files are still stored."""
-    job = _checked(UploadJob, job_id)
-    if not EmptyForm().validate_on_submit():
-        abort(400)
-    if job.stalled():
-        from kernel import audit
-
-        session = db_session()
-        job.updated_at = utcnow()  # one resumer at a time
-        audit.record(session, _actor(), "upload_resumed", f"upload:{job.id}")
-        session.commit()
-        _start_upload_thread(current_app._get_current_object(), job.id)
-        flash("The upload is running again.", "success")
-    return redirect(url_for(".upload_job", job_id=job.id))
-
-
-@bp.route("/uploads/<int:job_id>/progress")
-@role_required("instructor")
-def upload_progress(job_id: int):
-    session = db_session()
-    job = _checked(UploadJob, job_id)
-    session.refresh(job)
-    return jsonify(job.as_dict())
+def upload_progress(job_id: str):
+    job, _a, _c = _job_of(job_id, submissions.KIND)
+    return jsonify(upload_view(job))
 
 
 # ----------------------------------------------------------------------------- reports
@@ -494,46 +419,42 @@ def upload_progress(job_id: int):
 @bp.route("/assignments/<int:assignment_id>/reports", methods=["POST"])
 @role_required("instructor")
 def build_report(assignment_id: int):
-    """Start building a report in the background; its page polls the progress."""
-    session = db_session()
+    """Queue the report; its page follows the worker that builds it."""
     a, _ = _assignment_of(assignment_id)
     if not EmptyForm().validate_on_submit():
         abort(400)
-    if not session.scalar(select(func.count(Submission.id)).where(Submission.assignment_id == a.id)):
-        flash("Upload some submissions first.", "error")
+    try:
+        job = reports.submit_report(current_app._get_current_object(), db_session(), a, _actor())
+    except ServiceError as exc:
+        flash(f"{str(exc)[0].upper()}{str(exc)[1:]}.", "error")
         return redirect(url_for(".assignment", assignment_id=a.id))
-    job = service.create_report_job(session, a, _actor())
-    session.commit()
-    _start_report_thread(current_app._get_current_object(), job.id)
     return redirect(url_for(".report_job", job_id=job.id))
 
 
-@bp.route("/report-jobs/<int:job_id>")
-@role_required("instructor")
-def report_job(job_id: int):
-    job = _checked(ReportJob, job_id)
-    if job.report_id is not None:
-        return redirect(url_for(".report", report_id=job.report_id))
-    a = db_session().get(Assignment, job.assignment_id)
-    return render_template("submissions/report_job.html", job=job, assignment=a,
-                           course=db_session().get(Course, a.course_id))
+def _report_of(job: Job) -> int | None:
+    return job.result_dict.get("report") if job.state == JobState.DONE else None
 
 
-@bp.route("/report-jobs/<int:job_id>/progress")
+@bp.route("/report-jobs/<job_id>")
 @role_required("instructor")
-def report_job_progress(job_id: int):
-    session = db_session()
-    job = _checked(ReportJob, job_id)
-    session.refresh(job)
-    data = job.as_dict()
-    data["report_url"] = url_for(".report", report_id=job.report_id) if job.report_id else None
-    return jsonify(data)
+def report_job(job_id: str):
+    job, a, c = _job_of(job_id, reports.KIND)
+    if _report_of(job) is not None:
+        return redirect(url_for(".report", report_id=_report_of(job)))
+    return render_template("submissions/report_job.html", job=job.as_dict(), assignment=a, course=c)
+
+
+@bp.route("/report-jobs/<job_id>/progress")
+@role_required("instructor")
+def report_job_progress(job_id: str):
+    job, _a, _c = _job_of(job_id, reports.KIND)
+    report_id = _report_of(job)
+    return jsonify({**job.as_dict(), "report_url": url_for(".report", report_id=report_id) if report_id else None})
 
 
 @bp.route("/reports/<int:report_id>/anchor", methods=["POST"])
 @role_required("instructor")
 def anchor(report_id: int):
-    session = db_session()
     report = _checked(Report, report_id)
     if not EmptyForm().validate_on_submit():
         abort(400)
@@ -541,7 +462,7 @@ def anchor(report_id: int):
     if registry is None:
         flash("The chain is not reachable; try again later.", "error")
     else:
-        service.anchor_report(session, report, registry, _actor())
+        reports.anchor_report(db_session(), report, registry, _actor())
     return redirect(url_for(".report", report_id=report.id))
 
 
@@ -555,13 +476,9 @@ def _report_context(report: Report) -> dict:
 @bp.route("/reports/<int:report_id>")
 @role_required("instructor")
 def report(report_id: int):
-    ctx = _report_context(_checked(Report, report_id))
-    session = db_session()
-    latest: dict[int, bool] = {}
-    for sub_id, flag in session.execute(select(Review.submission_id, Review.reviewed)
-                                        .where(Review.report_id == report_id).order_by(Review.at, Review.id)):
-        latest[sub_id] = flag
-    reviewed = {sub_id for sub_id, flag in latest.items() if flag}
+    found = _checked(Report, report_id)
+    ctx = _report_context(found)
+    reviewed = reports.reviewed_in(db_session(), found)
     rows = sorted(ctx["data"]["submissions"], key=lambda r: (-r["score"], r["student_id"], r["filename"]))
     return render_template("submissions/report.html", rows=rows, reviewed=reviewed, button=EmptyForm(), **ctx)
 
@@ -582,7 +499,7 @@ def verify(report_id: int):
     from credentials.runtime import get_trust_policy
     from credentials.web_trust import institution
 
-    return jsonify(service.verify_report(report, _registry(), get_trust_policy(), institution()))
+    return jsonify(reports.verify_report(report, _registry(), get_trust_policy(), institution()))
 
 
 def _source_text(ref: dict) -> str:
@@ -621,7 +538,7 @@ def submission(report_id: int, submission_id: int):
                                              "hl " + ("hl-para" if m["method"] == "paraphrase" else "hl-copy"),
                                              m["name"]) for m in row["matches"]])
     return render_template("submissions/submission.html", row=row, submission=sub, panels=panels, whole=whole,
-                           text_changed=sub.sha256 != row["sha256"], reviews=service.reviews_of(db_session(), sub),
+                           text_changed=sub.sha256 != row["sha256"], reviews=reports.reviews_of(db_session(), sub),
                            review_form=ReviewForm(), **ctx)
 
 
@@ -636,7 +553,7 @@ def review(report_id: int, submission_id: int):
     if not form.validate_on_submit():
         abort(400)
     reviewed = request.form.get("action", "reviewed") != "reopen"
-    service.mark_reviewed(db_session(), _actor(), form.comment.data or "", submission=sub, report=report,
+    reports.mark_reviewed(db_session(), _actor(), form.comment.data or "", submission=sub, report=report,
                           reviewed=reviewed)
     flash("Marked as reviewed." if reviewed else "Marked for another look.", "success")
     return redirect(url_for(".submission", report_id=report.id, submission_id=sub.id))

@@ -16,7 +16,8 @@
       .then(function (job) {
         var total = job.total || 1;
         setBar($("process-bar"), job.done / total);
-        $("process-stage").textContent = (job.stage || "waiting").replace(/^./, function (c) { return c.toUpperCase(); });
+        // The words come from the server (kernel.jobs.STAGE_LABELS), never typed again here.
+        $("process-stage").textContent = job.stage_label + (job.detail ? " (" + job.detail + ")" : "");
         $("process-count").textContent = job.done + " / " + job.total;
         if (job.finished) { onDone(job); } else { setTimeout(function () { poll(url, onDone); }, 400); }
       })
@@ -58,7 +59,8 @@
         $("upload-pct").textContent = "100%";
         status.textContent = "Files received; reading and indexing them…";
         poll(body.progress_url, function (job) {
-          var unreadable = job.errors.length - job.duplicates;
+          var unreadable = job.unreadable;
+          if (job.failed) { status.textContent = "The upload could not be finished: " + job.error; return; }
           status.textContent = "Done: " + job.added + " added" +
             (job.duplicates ? ", " + job.duplicates + " already there" : "") +
             (unreadable > 0 ? ", " + unreadable + " could not be read" : "") + ".";
@@ -117,7 +119,7 @@
         .then(function (r) { return r.json(); })
         .then(function (job) {
           setBar($("report-bar"), job.done / (job.total || 1));
-          $("report-stage").textContent = (job.stage || "waiting").replace(/^./, function (c) { return c.toUpperCase(); });
+          $("report-stage").textContent = job.stage_label;
           $("report-count").textContent = job.done + " / " + job.total;
           if (job.report_url) { window.location.assign(job.report_url); return; }
           if (job.finished) { window.location.reload(); return; }  // failed: the page says why

@@ -246,3 +246,81 @@ def test_a_waiting_job_is_tried_again_by_itself(installation, tmp_path, monkeypa
     assert reap(installation) == []
     with installation.extensions["attest.db"].session() as session:
         assert storage.get_batch(session, batch.id).state == storage.ANCHORED
+
+
+# ----- uploads and reports: the model runs in the worker processes ---------------------
+
+def news_texts(n: int) -> list[tuple[str, bytes]]:
+    """Real prose (news articles of the Lee corpus, committed in bench/data), one file a student."""
+    rows = [json.loads(line) for line in (ROOT / "bench" / "data" / "news_articles.jsonl").read_text().splitlines()]
+    return [(f"student{i:02d}_essay.txt", rows[i]["text"].encode()) for i in range(n)]
+
+
+def upload_job(app, n: int):
+    from plagiarism import courses
+    from plagiarism.submissions import submit_upload
+
+    with app.extensions["attest.db"].session() as session:
+        course = courses.create_course(session, "NEWS1", "News writing")
+        assignment = courses.create_assignment(session, course, "a1", "An article", "")
+        job = submit_upload(app, session, course, assignment, news_texts(n), "prof@uni.edu")
+    return course, assignment, job
+
+
+def kill_holder_when(app, tmp_path, job_id: str, condition, timeout: float = 180) -> float:
+    """Two worker processes; kill -9 the one holding the job when `condition(stage, done)`;
+    returns the seconds from the kill to the job being done by the other."""
+    settings = app.extensions["attest.settings"]
+    workers = [Worker(settings.data_dir, settings.rpc_url, tmp_path / f"worker-{i}.log") for i in range(2)]
+    try:
+        wait_until(lambda: condition(job_state(app, job_id)[1], job_state(app, job_id)[3]), timeout,
+                   "the moment to kill the worker", poll=0.02)
+        victim = next(w for w in workers if w.pid == holder_pid(app, job_id))
+        victim.kill()
+        killed_at = time.monotonic()
+        wait_until(lambda: job_state(app, job_id)[0] in (JobState.DONE, JobState.FAILED), timeout,
+                   "the job finished by the other worker", poll=0.2)
+        assert job_state(app, job_id)[0] == JobState.DONE, job_state(app, job_id)
+        return time.monotonic() - killed_at
+    finally:
+        for w in workers:
+            w.stop()
+
+
+def test_a_worker_killed_while_indexing_an_upload_leaves_it_to_the_other(installation, tmp_path):
+    from sqlalchemy import func, select
+
+    from plagiarism import indexing
+    from plagiarism.store import Submission
+
+    course, assignment, job = upload_job(installation, 40)
+    took = kill_holder_when(installation, tmp_path, job.id, lambda stage, done: stage == "indexing" and done >= 8)
+    assert took < 60, f"taken up after {took:.0f} s"
+    with installation.extensions["attest.db"].session() as session:
+        result = get_job(session, job.id).result_dict
+        assert len(result["added"]) == 40 and result["duplicates"] == [] and result["errors"] == []
+        assert session.scalar(select(func.count()).select_from(Submission)) == 40
+    partition = indexing.open_index(installation.extensions["attest.settings"].index_dir).partition(
+        indexing.assignment_partition(course, assignment))
+    assert len(partition.doc_ids()) == 40
+
+
+def test_a_worker_killed_while_building_a_report_leaves_it_to_the_other(installation, tmp_path):
+    from sqlalchemy import func, select
+
+    from kernel.jobs import run_inline
+    from plagiarism.reports import submit_report
+    from plagiarism.store import REPORT_ANCHORED, Report
+
+    _course, assignment, upload = upload_job(installation, 30)
+    assert run_inline(installation, upload.id) == JobState.DONE
+    with installation.extensions["attest.db"].session() as session:
+        job = submit_report(installation, session, session.merge(assignment), "prof@uni.edu")
+    took = kill_holder_when(installation, tmp_path, job.id, lambda stage, done: stage in ("comparing", "anomalies"))
+    assert took < 60, f"taken up after {took:.0f} s"
+    registry = get_registry(installation)
+    with installation.extensions["attest.db"].session() as session:
+        assert session.scalar(select(func.count()).select_from(Report)) == 1, "one report, not two"
+        report = session.scalar(select(Report))
+        assert report.state == REPORT_ANCHORED and report.job_id == job.id
+        assert root_anchored_events(registry, report.fingerprint) == 1

@@ -28,12 +28,29 @@ def _token(client) -> str:
     return csrf_token(client.get("/submissions/").get_data(as_text=True))
 
 
+def _wait_for_submissions(app, assignment_code: str, course_code: str, n: int) -> None:
+    """Pasted texts are upload jobs: wait until the worker has stored them."""
+    import time
+
+    from plagiarism.store import Assignment, Course, Submission
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with app.extensions["attest.db"].session() as session:
+            found = session.scalars(select(Submission.id).join(Assignment).join(Course).where(
+                Course.code == course_code, Assignment.name == assignment_code)).all()
+            if len(found) >= n:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"{n} submissions were not stored")
+
+
 @pytest.fixture
-def world(app, runner):
+def world(app, runner, worker):
     """Instructor A's course with an assignment, a submission, an upload job,
     a report job and a report (built without the chain); B is another instructor."""
     from kernel.web.auth import db_session
-    from plagiarism import service
+    from plagiarism import reports, submissions
     from plagiarism.store import Assignment, Course, Submission
 
     a = _client(app, runner, A)
@@ -44,17 +61,17 @@ def world(app, runner):
     assignment_url = a.post(course_url + "/assignments", data={"name": "e1", "csrf_token": token}).location
     for student, text in (("amy", COPIED), ("bo", COPIED.replace("tiny", "very small")), ("cal", INDEPENDENT)):
         a.post(assignment_url + "/paste", data={"csrf_token": token, "student_id": student, "text": text})
+    _wait_for_submissions(app, "e1", "SECRET1", 3)
     with app.app_context():
         session = db_session()
         course = session.scalar(select(Course).where(Course.code == "SECRET1"))
         assignment = session.scalar(select(Assignment).where(Assignment.course_id == course.id))
         sub = session.scalar(select(Submission).where(Submission.assignment_id == assignment.id,
                                                       Submission.student_id == "amy"))
-        upload = service.create_upload_job(session, assignment, [("dan.txt", INDEPENDENT.encode())], A)
-        report_job = service.create_report_job(session, assignment, A)
-        report = service.build_report(session, assignment, None, A,
-                                      index_dir=app.extensions["attest.settings"].data_dir / "index")
-        session.commit()
+        upload = submissions.submit_upload(app, session, course, assignment, [("dan.txt", INDEPENDENT.encode())], A,
+                                           dispatch_now=False)
+        report_job = reports.submit_report(app, session, assignment, A, dispatch_now=False)
+        report = reports.build_report(session, assignment, app.extensions["attest.settings"].index_dir, A)
         ids = {"course": course.id, "assignment": assignment.id, "submission": sub.id, "upload": upload.id,
                "report_job": report_job.id, "report": report.id}
     return a, b, ids
@@ -73,27 +90,18 @@ def _post_urls(ids: dict) -> list[str]:
     c, a, r = (f"/submissions/courses/{ids['course']}", f"/submissions/assignments/{ids['assignment']}",
                f"/submissions/reports/{ids['report']}")
     return [f"{c}/assignments", f"{c}/sources", f"{c}/members", f"{a}/sources", f"{a}/paste",
-            f"{a}/uploads", f"{a}/reports", f"/submissions/uploads/{ids['upload']}/resume",
-            f"{r}/anchor", f"{r}/submissions/{ids['submission']}/review"]
+            f"{a}/uploads", f"{a}/reports", f"{r}/anchor", f"{r}/submissions/{ids['submission']}/review"]
 
 
 def _counts(app) -> dict:
+    from kernel.jobs import Job
     from kernel.web.auth import db_session
-    from plagiarism.store import (
-        Assignment,
-        CourseMember,
-        Report,
-        ReportJob,
-        Review,
-        Source,
-        Submission,
-        UploadJob,
-    )
+    from plagiarism.store import Assignment, CourseMember, Report, Review, Source, Submission, UploadItem
 
     with app.app_context():
         session = db_session()
         return {m.__name__: len(session.scalars(select(m.id)).all())
-                for m in (Assignment, CourseMember, Report, ReportJob, Review, Source, Submission, UploadJob)}
+                for m in (Assignment, CourseMember, Report, Job, Review, Source, Submission, UploadItem)}
 
 
 def test_another_instructor_gets_404_everywhere(app, world):
@@ -116,7 +124,7 @@ def test_another_instructor_gets_404_everywhere(app, world):
 
 def test_a_report_of_ones_own_cannot_reach_another_courses_submission(app, runner, world):
     from kernel.web.auth import db_session
-    from plagiarism import service
+    from plagiarism import courses, reports
     from plagiarism.store import Course
 
     _, b, ids = world
@@ -124,12 +132,11 @@ def test_a_report_of_ones_own_cannot_reach_another_courses_submission(app, runne
     course_url = b.post("/submissions/courses", data={"code": "BEES", "csrf_token": token}).location
     assignment_url = b.post(course_url + "/assignments", data={"name": "e1", "csrf_token": token}).location
     b.post(assignment_url + "/paste", data={"csrf_token": token, "student_id": "zed", "text": INDEPENDENT})
+    _wait_for_submissions(app, "e1", "BEES", 1)
     with app.app_context():
         session = db_session()
-        mine = service.get_assignment(session, session.scalar(select(Course).where(Course.code == "BEES")), "e1")
-        report = service.build_report(session, mine, None, B,
-                                      index_dir=app.extensions["attest.settings"].data_dir / "index")
-        session.commit()
+        mine = courses.get_assignment(session, session.scalar(select(Course).where(Course.code == "BEES")), "e1")
+        report = reports.build_report(session, mine, app.extensions["attest.settings"].index_dir, B)
         report_id = report.id
     url = f"/submissions/reports/{report_id}/submissions/{ids['submission']}"
     assert b.get(url).status_code == 404
@@ -200,13 +207,13 @@ def test_an_admin_sees_every_course(app, runner, world):
 
 def test_a_legacy_course_without_members_is_visible_to_every_instructor(app, runner, world):
     from kernel.web.auth import db_session
-    from plagiarism import service
+    from plagiarism import courses
 
     a, b, _ = world
     with app.app_context():
         session = db_session()
-        old = service.create_course(session, "OLD1", "Before access was per course", "system")
-        assignment = service.create_assignment(session, old, "e1", "", "", "system")
+        old = courses.create_course(session, "OLD1", "Before access was per course", "system")
+        assignment = courses.create_assignment(session, old, "e1", "", "", "system")
         session.commit()
         course_id, assignment_id = old.id, assignment.id
     for client in (a, b):

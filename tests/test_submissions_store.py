@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from kernel.audit import AuditEntry
-from plagiarism import service
+from plagiarism import courses, indexing, reports, submissions
 from plagiarism.index import VectorIndex
 from plagiarism.store import REPORT_ANCHORED, Report, ScoreRow, Submission
 from tests.fixtures_plagiarism import docx_bytes
@@ -65,31 +65,28 @@ def encoder(model) -> CountingEncoder:
 
 @pytest.fixture
 def index_dir(tmp_path):
-    service._open_indexes.clear()
+    indexing._open_indexes.clear()
     return tmp_path / "index"
 
 
 @pytest.fixture
 def assignment(session):
-    course = service.create_course(session, "HIST210", "Early modern Europe")
-    assignment = service.create_assignment(session, course, "essay1", "The printing press", TEMPLATE)
+    course = courses.create_course(session, "HIST210", "Early modern Europe")
+    assignment = courses.create_assignment(session, course, "essay1", "The printing press", TEMPLATE)
     session.commit()
     return assignment
 
 
 def test_upload_keeps_readable_files_and_says_why_others_are_not(session, assignment, index_dir, encoder):
-    steps: list[tuple[int, int, str]] = []
-    result = service.add_submissions(session, assignment, [
+    result = submissions.add_submissions(session, assignment, [
         ("ana_essay.txt", ESSAY_A.encode("utf-8")),
         ("ben_essay.docx", docx_bytes(ESSAY_B.split(". "))),
         ("cy_essay.txt", ESSAY_C.encode("cp1252")),
         ("dee_essay.pdf", b"%PDF-1.4 this is not really a pdf"),
         ("eve_essay.odt", b"whatever"),
         ("fay_essay.txt", b""),
-    ], index_dir=index_dir, encoder=encoder, progress=lambda *step: steps.append(step))
+    ], index_dir=index_dir, encoder=encoder)
     session.commit()
-    assert steps[:6] == [(n, 6, "reading files") for n in range(1, 7)]
-    assert steps[-1] == (3, 3, "indexing passages")
     assert sorted(s.student_id for s in result.added) == ["ana", "ben", "cy"]
     reasons = dict(result.errors)
     assert set(reasons) == {"dee_essay.pdf", "eve_essay.odt", "fay_essay.txt"}
@@ -102,11 +99,11 @@ def test_upload_keeps_readable_files_and_says_why_others_are_not(session, assign
 
 
 def test_same_text_is_kept_once(session, assignment, index_dir, encoder):
-    first = service.add_submissions(session, assignment, [("ana.txt", ESSAY_A.encode()),
+    first = submissions.add_submissions(session, assignment, [("ana.txt", ESSAY_A.encode()),
                                                           ("ana_again.md", ESSAY_A.encode("utf-8-sig"))],
                                     index_dir=index_dir, encoder=encoder)
     session.commit()
-    second = service.add_submissions(session, assignment, [("bob.txt", ESSAY_A.encode("utf-16"))],
+    second = submissions.add_submissions(session, assignment, [("bob.txt", ESSAY_A.encode("utf-16"))],
                                      index_dir=index_dir, encoder=encoder)
     session.commit()
     assert len(first.added) == 1
@@ -116,19 +113,19 @@ def test_same_text_is_kept_once(session, assignment, index_dir, encoder):
 
 
 def test_adding_one_submission_embeds_only_its_new_passages(session, assignment, index_dir, encoder):
-    service.add_submissions(session, assignment, [("ana.txt", ESSAY_A.encode()), ("ben.txt", ESSAY_B.encode())],
+    submissions.add_submissions(session, assignment, [("ana.txt", ESSAY_A.encode()), ("ben.txt", ESSAY_B.encode())],
                             index_dir=index_dir, encoder=encoder)
     session.commit()
     first = list(encoder.seen)
     assert first and len(first) == len(set(first))
-    course = service.get_course(session, "HIST210")
-    partition = service.open_index(index_dir, encoder).partition(service.assignment_partition(course, assignment))
+    course = courses.get_course(session, "HIST210")
+    partition = indexing.open_index(index_dir, encoder).partition(indexing.assignment_partition(course, assignment))
     rows_before = len(partition)
 
     encoder.seen.clear()
     # Cy's essay reuses two of Ana's sentences: those passages are already embedded.
     reused = ESSAY_A.split(". ")[0] + ". " + ESSAY_A.split(". ")[1] + ". "
-    service.add_submissions(session, assignment, [("cy.txt", (reused + ESSAY_C).encode())],
+    submissions.add_submissions(session, assignment, [("cy.txt", (reused + ESSAY_C).encode())],
                             index_dir=index_dir, encoder=encoder)
     session.commit()
     assert encoder.seen, "the new submission's passages are embedded"
@@ -138,17 +135,17 @@ def test_adding_one_submission_embeds_only_its_new_passages(session, assignment,
 
     # Building a report embeds nothing new: every window is in the cache.
     encoder.seen.clear()
-    service.build_report(session, assignment, None, index_dir=index_dir, encoder=encoder)
+    reports.build_report(session, assignment, index_dir, encoder=encoder)
     assert encoder.seen == []
 
 
 def test_index_survives_a_restart(session, assignment, index_dir, encoder):
-    service.add_submissions(session, assignment, [("ana.txt", ESSAY_A.encode()), ("ben.txt", ESSAY_B.encode())],
+    submissions.add_submissions(session, assignment, [("ana.txt", ESSAY_A.encode()), ("ben.txt", ESSAY_B.encode())],
                             index_dir=index_dir, encoder=encoder)
     session.commit()
     query = encoder.inner.encode([ESSAY_A.split(". ")[2]])
 
-    service._open_indexes.clear()  # a new process: nothing in memory
+    indexing._open_indexes.clear()  # a new process: nothing in memory
     fresh = CountingEncoder(encoder.inner)
     index = VectorIndex(index_dir, embedder=fresh)
     assert index.partitions() == ["HIST210/essay1"]
@@ -159,39 +156,39 @@ def test_index_survives_a_restart(session, assignment, index_dir, encoder):
     assert hit.score > 0.95 and hit.doc_id == "s1"
     assert ESSAY_A[hit.start:hit.end].startswith("Movable type")
 
-    report = service.build_report(session, assignment, None, index_dir=index_dir, encoder=fresh)
+    report = reports.build_report(session, assignment, index_dir, encoder=fresh)
     assert fresh.seen == [], "after a restart the cache still holds every passage"
     assert len(report.data["submissions"]) == 2
 
 
 def test_partitions_are_separate_and_the_cache_is_shared(session, assignment, index_dir, encoder):
-    course = service.get_course(session, "HIST210")
-    other = service.create_assignment(session, course, "essay2", "Second essay")
-    service.add_submissions(session, assignment, [("ana.txt", ESSAY_A.encode())], index_dir=index_dir,
+    course = courses.get_course(session, "HIST210")
+    other = courses.create_assignment(session, course, "essay2", "Second essay")
+    submissions.add_submissions(session, assignment, [("ana.txt", ESSAY_A.encode())], index_dir=index_dir,
                             encoder=encoder)
     n = len(encoder.seen)
-    service.add_submissions(session, other, [("ana.txt", ESSAY_A.encode())], index_dir=index_dir,
+    submissions.add_submissions(session, other, [("ana.txt", ESSAY_A.encode())], index_dir=index_dir,
                             encoder=encoder)
     assert len(encoder.seen) == n, "the same passages in another assignment are not embedded again"
-    index = service.open_index(index_dir, encoder)
+    index = indexing.open_index(index_dir, encoder)
     assert sorted(index.partitions()) == ["HIST210/essay1", "HIST210/essay2"]
     assert index.partition("HIST210/essay1").doc_ids() == ["s1"]
     assert index.partition("HIST210/essay2").doc_ids() == ["s2"]
 
 
 def test_report_flags_the_copy_not_the_independent_essay(session, assignment, index_dir, encoder):
-    course = service.get_course(session, "HIST210")
-    service.add_source(session, course, "reading.txt", ESSAY_B, assignment, "reading", index_dir=index_dir,
+    course = courses.get_course(session, "HIST210")
+    submissions.add_source(session, course, "reading.txt", ESSAY_B, assignment, "reading", index_dir=index_dir,
                        encoder=encoder)
     lightly_edited = ESSAY_A.replace("transformed", "changed").replace("rare and expensive", "scarce and costly")
-    service.add_submissions(session, assignment, [
+    submissions.add_submissions(session, assignment, [
         ("ana_essay.txt", ESSAY_A.encode()),
         ("ben_essay.txt", lightly_edited.encode()),
         ("cy_essay.txt", ESSAY_C.encode()),
         ("dee_essay.txt", ("Introduction. " + ESSAY_B).encode()),
     ], index_dir=index_dir, encoder=encoder)
     session.commit()
-    report = service.build_report(session, assignment, None, "tester", index_dir=index_dir, encoder=encoder)
+    report = reports.build_report(session, assignment, index_dir, "tester", encoder=encoder)
     rows = {r["student_id"]: r for r in report.data["submissions"]}
     assert rows["ana"]["flagged"] and rows["ben"]["flagged"] and rows["dee"]["flagged"]
     assert not rows["cy"]["flagged"] and rows["cy"]["score"] < 0.1
@@ -208,15 +205,15 @@ def test_report_flags_the_copy_not_the_independent_essay(session, assignment, in
 
 
 def test_report_is_anchored_and_tampering_is_detected(session, assignment, index_dir, encoder, registry):
-    service.add_submissions(session, assignment, [("ana.txt", ESSAY_A.encode()), ("ben.txt", ESSAY_A.encode() + b" ")],
+    submissions.add_submissions(session, assignment, [("ana.txt", ESSAY_A.encode()), ("ben.txt", ESSAY_A.encode() + b" ")],
                             index_dir=index_dir, encoder=encoder)
     session.commit()
-    report = service.build_report(session, assignment, registry, "tester", index_dir=index_dir, encoder=encoder)
+    report = reports.anchor_report(session, reports.build_report(session, assignment, index_dir, "tester", encoder=encoder), registry, "tester")
     assert report.state == REPORT_ANCHORED and report.tx_hash and report.block_number
     assert report.anchor_root == report.fingerprint
     record = registry.anchor_of(report.fingerprint)
     assert record is not None and record.count == 1 and record.block_number == report.block_number
-    result = service.verify_report(report, registry)
+    result = reports.verify_report(report, registry)
     assert result["valid"], result
     actions = {a.action for a in session.scalars(select(AuditEntry))}
     assert {"report_built", "report_anchored"} <= actions
@@ -226,7 +223,7 @@ def test_report_is_anchored_and_tampering_is_detected(session, assignment, index
     body["submissions"][0]["score"] = 0.01
     report.body = json.dumps(body)
     session.commit()
-    tampered = service.verify_report(session.get(Report, report.id), registry)
+    tampered = reports.verify_report(session.get(Report, report.id), registry)
     assert not tampered["valid"]
     assert {c["id"]: c["status"] for c in tampered["checks"]} == {"integrity": "failed", "anchor": "failed"}
 
@@ -235,38 +232,38 @@ def test_report_is_anchored_and_tampering_is_detected(session, assignment, index
 
     report.fingerprint = fingerprint_of(report.body)
     session.commit()
-    rewritten = service.verify_report(report, registry)
+    rewritten = reports.verify_report(report, registry)
     checks = {c["id"]: c for c in rewritten["checks"]}
     assert checks["integrity"]["status"] == "passed" and checks["anchor"]["status"] == "failed"
     assert "not anchored" in checks["anchor"]["message"]
 
 
 def test_review_is_written_to_the_audit_log(session, assignment, index_dir, encoder):
-    service.add_submissions(session, assignment, [("ana.txt", ESSAY_A.encode())], index_dir=index_dir,
+    submissions.add_submissions(session, assignment, [("ana.txt", ESSAY_A.encode())], index_dir=index_dir,
                             encoder=encoder)
-    report = service.build_report(session, assignment, None, index_dir=index_dir, encoder=encoder)
+    report = reports.build_report(session, assignment, index_dir, encoder=encoder)
     sub = session.scalar(select(Submission))
-    service.mark_reviewed(session, "prof@uni.edu", "Checked with the student; own work.", submission=sub,
+    reports.mark_reviewed(session, "prof@uni.edu", "Checked with the student; own work.", submission=sub,
                           report=report)
     entry = session.scalar(select(AuditEntry).where(AuditEntry.action == "case_reviewed"))
     assert entry.actor == "prof@uni.edu" and entry.subject == f"submission:{sub.id}"
     assert entry.detail_dict["comment"] == "Checked with the student; own work."
-    assert service.reviews_of(session, sub)[0].reviewed
+    assert reports.reviews_of(session, sub)[0].reviewed
 
 
 def test_many_sources_are_narrowed_through_the_index(session, assignment, index_dir, encoder, monkeypatch):
-    course = service.get_course(session, "HIST210")
-    service.add_source(session, course, "paper-mills.txt", ESSAY_C, None, "reading", index_dir=index_dir,
+    course = courses.get_course(session, "HIST210")
+    submissions.add_source(session, course, "paper-mills.txt", ESSAY_C, None, "reading", index_dir=index_dir,
                        encoder=encoder)
-    service.add_source(session, course, "gutenberg.txt", ESSAY_B, None, "past cohort", index_dir=index_dir,
+    submissions.add_source(session, course, "gutenberg.txt", ESSAY_B, None, "past cohort", index_dir=index_dir,
                        encoder=encoder)
-    service.add_submissions(session, assignment, [("ana.txt", ("In short: " + ESSAY_B).encode())],
+    submissions.add_submissions(session, assignment, [("ana.txt", ("In short: " + ESSAY_B).encode())],
                             index_dir=index_dir, encoder=encoder)
     session.commit()
-    index = service.open_index(index_dir, encoder)
+    index = indexing.open_index(index_dir, encoder)
     assert index.partition("HIST210/*sources").doc_ids() == ["r1", "r2"], "course-wide sources have their own"
-    monkeypatch.setattr(service, "SOURCE_CANDIDATE_LIMIT", 0)
-    report = service.build_report(session, assignment, None, index_dir=index_dir, encoder=encoder)
+    monkeypatch.setattr(reports, "SOURCE_CANDIDATE_LIMIT", 0)
+    report = reports.build_report(session, assignment, index_dir, encoder=encoder)
     assert [s["name"] for s in report.data["sources"]] == ["gutenberg.txt"]
     row = report.data["submissions"][0]
     assert row["flagged"] and {m["name"] for m in row["matches"]} == {"gutenberg.txt"}
@@ -277,18 +274,18 @@ def test_anomalies_use_each_students_history_in_the_course(session, assignment, 
     """Wiring, not the detector's accuracy (the detection core's tests and
     bench measure that): a student's earlier assignments are their history,
     other students are the impostors, and too little history says so."""
-    course = service.get_course(session, "HIST210")
+    course = courses.get_course(session, "HIST210")
     texts = {"ana": [ESSAY_A, ESSAY_A.upper(), ESSAY_A.lower()], "ben": [ESSAY_B, ESSAY_B.lower(), ESSAY_B.upper()],
              "cy": [ESSAY_C, ESSAY_C.lower(), ESSAY_C.upper()]}
-    earlier = [service.create_assignment(session, course, f"warmup{n}") for n in (1, 2)]
+    earlier = [courses.create_assignment(session, course, f"warmup{n}") for n in (1, 2)]
     for n, a in enumerate(earlier):
-        service.add_submissions(session, a, [(f"{who}_w{n}.txt", t[n + 1].encode()) for who, t in texts.items()],
+        submissions.add_submissions(session, a, [(f"{who}_w{n}.txt", t[n + 1].encode()) for who, t in texts.items()],
                                 index_dir=index_dir, encoder=encoder)
-    service.add_submissions(session, assignment, [(f"{who}_final.txt", t[0].encode()) for who, t in texts.items()]
+    submissions.add_submissions(session, assignment, [(f"{who}_final.txt", t[0].encode()) for who, t in texts.items()]
                             + [("dee_final.txt", (ESSAY_B + " " + ESSAY_C).encode())],
                             index_dir=index_dir, encoder=encoder)
     session.commit()
-    report = service.build_report(session, assignment, None, index_dir=index_dir, encoder=encoder)
+    report = reports.build_report(session, assignment, index_dir, encoder=encoder)
     rows = {r["student_id"]: r["anomaly"] for r in report.data["submissions"]}
     assert set(rows) == {"ana", "ben", "cy", "dee"}
     assert not rows["dee"]["flagged"] and "Too little history" in rows["dee"]["reasons"][0]
@@ -297,73 +294,21 @@ def test_anomalies_use_each_students_history_in_the_course(session, assignment, 
         assert rows[who]["evidence"], "the evidence per feature family is kept"
 
 
-def test_a_report_made_while_the_chain_is_down_is_kept_and_anchored_later(session, assignment, index_dir,
-                                                                         encoder, registry):
-    service.add_submissions(session, assignment, [("ana.txt", ESSAY_A.encode())], index_dir=index_dir,
-                            encoder=encoder)
-    session.commit()
-    job = service.create_report_job(session, assignment, "prof@uni.edu")
-    session.commit()
-
-    def chain_down():
-        raise ConnectionError("cannot reach the chain at http://127.0.0.1:9")
-
-    job = service.run_report_job(session, job.id, chain_down, index_dir=index_dir, encoder=encoder)
-    assert job.state == "done" and job.done == job.total == 4
-    report = session.get(Report, job.report_id)
-    assert report.state == "anchor_failed" and "cannot reach the chain" in report.error
-    assert not service.verify_report(report, registry)["valid"]
-
-    service.anchor_report(session, report, registry, "prof@uni.edu")
-    assert report.state == REPORT_ANCHORED and report.error is None
-    assert service.verify_report(report, registry)["valid"]
-
-
-def test_an_upload_whose_worker_died_is_resumed(session, assignment, index_dir, encoder):
-    from datetime import timedelta
-
-    from kernel.database import utcnow
-    from plagiarism.store import UploadJob
-
-    files = [("ana.txt", ESSAY_A.encode()), ("ben.txt", ESSAY_B.encode()), ("bad.odt", b"x")]
-    job = service.create_upload_job(session, assignment, files, "prof@uni.edu")
-    session.commit()
-    # The worker stored Ana's essay, then died before indexing or finishing.
-    service.add_submissions(session, assignment, files[:1], job_id=job.id, index_dir=index_dir, encoder=encoder)
-    job.state, job.stage, job.done = "running", "reading files", 1
-    job.updated_at = utcnow() - timedelta(minutes=30)
-    session.commit()
-    assert session.get(UploadJob, job.id).stalled()
-
-    job = service.run_upload_job(session, job.id, index_dir=index_dir, encoder=encoder)
-    assert job.state == "done" and not job.stalled()
-    assert job.added == 2 and job.duplicates == 0, "its own earlier work is not a duplicate"
-    assert [e["filename"] for e in job.error_list] == ["bad.odt"]
-    course = service.get_course(session, "HIST210")
-    partition = service.open_index(index_dir, encoder).partition(service.assignment_partition(course, assignment))
-    assert sorted(partition.doc_ids()) == ["s1", "s2"]
-    # Another upload of the same text is a duplicate, whoever sends it.
-    again = service.add_submissions(session, assignment, files[:1], job_id=job.id + 1, index_dir=index_dir,
-                                    encoder=encoder)
-    assert again.duplicates == [("ana.txt", "ana/ana.txt")]
-
-
-def test_the_same_text_stored_meanwhile_by_another_upload_is_a_duplicate(database, session, assignment,
-                                                                          index_dir, encoder):
+def test_the_same_text_stored_meanwhile_by_another_upload_is_a_duplicate(database, session, assignment):
     import hashlib
 
-    def meanwhile(done: int, total: int, stage: str) -> None:
-        if (done, stage) == (1, "reading files"):
-            session.commit()  # as run_upload_job does after each file
-            with database.session() as other:
-                other.add(Submission(assignment_id=assignment.id, student_id="zed", filename="zed.txt",
-                                     text=ESSAY_B, sha256=hashlib.sha256(ESSAY_B.encode()).hexdigest()))
-                other.commit()
-
-    result = service.add_submissions(session, assignment, [("ana.txt", ESSAY_A.encode()),
-                                                           ("ben.txt", ESSAY_B.encode())],
-                                     progress=meanwhile, index_dir=index_dir, encoder=encoder)
+    added, ana = submissions.store_submission(session, assignment, "ana.txt", ESSAY_A, ("ana", "ana"), "t", "job-1")
     session.commit()
-    assert [s.filename for s in result.added] == ["ana.txt"]
-    assert result.duplicates == [("ben.txt", "zed/zed.txt")]
+    with database.session() as other:  # another upload, in another worker, stores Ben's text first
+        other.add(Submission(assignment_id=assignment.id, student_id="zed", filename="zed.txt",
+                             text=ESSAY_B, sha256=hashlib.sha256(ESSAY_B.encode()).hexdigest()))
+        other.commit()
+    outcome, kept = submissions.store_submission(session, assignment, "ben.txt", ESSAY_B, ("ben", "ben"), "t",
+                                                 "job-1")
+    assert (added, outcome, kept.label) == ("added", "duplicate", "zed/zed.txt")
+    # The same job stored Ana's before its worker died: taken up again, it is Ana's, not a duplicate.
+    assert submissions.store_submission(session, assignment, "ana.txt", ESSAY_A, ("ana", "ana"), "t",
+                                        "job-1")[0] == "added"
+    assert submissions.store_submission(session, assignment, "ana.txt", ESSAY_A, ("ana", "ana"), "t",
+                                        "job-2")[0] == "duplicate"
     assert len(session.scalars(select(Submission)).all()) == 2

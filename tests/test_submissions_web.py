@@ -45,7 +45,8 @@ def log_in(client, email: str) -> None:
 
 
 @pytest.fixture
-def instructor(client, runner):
+def instructor(client, runner, worker):
+    """An instructor logged in; the app's embedded worker runs uploads and reports."""
     make_user(runner, "prof@uni.edu")
     log_in(client, "prof@uni.edu")
     return client
@@ -99,7 +100,12 @@ def test_upload_report_submission_review(app, instructor):
     assert response.status_code == 302
     assignment_url = response.location
     page = instructor.get(assignment_url).get_data(as_text=True)
-    assert "volcanoes.txt" in page and 'id="upload-form"' in page
+    assert "Its sources are being read and indexed" in page and 'id="upload-form"' in page
+    deadline = time.monotonic() + 60  # a worker reads and indexes the source
+    while "volcanoes.txt" not in page and time.monotonic() < deadline:
+        time.sleep(0.2)
+        page = instructor.get(assignment_url).get_data(as_text=True)
+    assert "volcanoes.txt" in page
 
     response = instructor.post(assignment_url + "/uploads", content_type="multipart/form-data",
                                headers={"Accept": "application/json", "X-Requested-With": "fetch"},
@@ -111,8 +117,8 @@ def test_upload_report_submission_review(app, instructor):
                                ]})
     assert response.status_code == 202, response.get_data(as_text=True)
     job = _wait(instructor, response.get_json()["progress_url"])
-    assert job["state"] == "done" and job["added"] == 3 and job["done"] == job["total"] == 4
-    assert job["errors"][0]["filename"] == "dot_reefs.txt" and "binary" in job["errors"][0]["reason"]
+    assert job["state"] == "done" and job["added"] == 3 and job["percent"] == 100
+    assert job["error_list"][0]["filename"] == "dot_reefs.txt" and "binary" in job["error_list"][0]["reason"]
     page = instructor.get(assignment_url).get_data(as_text=True)
     assert "dot_reefs.txt</strong>: the file holds binary data" in page
     assert "amy_reefs.txt" in page and "cal_reefs.txt" in page
@@ -218,34 +224,36 @@ def test_a_pasted_submission_is_added(instructor):
     assignment_url = instructor.post(course_url + "/assignments",
                                      data={"name": "a1", "csrf_token": token}).location
     data = {"csrf_token": token, "student_id": "s123", "student_name": "Sam Lee", "text": INDEPENDENT}
-    response = instructor.post(assignment_url + "/paste", data=data, follow_redirects=True)
-    page = response.get_data(as_text=True)
-    assert "Pasted text added for Sam Lee." in page and "s123_pasted.txt" in page
-    again = instructor.post(assignment_url + "/paste", data=data, follow_redirects=True).get_data(as_text=True)
-    assert "already here, as s123/s123_pasted.txt" in again
+    response = instructor.post(assignment_url + "/paste", data=data)
+    assert "The pasted text for Sam Lee is being added." in instructor.get(response.location).get_data(as_text=True)
+    job = _wait(instructor, response.location + "/progress")
+    assert job["added_names"] == ["s123/s123_pasted.txt"]
+    assert "s123_pasted.txt" in instructor.get(assignment_url).get_data(as_text=True)
+    again = instructor.post(assignment_url + "/paste", data=data)
+    _wait(instructor, again.location + "/progress")
+    page = instructor.get(again.location).get_data(as_text=True)
+    assert "s123/s123_pasted.txt, which is kept once" in page
 
 
-def test_a_stalled_upload_can_be_resumed_from_its_page(app, instructor):
-    from datetime import timedelta
+def test_an_upload_page_shows_its_stage_in_words_until_a_worker_has_read_it(app, client, runner):
+    """No worker yet: the page says the upload waits for one; the files are stored.
+    A worker then reads and indexes them, and the page lists what became of each."""
+    from kernel.jobs.worker import EmbeddedWorker
 
-    from kernel.database import utcnow
-    from kernel.web.auth import db_session
-    from plagiarism import service
+    make_user(runner, "prof@uni.edu")
+    log_in(client, "prof@uni.edu")
+    token = token_of(client, "/submissions/")
+    course_url = client.post("/submissions/courses", data={"code": "C3", "csrf_token": token}).location
+    assignment_url = client.post(course_url + "/assignments", data={"name": "a1", "csrf_token": token}).location
+    queued = client.post(assignment_url + "/uploads", content_type="multipart/form-data", data={
+        "csrf_token": token, "student_from_filename": "y",
+        "files": [(io.BytesIO(COPIED.encode()), "amy.txt"), (io.BytesIO(b"\x00\x01binary"), "junk.txt")]})
+    job_url = queued.location
+    page = client.get(job_url).get_data(as_text=True)
+    assert "Waiting for a worker" in page and "0 / 2" in page
+    with EmbeddedWorker(app, workers=1):
+        job = _wait(client, job_url + "/progress")
+    assert job["state"] == "done" and job["added"] == 1 and job["unreadable"] == 1
+    page = client.get(job_url).get_data(as_text=True)
+    assert "junk.txt" in page and "binary data" in page
 
-    token = token_of(instructor, "/submissions/")
-    course_url = instructor.post("/submissions/courses", data={"code": "C3", "csrf_token": token}).location
-    assignment_url = instructor.post(course_url + "/assignments", data={"name": "a1", "csrf_token": token}).location
-    with app.app_context():
-        session = db_session()
-        assignment = service.get_assignment(session, service.get_course(session, "C3"), "a1")
-        job = service.create_upload_job(session, assignment, [("amy.txt", COPIED.encode())], "prof@uni.edu")
-        job.state, job.updated_at = "running", utcnow() - timedelta(minutes=20)
-        session.commit()
-        job_id = job.id
-    assert "An upload stopped part-way" in instructor.get(assignment_url).get_data(as_text=True)
-    page = instructor.get(f"/submissions/uploads/{job_id}").get_data(as_text=True)
-    assert 'id="resume-upload"' in page and "Its files are kept" in page
-    response = instructor.post(f"/submissions/uploads/{job_id}/resume", data={"csrf_token": token})
-    assert response.status_code == 302
-    job = _wait(instructor, f"/submissions/uploads/{job_id}/progress")
-    assert job["state"] == "done" and job["added"] == 1

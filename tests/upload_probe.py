@@ -3,11 +3,12 @@ test can measure (and, past its limit, kill) that process and its children.
 
     python -m tests.upload_probe DATA_DIR FOLDER
 
+The process is what `make run` runs: the web app with its embedded job worker.
 The Flask test client logs in as an instructor, makes a course and an
 assignment, uploads one ordinary file first (so the model is loaded, as in a
-web process that has served uploads before: the issue's 635 MB), then every
-file of FOLDER in one upload, and prints one JSON object: the finished job
-and this process's memory before and after the hostile upload.
+process that has served uploads before: the issue's 635 MB), then every file
+of FOLDER in one upload, and prints one JSON object: the finished job and this
+process's memory before and after the hostile upload.
 """
 
 from __future__ import annotations
@@ -32,9 +33,11 @@ def _rss_mb() -> dict[str, int]:
 
 def main(data_dir: str, folder: str) -> int:
     from app import create_app
+    from kernel.jobs.worker import EmbeddedWorker
 
     app = create_app({"TESTING": True, "data_dir": Path(data_dir), "SECRET_KEY": "probe",
                       "rpc_url": "http://127.0.0.1:9"})  # uploads never reach the chain
+    EmbeddedWorker(app, workers=1, reap_every=1.0).start()
     make_user(app.test_cli_runner(), "prof@uni.edu")
     client = app.test_client()
     log_in(client, "prof@uni.edu")

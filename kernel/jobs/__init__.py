@@ -13,7 +13,7 @@ and the worker process. The runner's names load on first use, so importing
 from kernel.jobs.model import STAGE_LABELS, UNFINISHED, Job, JobState, Stage
 
 _RUNNER = ("KINDS", "HandBack", "JobContext", "JobFailed", "RetryLater", "dispatch", "enqueue", "get_job",
-           "job_kind", "jobs_for", "make_due", "reap", "run_job", "submit")
+           "job_kind", "jobs_for", "make_due", "reap", "run_inline", "run_job", "submit")
 
 __all__ = ["STAGE_LABELS", "UNFINISHED", "Job", "JobState", "Stage", *_RUNNER]
 

@@ -85,6 +85,8 @@ class Job(Base):
     stage = Column(String(32), nullable=False, default=Stage.QUEUED)
     done = Column(BigInteger, nullable=False, default=0)
     total = Column(BigInteger, nullable=False, default=0)
+    # What the stage is busy with, in words (a file's name, "page 1,200 of 10,000").
+    detail = Column(String(200), nullable=True)
     payload = Column(Text, nullable=False, default="{}")
     result = Column(Text, nullable=True)
     error = Column(Text, nullable=True)
@@ -121,7 +123,8 @@ class Job(Base):
         percent = 100 if self.state == JobState.DONE else (
             int(100 * self.done / self.total) if self.total else 0)
         return {"job": self.id, "kind": self.kind, "subject": self.subject, "state": self.state,
-                "stage": self.stage, "stage_label": self.stage_label, "done": self.done, "total": self.total,
+                "stage": self.stage, "stage_label": self.stage_label, "detail": self.detail,
+                "done": self.done, "total": self.total,
                 "percent": min(percent, 100), "error": self.error, "result": self.result_dict,
                 "attempts": self.attempts, "finished": self.finished,
                 "updated_at": self.updated_at.isoformat() + "Z" if self.updated_at else None}
@@ -133,3 +136,10 @@ Index("ix_jobs_state_lease", Job.state, Job.lease_until)
 @migration("0101_jobs")
 def _create(conn) -> None:
     create_tables(conn, Job)
+
+
+@migration("0102_jobs_detail")
+def _detail(conn) -> None:
+    from kernel.database import add_column
+
+    add_column(conn, "jobs", Column("detail", String(200), nullable=True))

@@ -136,7 +136,8 @@ class JobContext:
     def session(self):
         return self.database.session()
 
-    def progress(self, stage: Stage, done: int | None = None, total: int | None = None) -> None:
+    def progress(self, stage: Stage, done: int | None = None, total: int | None = None,
+                 detail: str | None = None) -> None:
         """Record where the job is (throttled; a new stage is written at once) and
         renew the lease. LeaseLost if another worker holds the job now."""
         import time
@@ -146,7 +147,7 @@ class JobContext:
         now = time.monotonic()
         if stage == self._stage and now - self._last_write < PROGRESS_EVERY:
             return
-        values = {"stage": str(stage), "updated_at": utcnow(),
+        values = {"stage": str(stage), "updated_at": utcnow(), "detail": (detail or None) and detail[:200],
                   "lease_until": utcnow() + timedelta(seconds=self.lease)}
         if done is not None:
             values["done"] = done
@@ -296,8 +297,8 @@ def run_job(app: Flask, job_id: str, owner: str | None = None, stopping: threadi
     finally:
         done.set()
         beater.join(timeout=5)
-    _finish(database, job_id, owner, state=JobState.DONE, stage=Stage.DONE, error=None,
-            result=json.dumps(result, default=str), finished_at=utcnow())
+    _finish(database, job_id, owner, state=JobState.DONE, stage=Stage.DONE, error=None, detail=None,
+            done=Job.total, result=json.dumps(result, default=str), finished_at=utcnow())
     return JobState.DONE
 
 
@@ -324,6 +325,26 @@ def reap(app: Flask, limit: int = 200) -> list[str]:
     for job_id in due:
         dispatch(app, job_id)
     return list(due)
+
+
+def run_inline(app: Flask, job_id: str,
+               listener: Callable[[Stage, int | None, int | None], None] | None = None) -> str | None:
+    """Run a job in this process (a CLI command is its own worker), or, when a
+    live worker holds it, wait for that worker; returns the job's final state.
+    A holder that dies meanwhile is taken over (its lease expires)."""
+    import time
+
+    with app.extensions["attest.db"].session() as session:
+        make_due(session, job_id)
+    state = run_job(app, job_id, listener=listener)
+    while state is None:
+        time.sleep(0.5)
+        with app.extensions["attest.db"].session() as session:
+            job = get_job(session, job_id)
+            if job is None or job.state in (JobState.DONE, JobState.FAILED, JobState.WAITING):
+                return job.state if job else None
+        state = run_job(app, job_id, listener=listener)
+    return state
 
 
 def make_due(session, job_id: str) -> None:
