@@ -97,13 +97,11 @@ def create_app(test_config: dict | None = None) -> Flask:
 def _register_faces(app: Flask) -> None:
     """Blueprints, CLI groups and start-up hooks of every package."""
     from credentials import runtime
-    from credentials.api import api_bp
-    from credentials.cli import chain_cli, credentials_cli
-    from credentials.cli_accreditation import accreditation_cli
-    from credentials.cli_trust import institution_cli, trust_cli
-    from credentials.web import registrar_bp
-    from credentials.web_trust import identity_bp
-    from credentials.web_verify import verify_bp
+    from credentials.cli import accreditation_cli, chain_cli, credentials_cli, institution_cli, trust_cli
+    from credentials.web.api import api_bp
+    from credentials.web.identity import identity_bp
+    from credentials.web.registrar import registrar_bp
+    from credentials.web.verify import verify_bp
     from kernel.cli import jobs_cli, users_cli
     from kernel.serve import (
         on_production_service,

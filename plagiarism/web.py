@@ -497,7 +497,7 @@ def report_json(report_id: int):
 def verify(report_id: int):
     report = _checked(Report, report_id)
     from credentials.runtime import get_trust_policy
-    from credentials.web_trust import institution
+    from credentials.web.identity import institution
 
     return jsonify(reports.verify_report(report, _registry(), get_trust_policy(), institution()))
 

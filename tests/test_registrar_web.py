@@ -206,7 +206,7 @@ def test_issue_one_credential_from_the_form(registrar, app):
     assert qr.mimetype == "image/png"
     # It is the institution's public address, whatever Host header the request carried.
     assert qr.data == certificate.qr_png(f"http://127.0.0.1:5000/v/{record.uuid}")
-    from credentials.web import _public_base
+    from credentials.web.registrar import _public_base
 
     with app.test_request_context("/", headers={"Host": "evil.example"}):
         assert _public_base() == "http://127.0.0.1:5000/"

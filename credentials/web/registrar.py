@@ -41,7 +41,7 @@ from credentials.chain import ChainError
 from credentials.document import ACHIEVEMENT_TYPES, CredentialRequest
 from credentials.jobs import adopt_orphans, batch_job, submit_batch
 from credentials.runtime import get_registry
-from credentials.web_trust import institution
+from credentials.web.identity import institution
 from kernel.database import utcnow
 from kernel.jobs import JobState, Stage, dispatch, make_due
 from kernel.web.auth import db_session, role_required

@@ -16,7 +16,7 @@ from flask import current_app
 
 from credentials import storage
 from credentials.chain import ChainError, open_registry
-from credentials.cli import credentials_cli
+from credentials.cli.groups import credentials_cli
 from credentials.csvimport import parse_csv
 from credentials.issuance import (
     CredentialNotFound,

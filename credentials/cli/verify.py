@@ -19,7 +19,7 @@ from typing import BinaryIO
 import click
 from flask import current_app
 
-from credentials.cli import credentials_cli
+from credentials.cli.groups import credentials_cli
 from credentials.node import EmbeddedAnvil, NodeError
 from credentials.reader import ChainReader
 from credentials.runtime import get_trust_policy

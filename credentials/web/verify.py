@@ -10,10 +10,10 @@ from __future__ import annotations
 from flask import Blueprint, current_app, render_template, request
 
 from credentials import storage
-from credentials.api import rate_limit
 from credentials.runtime import get_chain_reader, get_trust_policy
 from credentials.validate import MAX_DOCUMENT_BYTES, NotACredential, load_document
 from credentials.verification import CHECK_LABELS, verify_credential
+from credentials.web.api import rate_limit
 from kernel.web.extensions import limiter
 
 verify_bp = Blueprint("verify", __name__)

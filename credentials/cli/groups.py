@@ -1,4 +1,5 @@
-"""`flask --app app chain ...`: the chain's scripted face."""
+"""The `chain` group and its commands, and the `credentials` group the other
+modules of this package attach their commands to."""
 
 from __future__ import annotations
 
@@ -72,8 +73,3 @@ def up_command():
 
 
 credentials_cli = AppGroup("credentials", help="Issue, verify, validate and revoke credentials.")
-
-# The commands live beside the domain they drive; each module attaches its own
-# commands to `credentials_cli` when imported (at the end: they import this one).
-import credentials.cli_issue  # noqa: E402,F401
-import credentials.cli_verify  # noqa: E402,F401
