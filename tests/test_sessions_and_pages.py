@@ -229,7 +229,7 @@ def test_files_holding_personal_data_are_private(app, runner, worker, tmp_path):
     assert db.exists() and stat.S_IMODE(db.stat().st_mode) == 0o600
     index = data_dir / "index"
     assert index.is_dir() and stat.S_IMODE(index.stat().st_mode) == 0o700
-    seen = open_to_others = 0
+    seen = 0
     loose = []
     for root, dirs, files in os.walk(data_dir):
         for name in dirs + files:
