@@ -25,7 +25,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import date
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from sqlalchemy import Boolean, Column, DateTime, ForeignKey, String, select
 from sqlalchemy.orm import Session
@@ -152,7 +152,8 @@ def linkedin_add_url(cert: LinkedInCertification) -> str:
     if cert.expires is not None:
         params += [("expirationYear", str(cert.expires.year)), ("expirationMonth", str(cert.expires.month))]
     params += [("certUrl", cert.cert_url), ("certId", cert.cert_id)]
-    return f"{LINKEDIN_ADD_URL}?{urlencode(params)}"
+    # %20 rather than "+" for spaces: every URL parser reads it the same way.
+    return f"{LINKEDIN_ADD_URL}?{urlencode(params, quote_via=quote)}"
 
 
 def share_url(public_base: str, slug: str) -> str:

@@ -55,7 +55,8 @@ def _secret() -> bytes:
 
 def _private(response: Response | str, status: int = 200) -> Response:
     """A holder page: never cached, no Referer (its URL is the secret), not indexed."""
-    response = current_app.make_response((response, status))
+    if not isinstance(response, Response):
+        response = current_app.make_response((response, status))
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["X-Robots-Tag"] = "noindex, nofollow"

@@ -14,6 +14,7 @@ the request's Host header.
 from __future__ import annotations
 
 import json
+import re
 
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException
@@ -30,6 +31,7 @@ oid4vci_bp = Blueprint("oid4vci", __name__)
 csrf.exempt(oid4vci_bp)
 
 WALLET = "wallet"  # the audit log's actor for what a wallet does
+_HEADER_UNSAFE = re.compile(r'[^\x20\x21\x23-\x5b\x5d-\x7e]')
 
 
 def _issuer() -> str:
@@ -52,7 +54,11 @@ def _json(body: dict, status: int = 200, headers: dict | None = None, store: boo
 def _error(exc: OAuthError, **extra) -> Response:
     headers = {}
     if exc.status == 401:
-        headers["WWW-Authenticate"] = f'Bearer error="{exc.error}", error_description="{exc.description}"'
+        # RFC 6750 3: the header's error_description is printable ASCII without
+        # quote or backslash (a non-Latin-1 character would even break the
+        # response); the JSON body keeps the sentence as written.
+        description = _HEADER_UNSAFE.sub("", exc.description.replace("\u2026", "..."))
+        headers["WWW-Authenticate"] = f'Bearer error="{exc.error}", error_description="{description}"'
     return _json({**exc.body(), **extra}, exc.status, headers)
 
 
