@@ -330,3 +330,126 @@ def test_the_holder_makes_a_wallet_offer(app, stored, registrar):
     assert fetched.status_code == 200 and fetched.get_json() == offer
     [made] = _audit(app, "wallet_offer_made")
     assert made.actor == "holder" and made.subject == stored["id"]
+
+
+# ----- the cases the brief names, over real HTTP -------------------------------------------------
+
+def _code_of(link: str) -> str:
+    return requests.get(parse_qs(urlsplit(link).query)["credential_offer_uri"][0], timeout=30).json()[
+        "grants"][oid4vci.PRE_AUTHORIZED_GRANT]["pre-authorized_code"]
+
+
+def test_an_expired_code_is_invalid_grant(app, live, issued, registrar):
+    link, _pin = make_offer(registrar, issued)
+    code = _code_of(link)
+    # Half an hour passes: the offer's expiry is in the past (the clock itself is not mocked).
+    with app.extensions["attest.db"].session() as session:
+        offer = session.scalars(select(oid4vci.WalletOffer)).one()
+        offer.expires_at = offer.created_at - (offer.expires_at - offer.created_at)
+        session.commit()
+    late = requests.post(f"{live.url}/oid4vci/token", timeout=30,
+                         data={"grant_type": oid4vci.PRE_AUTHORIZED_GRANT, "pre-authorized_code": code})
+    assert late.status_code == 400 and late.json()["error"] == "invalid_grant"
+    assert "expired" in late.json()["error_description"] and late.headers["Cache-Control"] == "no-store"
+    # The QR's by-reference offer says so too, and nothing was redeemed.
+    assert requests.get(parse_qs(urlsplit(link).query)["credential_offer_uri"][0], timeout=30).status_code == 404
+    assert _audit(app, "wallet_offer_redeemed") == []
+
+
+def test_a_replayed_code_and_a_second_wallet_get_nothing(app, live, issued, registrar):
+    link, _pin = make_offer(registrar, issued)
+    code = _code_of(link)
+    form = {"grant_type": oid4vci.PRE_AUTHORIZED_GRANT, "pre-authorized_code": code}
+    first = requests.post(f"{live.url}/oid4vci/token", data=form, timeout=30)
+    assert first.status_code == 200
+    replay = requests.post(f"{live.url}/oid4vci/token", data=form, timeout=30)
+    assert replay.status_code == 400 and replay.json() == {
+        "error": "invalid_grant", "error_description": "this pre-authorized code was used already (codes are single use)"}
+    assert "access_token" not in replay.json()
+    assert len(_audit(app, "wallet_offer_redeemed")) == 1
+
+
+def test_a_proof_signed_by_another_key_is_invalid_proof(app, live, issued, registrar):
+    access_token, metadata = _redeemed(app, live, issued, registrar)
+    holder, thief = new_key(), new_key()
+    nonce = requests.post(metadata["nonce_endpoint"], timeout=30).json()["c_nonce"]
+    # Signed by `thief`, but the header names `holder`'s public key.
+    proof = sign_proof(thief, audience=live.url, nonce=nonce, extra_header={"jwk": json.loads(holder.export_public())})
+    response = requests.post(metadata["credential_endpoint"], timeout=30,
+                             headers={"Authorization": f"Bearer {access_token}"},
+                             json={"credential_configuration_id": oid4vci.CONFIGURATION_ID, "proofs": {"jwt": [proof]}})
+    assert response.status_code == 400 and response.json()["error"] == "invalid_proof"
+    assert "signature does not verify" in response.json()["error_description"]
+    assert "credential" not in response.json() and _audit(app, "credential_collected") == []
+    # A nonce another installation made (another secret key) is invalid_nonce, with a fresh one to retry.
+    foreign = oid4vci.make_nonce(b"another installation's key")
+    retry = requests.post(metadata["credential_endpoint"], timeout=30,
+                          headers={"Authorization": f"Bearer {access_token}"},
+                          json={"credential_configuration_id": oid4vci.CONFIGURATION_ID,
+                                "proofs": {"jwt": [sign_proof(holder, audience=live.url, nonce=foreign)]}})
+    assert retry.status_code == 400 and retry.json()["error"] == "invalid_nonce"
+    fresh = retry.json()["c_nonce"]
+    ok = requests.post(metadata["credential_endpoint"], timeout=30,
+                       headers={"Authorization": f"Bearer {access_token}"},
+                       json={"credential_configuration_id": oid4vci.CONFIGURATION_ID,
+                             "proofs": {"jwt": [sign_proof(holder, audience=live.url, nonce=fresh)]}})
+    assert ok.status_code == 200 and ok.json()["credentials"] == [{"credential": issued}]
+
+
+def test_turned_off_the_share_page_is_gone_but_verification_still_works(app, stored, registrar):
+    holder_path, share_path = make_holder_link(registrar, stored)
+    holder = app.test_client()
+    page = holder.get(holder_path).get_data(as_text=True)
+    assert holder.post(f"{holder_path}/sharing", data={"sharing": "off", "csrf_token": token_of(page)}).status_code == 303
+    anyone = app.test_client()
+    gone = anyone.get(share_path)
+    assert gone.status_code == 404 and gone.headers["Content-Type"].startswith("text/html")
+    text = gone.get_data(as_text=True)
+    assert "Sharing is turned off" in text and stored["id"] not in text
+    assert "Ada Lovelace" not in text  # nothing of the credential leaks from a page that is off
+    assert anyone.get(f"{share_path}/qr.png").status_code == 404
+    # The credential itself still verifies, through the API and the certificate's QR link.
+    api = anyone.post("/api/v1/credentials/verify", json=stored)
+    assert api.status_code == 200 and api.get_json()["valid"] is True and api.get_json()["verdict"] == "genuine"
+    qr_link = anyone.get(f"/v/{stored['id'].removeprefix('urn:uuid:')}")
+    assert qr_link.status_code == 200 and 'data-verdict="genuine"' in qr_link.get_data(as_text=True)
+
+
+def test_the_share_page_shows_a_revocation_live(app, stored, registrar):
+    _holder_path, share_path = make_holder_link(registrar, stored)
+    anyone = app.test_client()
+    assert 'data-verdict="genuine"' in anyone.get(share_path).get_data(as_text=True)
+    with app.extensions["attest.db"].session() as session:
+        revoke_credential(session, get_registry(app), stored["id"], "issued in error", EMAIL)
+    html = anyone.get(share_path).get_data(as_text=True)
+    assert 'data-verdict="invalid"' in html and "issued in error" in html
+
+
+def test_the_share_page_says_could_not_check_when_the_chain_is_down(tmp_path):
+    """Its own Anvil, stopped after issuing: the page says "could not check", never "invalid"."""
+    from app import create_app
+    from tests.fixtures_chain import start_anvil
+
+    node = start_anvil(tmp_path)
+    own = create_app({"TESTING": True, "data_dir": tmp_path / "appdata", "rpc_url": node.url, "SECRET_KEY": "x"})
+    try:
+        limiter.reset()
+        doc = issue_stored(own, 1)[0]
+        with own.extensions["attest.db"].session() as session:
+            from credentials import sharing
+
+            share = sharing.ensure_share(session, doc["id"])
+            slug = share.slug
+            session.commit()
+        client = own.test_client()
+        assert 'data-verdict="genuine"' in client.get(f"/s/{slug}").get_data(as_text=True)
+        node.stop()
+        down = client.get(f"/s/{slug}")
+        assert down.status_code == 200
+        html = down.get_data(as_text=True)
+        assert 'data-verdict="unavailable"' in html and "Could not check right now" in html
+    finally:
+        node.stop()
+        registry = own.extensions.pop("attest.registry", None)
+        if registry is not None:
+            registry.close()
