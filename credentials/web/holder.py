@@ -84,16 +84,18 @@ def linkedin_url(record: storage.CredentialRecord, share: sharing.CredentialShar
         cert_url=sharing.share_url(_public_base(), share.slug), cert_id=record.id))
 
 
-def _offer_page(record: storage.CredentialRecord, made: oid4vci.NewOffer, back_url: str, private: bool):
+def _offer_page(record: storage.CredentialRecord, made: oid4vci.NewOffer, back_url: str) -> Response:
     """The QR of a fresh offer (shown once: only hashes of its secrets are kept)."""
     base = _public_base()
     offer_uri = f"{base}{url_for('oid4vci.offer', uri_token=made.uri_token)}"
     by_reference = oid4vci.offer_by_reference(offer_uri)
     by_value = oid4vci.offer_by_value(oid4vci.offer_object(base, made.code, made.tx_code is not None))
     qr = base64.b64encode(certificate.qr_png(by_reference, box_size=6)).decode()
+    layout = "holder/_layout.html" if made.offer.created_by == HOLDER else "registrar/_layout.html"
     html = render_template("holder/offer.html", record=record, offer=made.offer, tx_code=made.tx_code,
-                           qr_data=qr, by_reference=by_reference, by_value=by_value, back_url=back_url)
-    return _private(html) if private else html
+                           qr_data=qr, by_reference=by_reference, by_value=by_value, back_url=back_url,
+                           layout=layout)
+    return _private(html)
 
 
 def _can_offer(record: storage.CredentialRecord) -> bool:
@@ -144,7 +146,7 @@ def registrar_offer(cid: str):
     audit.record(session, current_user.email, "wallet_offer_made", record.id, offer=made.offer.id,
                  tx_code=made.tx_code is not None)
     session.commit()
-    return _offer_page(record, made, url_for("registrar.credential", cid=record.uuid), private=True)
+    return _offer_page(record, made, url_for("registrar.credential", cid=record.uuid))
 
 
 # ----- the holder's page ------------------------------------------------------------------
@@ -188,7 +190,7 @@ def holder_offer(token: str):
     made = oid4vci.new_offer(session, record.id, HOLDER, _secret())
     audit.record(session, HOLDER, "wallet_offer_made", record.id, offer=made.offer.id, tx_code=False)
     session.commit()
-    return _offer_page(record, made, url_for(".holder_page", token=token), private=True)
+    return _offer_page(record, made, url_for(".holder_page", token=token))
 
 
 @holder_bp.get("/h/<token>/credential.json")
