@@ -12,6 +12,7 @@ Nothing happens at import time.
 from __future__ import annotations
 
 import logging
+import os
 
 from flask import Flask, render_template
 from flask_login import current_user
@@ -51,6 +52,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     import importlib
 
     test_config = dict(test_config or {})
+    # Everything this process writes under the data dir (the index, job files,
+    # deployments, exports) holds personal data or keys: owner only, as
+    # PostgreSQL does for its data directory.
+    os.umask(0o077)
     settings = Settings.from_env(**{k: test_config.pop(k) for k in SETTING_KEYS if k in test_config})
     app = Flask(__name__)
     app.config.from_mapping(
