@@ -33,7 +33,7 @@ from pathlib import Path
 
 import requests
 
-from credentials.node import free_port, pid_alive
+from credentials.node import free_port, pid_alive, processes_using
 from kernel.settings import ROOT
 
 FLASK = ROOT / ".venv" / "bin" / "flask"
@@ -67,12 +67,6 @@ class Server:
                 time.sleep(0.2)
         sys.exit(f"the server did not answer within 120 s: see {log}")
 
-    def node_pid(self) -> int | None:
-        try:
-            return json.loads((self.data_dir / "chain" / "node.json").read_text())["pid"]
-        except (OSError, ValueError, KeyError):
-            return None
-
     def verify(self, document: bytes) -> tuple[int, str]:
         for _ in range(60):
             r = requests.post(self.url + "/api/v1/credentials/verify", data=document,
@@ -85,13 +79,15 @@ class Server:
         return r.status_code, "unavailable"
 
     def cut(self) -> None:
-        pid = self.node_pid()
-        if pid and pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
+        """Everything on this data dir dies at once: the server's process group and
+        every Anvil on its state file (recorded in node.json or not)."""
         os.killpg(self.proc.pid, signal.SIGKILL)
+        nodes = processes_using(self.data_dir / "chain" / "anvil-state.json")
+        for pid in nodes:
+            os.kill(pid, signal.SIGKILL)
         self.proc.wait()
         self._log.close()
-        while pid and pid_alive(pid):
+        while any(pid_alive(pid) for pid in nodes):
             time.sleep(0.02)
 
     def stop(self) -> None:

@@ -98,6 +98,22 @@ def _locked(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def processes_using(state_file: Path) -> list[int]:
+    """Pids of the Anvil processes started with `--state <state_file>` (Linux /proc)."""
+    wanted = str(state_file).encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(a == b"--state" and i + 1 < len(args) and args[i + 1] == wanted for i, a in enumerate(args)):
+            found.append(int(entry.name))
+    return found
+
+
 def state_block(path: Path) -> int | None:
     """The block number a state file holds, or None when it is missing or damaged."""
     try:
@@ -176,11 +192,27 @@ class EmbeddedAnvil:
             if running:
                 self.url = running
                 return running
+            self._stop_strays()
             self._launch(free_port())
             if self._supervise:
                 self._watcher = threading.Thread(target=self._watch, name="attest-anvil-watch", daemon=True)
                 self._watcher.start()
             return self.url
+
+    def _stop_strays(self) -> None:
+        """Kill every Anvil still running on this data dir's state file that no
+        record names (its starter was killed before it wrote node.json). Left
+        alone, it would go on saving its own state over the file the new node
+        loads. SIGKILL, not SIGTERM: on SIGTERM it would write that state once more."""
+        for pid in processes_using(self.state_file):
+            log.warning("stopping an embedded chain left running without a record (pid %s)", pid)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                continue
+            deadline = time.monotonic() + 10
+            while pid_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.02)
 
     def _choose_state(self) -> None:
         """Load the newer of Anvil's own file and our durable snapshot."""
@@ -204,13 +236,15 @@ class EmbeddedAnvil:
                                 stdin=subprocess.DEVNULL, start_new_session=True)
         log_file.close()
         self.proc = proc
+        # Recorded at once, before it answers: a server killed while its node
+        # starts leaves a node the next one finds and takes over.
+        self.record_file.write_text(json.dumps({"pid": proc.pid, "url": url, "owner": os.getpid()}))
         try:
             wait_for_rpc(url, proc)
         except NodeError:
             self.stop()
             raise
         self.url, self.port = url, port
-        self.record_file.write_text(json.dumps({"pid": proc.pid, "url": url, "owner": os.getpid()}))
 
     def _watch(self) -> None:
         """Start the node again, from its state, on the same port, if it dies under us."""

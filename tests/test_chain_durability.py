@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from credentials.node import free_port, pid_alive, state_block
+from credentials.node import free_port, pid_alive, processes_using, state_block
 from kernel.settings import ROOT
 
 pytestmark = pytest.mark.slow
@@ -105,6 +105,9 @@ def servers():
         except (OSError, ValueError, KeyError):
             continue
         if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    for server in started:  # and any node no record names
+        for pid in processes_using(server.data_dir / "chain" / "anvil-state.json"):
             os.kill(pid, signal.SIGKILL)
 
 
@@ -226,3 +229,34 @@ def test_a_node_orphaned_by_a_killed_server_is_taken_over(tmp_path, servers):
     while pid_alive(adopted["pid"]) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not pid_alive(adopted["pid"]), "the adopted node outlived the server that took it over"
+
+
+def test_a_node_left_by_a_server_killed_while_starting_it_is_stopped(tmp_path, servers):
+    """The power-cut bench found it: a server killed after it launched its node
+    but before it recorded it left an Anvil nobody knew, which went on saving its
+    own state over the file the next node loaded (all roots gone at that start)."""
+    data = tmp_path / "data"
+    servers.append(first := Server(data, tmp_path / "serve1.log"))
+    issue(data, tmp_path / "out")
+    first.stop()
+    state_file = data / "chain" / "anvil-state.json"
+    assert processes_using(state_file) == []
+
+    starting = subprocess.Popen([str(FLASK), "--app", "app", "serve", "--port", str(free_port())], cwd=ROOT,
+                                env=env_for(data), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not (strays := processes_using(state_file)):
+        assert time.monotonic() < deadline and starting.poll() is None, "the server did not launch its node"
+        time.sleep(0.002)
+    os.killpg(starting.pid, signal.SIGKILL)  # at once: before it could hear its node answer
+    assert not (data / "chain" / "node.json").exists() or json.loads(
+        (data / "chain" / "node.json").read_text())["pid"] in strays
+    starting.wait()
+    assert all(pid_alive(pid) for pid in strays), "the node went down with its server: nothing to prove"
+
+    servers.append(again := Server(data, tmp_path / "serve2.log"))
+    assert not any(pid_alive(pid) for pid in strays), "the stray node is still running"
+    assert processes_using(state_file) == [again.node()["pid"]], "exactly one node on this data dir"
+    for f in (tmp_path / "out").glob("*.json"):
+        assert genuine(again.verify(f))
