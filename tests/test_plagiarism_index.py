@@ -252,3 +252,29 @@ def test_writes_during_a_background_graph_build_are_not_lost(tmp_path) -> None:
     assert (late[0].doc_id, late[0].passage) == ("late", 6)
     assert p.search(rand_unit(100, 3)[:1], k=50, exact=False)[0][0].doc_id != "d3"
     assert len(p._ann) == len(p) == 1910
+
+
+def test_a_process_that_searches_a_large_partition_before_it_embeds_survives(tmp_path):
+    """Found by running this file before test_plagiarism_embedding.py: usearch
+    loaded before onnxruntime, then the embedder, is a segmentation fault. A
+    report job in a fresh worker does exactly that on a partition past the
+    HNSW threshold. Its own process, so a crash fails this test, not the run."""
+    import subprocess
+    import sys
+
+    script = f"""
+import numpy as np
+from plagiarism.index import LocalPartition
+p = LocalPartition({str(tmp_path / "p")!r}, "k", ann_threshold=50)
+rng = np.random.default_rng(1)
+v = rng.normal(size=(80, 384)).astype("float32")
+v /= np.linalg.norm(v, axis=1, keepdims=True)
+p.add("d", v, [(i, i + 1) for i in range(80)])
+assert p.search(v[:1], k=3, exact=False)[0][0].doc_id == "d"
+from plagiarism.embedding import get_embedder
+print(get_embedder().encode(["Coral reefs bleach in warm water."]).shape)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert "(1, 384)" in done.stdout
