@@ -1,9 +1,13 @@
 """The W3C Verifiable Credentials Data Model 2.0 checked on the document alone,
-plus the Open Badges 3.0 fields this service issues.
+plus the Open Badges 3.0 profile for credentials typed as Open Badges.
 
-`validate_document(doc)` returns `Problem`s (empty when the document conforms);
-each names the JSON path, what was expected and what was found, so a person
-can fix the document without reading the specification. No chain, no proof:
+`validate_document(doc, profile)` returns `Problem`s (empty when the document
+conforms): every MUST of VC 2.0 that a document can show broken, and the
+Open Badges 3.0 fields when the credential is typed `OpenBadgeCredential` /
+`AchievementCredential` or the caller asks for `profile="ob3"`; a plain VC 2.0
+credential from anyone is judged by VC 2.0 alone. Each problem names the JSON
+path, what was expected and what was found,
+so a person can fix the document without reading the specification. No chain, no proof:
 this is what `credentials validate FILE` and the `format` check run.
 
 `load_document(raw)` turns untrusted bytes into a JSON object, refusing what is
@@ -37,6 +41,8 @@ OB_CREDENTIAL_TYPES = ("OpenBadgeCredential", "AchievementCredential")
 _DATETIME = re.compile(r"^-?\d{4,}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 # An absolute URL (any scheme: https:, urn:, did:, ...), no white space.
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s]+$")
+# BCP 47 in outline (what JSON-LD calls well-formed): alphanumeric subtags of 1-8 characters.
+_LANGUAGE_TAG = re.compile(r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$")
 _TYPED_MEMBERS = ("credentialStatus", "credentialSchema", "evidence", "termsOfUse", "refreshService")
 
 
@@ -201,6 +207,11 @@ def _check_language_string(value: Any, path: str) -> Iterator[Problem]:
         if isinstance(item, dict) and isinstance(item.get("@value"), str) and \
                 set(item) <= {"@value", "@language", "@direction"} and \
                 all(isinstance(item.get(k, ""), str) for k in ("@language", "@direction")):
+            if item.get("@direction", "ltr") not in ("ltr", "rtl"):
+                yield Problem(f"{where}['@direction']", "ltr or rtl", describe(item["@direction"]))
+            if "@language" in item and not _LANGUAGE_TAG.match(item["@language"]):
+                yield Problem(f"{where}['@language']", "a BCP 47 language tag such as en or fr-CA",
+                              describe(item["@language"]))
             continue
         yield Problem(where, "a string or a language value object {\"@value\", \"@language\"}", describe(item))
 
@@ -393,8 +404,23 @@ def ob_problems(doc: dict) -> list[Problem]:
     return problems
 
 
-def validate_document(doc: dict) -> list[Problem]:
-    """VC 2.0 MUSTs first, then the Open Badges 3.0 fields; empty when conforming."""
+OB3 = "ob3"
+PROFILES = (OB3,)
+
+
+def is_open_badge(doc: dict) -> bool:
+    """Is the credential typed as an Open Badges 3.0 credential?"""
+    types = _types(doc.get("type")) or []
+    return any(t in OB_CREDENTIAL_TYPES for t in types)
+
+
+def validate_document(doc: dict, profile: str | None = None) -> list[Problem]:
+    """VC 2.0 MUSTs first, then the Open Badges 3.0 profile for credentials
+    typed as Open Badges (or with profile="ob3"); empty when conforming."""
+    if profile not in (None, *PROFILES):
+        raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
     problems = vc_problems(doc)
+    if profile != OB3 and not is_open_badge(doc):
+        return problems
     seen = {str(p) for p in problems}
     return problems + [p for p in ob_problems(doc) if str(p) not in seen]
