@@ -43,6 +43,10 @@ _DATETIME = re.compile(r"^-?\d{4,}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s]+$")
 # BCP 47 in outline (what JSON-LD calls well-formed): alphanumeric subtags of 1-8 characters.
 _LANGUAGE_TAG = re.compile(r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$")
+# Subresource Integrity (W3C SRI §3.5): <hash algorithm>-<base64 digest>.
+_SRI = re.compile(r"^(sha256|sha384|sha512)-[A-Za-z0-9+/]+={0,2}$")
+# Multibase: one prefix character then the encoded bytes (base64url u, base58btc z, base16 f/F, ...).
+_MULTIBASE = re.compile(r"^[uzmMfFbB][A-Za-z0-9+/=_\-]+$")
 _TYPED_MEMBERS = ("credentialStatus", "credentialSchema", "evidence", "termsOfUse", "refreshService")
 
 
@@ -315,12 +319,27 @@ def _check_typed_members(doc: dict) -> Iterator[Problem]:
             yield from _check_type(entry, where)
             if key == "credentialSchema" and "id" not in entry:
                 yield Problem(f"{where}.id", "the URL of the schema", "nothing")
-    for i, entry in enumerate(_as_list(doc.get("relatedResource", []))):
-        where = f"$.relatedResource[{i}]"
+    related = doc.get("relatedResource", [])
+    seen_ids: set[str] = set()
+    for i, entry in enumerate(_as_list(related)):
+        where = f"$.relatedResource[{i}]" if isinstance(related, list) else "$.relatedResource"
         if not isinstance(entry, dict) or "id" not in entry:
             yield Problem(where, "an object with an id", describe(entry))
-        elif not ({"digestSRI", "digestMultibase"} & set(entry)):
+            continue
+        if isinstance(entry["id"], str):
+            # §5.3: "MUST NOT contain more than one object with the same id".
+            if entry["id"] in seen_ids:
+                yield Problem(f"{where}.id", "an id no other related resource has", describe(entry["id"]))
+            seen_ids.add(entry["id"])
+        if not ({"digestSRI", "digestMultibase"} & set(entry)):
             yield Problem(where, "a digestSRI or digestMultibase", "neither")
+        if "digestSRI" in entry and not (isinstance(entry["digestSRI"], str) and _SRI.match(entry["digestSRI"])):
+            yield Problem(f"{where}.digestSRI", "a Subresource Integrity value such as sha384-<base64>",
+                          describe(entry["digestSRI"]))
+        if "digestMultibase" in entry and not (isinstance(entry["digestMultibase"], str)
+                                               and _MULTIBASE.match(entry["digestMultibase"])):
+            yield Problem(f"{where}.digestMultibase", "a multibase-encoded digest such as u<base64url> or z<base58>",
+                          describe(entry["digestMultibase"]))
     if "proof" in doc:
         for i, entry in enumerate(_as_list(doc["proof"])):
             if not isinstance(entry, dict):
