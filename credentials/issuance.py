@@ -37,7 +37,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import secrets
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -48,14 +47,14 @@ from pathlib import Path
 from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from credentials import dataintegrity, identity, status_store, statuslist, storage
-from credentials.canonical import fingerprint as credential_fingerprint
+from credentials import identity, status_store, storage
 from credentials.canonical import keccak256, to_hex
 from credentials.chain import ChainError, Registry, TransactionReverted, TxResult
-from credentials.document import CredentialRequest, IssuerProfile, build_credential, make_proof, rfc3339
+from credentials.document import CredentialRequest, IssuerProfile, rfc3339
 from credentials.ed25519 import KeyRing
-from credentials.merkle import MerkleTree
-from credentials.signing import Eip712Domain, Signer
+from credentials.issuing_pool import BatchTerms, IssuingPool, assemble, issue_one, shared_issuing_pool
+from credentials.merkle import MerkleBuilder
+from credentials.signing import Signer
 from credentials.storage import Batch, CredentialRecord, Revocation
 from kernel import audit
 from kernel.database import utcnow
@@ -169,16 +168,18 @@ def create_batch(session: Session, registry: Registry, count: int, actor: str, b
 def sign_and_save(session: Session, registry: Registry, profile: IssuerProfile,
                   requests: Sequence[CredentialRequest], batch: Batch, actor: str, hash_emails: bool = False,
                   progress: Progress = _quiet, keyring: KeyRing | None = None,
-                  pool: dataintegrity.SigningPool | None = None) -> None:
+                  pool: IssuingPool | None = None) -> None:
     """Documents, fingerprints, both proofs, the tree; then the root and every
     credential in ONE committed transaction. Does nothing once the batch has
     its root (a resumed job), so it can run again after any crash.
 
     With `keyring`, each credential gets a Data Integrity proof (eddsa-rdfc-2022)
-    beside the anchor proof: signed on worker processes (`pool`, else this
-    process's shared pool for batches of POOL_FROM or more) while this process
-    computes fingerprints, EIP-712 signatures and the tree. Without it (the
-    bench's "anchor proof only" figure) only the anchor proof is made.
+    beside the anchor proof. Without it (the bench's "anchor proof only"
+    figure) only the anchor proof is made. The per-credential work (document,
+    fingerprint, EIP-712 signature, Data Integrity proof, JSON text) runs on
+    worker processes (`pool`, else this process's shared pool for batches of
+    POOL_FROM or more, see credentials.issuing_pool) while this process builds
+    the Merkle tree as the credentials stream in; small batches run here.
 
     The one thing committed before the final commit is the batch's reservation
     of status-list slots (done once, kept on the batch row), so a batch signed
@@ -187,71 +188,68 @@ def sign_and_save(session: Session, registry: Registry, profile: IssuerProfile,
     if batch.merkle_root is not None:
         return
     if len(requests) != batch.count:
-        raise IssuanceError(f"batch {batch.id} holds {batch.count} credentials, but {len(requests)} were given")
-    signer = Signer(registry.issuer.key)
-    if signer.address != profile.address:
-        raise IssuanceError(f"the issuer profile names {profile.address} but the key signs as {signer.address}")
+        raise IssuanceError(f"batch {batch.id} was created for {batch.count} credentials, got {len(requests)}")
+    if registry.issuer.address != profile.address:
+        raise IssuanceError(f"the issuer profile names {profile.address} but the key signs as "
+                            f"{registry.issuer.address}")
     if profile.url is None:
         raise IssuanceError("the issuer profile has no public URL: status lists and the Attest context live there")
     if batch.status_slots is None:
         slots = status_store.reserve_slots(session, profile.did, profile.url, batch.count)
         batch.status_slots = status_store.slots_json(slots)
         session.commit()
-    statuses = status_store.assign(session, status_store.slots_from_json(batch.status_slots))
-    domain = Eip712Domain(registry.chain_id, registry.address)
+    assigned = status_store.assign(session, status_store.slots_from_json(batch.status_slots))
+    statuses = [(record.url, index) for record, index in assigned]
     total = len(requests)
-    created = rfc3339(datetime.now(UTC))
+    terms = BatchTerms(profile=profile, chain_id=registry.chain_id, registry=registry.address,
+                       created=rfc3339(datetime.now(UTC)), batch_id=batch.id, hash_emails=hash_emails,
+                       verification_method=keyring.verification_method(profile.did) if keyring else None)
+    ed_key = keyring.signing_key if keyring is not None else None
+    eth_key = bytes(registry.issuer.key)
+    if pool is None and total >= POOL_FROM:
+        pool = shared_issuing_pool(eth_key, ed_key)
+    if pool is not None and (pool.address != registry.issuer.address
+                             or pool.ed_public != (keyring.current.public_key_multibase if keyring else None)):
+        raise IssuanceError("the issuing pool holds other keys than this batch's issuer")
     progress(Stage.SIGNING, 0, total)
-    credentials = [build_credential(request, profile, hash_email_salt=secrets.token_hex(16) if hash_emails else None,
-                                    status=statuslist.status_entry(record.url, index))
-                   for request, (record, index) in zip(requests, statuses, strict=True)]
-    method = keyring.verification_method(profile.did) if keyring is not None else None
-    pending = None
-    if keyring is not None:
-        pool = pool or (dataintegrity.shared_pool(keyring.signing_key) if total >= POOL_FROM else None)
-        if pool is not None:
-            pending = pool.submit(credentials, method, created)
-    leaves: list[bytes] = []
-    signatures: list[str] = []
-    di_proofs: list[dict] = []
-    for i, credential in enumerate(credentials, 1):
-        leaf = credential_fingerprint(credential)
-        leaves.append(leaf)
-        signatures.append(to_hex(signer.sign(leaf, domain)))
-        if keyring is not None and pending is None:
-            di_proofs.append(dataintegrity.sign_eddsa_rdfc_2022(credential, keyring.signing_key, method, created))
-        if i % PROGRESS_STEP == 0:
-            progress(Stage.SIGNING, i, total)
-            if i == PROGRESS_STEP:
+    if pool is not None:
+        chunks = pool.issue(requests, statuses, terms)
+    else:
+        signer = Signer(eth_key)
+        chunks = ([issue_one(r, st, terms, signer, ed_key)]
+                  for r, st in zip(requests, statuses, strict=True))
+    issued: list = []
+    builder = MerkleBuilder()
+    reported = 0
+    for chunk in chunks:
+        for item in chunk:
+            builder.add(item.leaf)
+        issued += chunk
+        if len(issued) - reported >= PROGRESS_STEP or len(issued) == total:
+            reported = len(issued)
+            progress(Stage.SIGNING, reported, total)
+            if reported >= PROGRESS_STEP and reported - len(chunk) < PROGRESS_STEP:
                 _crash_point("during_signing")
-    tree = MerkleTree(leaves)
+    tree = builder.tree()
     root = to_hex(tree.root)
-    if pending is not None:
-        di_proofs = pending.result()
 
     progress(Stage.SAVING, total, total)
     now = utcnow()
     rows = []
-    for i, (request, credential) in enumerate(zip(requests, credentials, strict=True)):
-        fingerprint = to_hex(leaves[i])
-        anchor = make_proof(
-            fingerprint=fingerprint, signature=signatures[i], signer=signer.address,
-            chain_id=registry.chain_id, registry=registry.address, merkle_root=root,
-            merkle_path=tree.path_hex(i), created=created, batch=batch.id)
-        # A proof set: both proofs sign the document without `proof`.
-        credential["proof"] = [di_proofs[i], anchor] if di_proofs else anchor
-        record, index = statuses[i]
+    for i, (request, item) in enumerate(zip(requests, issued, strict=True)):
+        list_id = assigned[i][0].id
         rows.append({
-            "id": credential["id"], "batch_id": batch.id, "recipient_name": request.recipient_name,
+            "id": item.id, "batch_id": batch.id, "recipient_name": request.recipient_name,
             "recipient_email": request.recipient_email, "achievement_name": request.achievement_name,
             "achievement_type": request.achievement_type, "awarded_on": request.awarded_on,
-            "valid_until": request.valid_until, "grade": request.grade, "fingerprint": fingerprint,
-            "document": document_json(credential), "status": storage.CREDENTIAL_PENDING, "created_at": now,
-            "status_list": record.id, "status_index": index,
+            "valid_until": request.valid_until, "grade": request.grade, "fingerprint": to_hex(item.leaf),
+            "document": assemble(item, root, tree.path_hex(i)), "status": storage.CREDENTIAL_PENDING,
+            "created_at": now, "status_list": list_id, "status_index": statuses[i][1],
         })
     # The DID document and the verifier's own trust entry list every key and
     # registry the institution has issued with, from the first batch on.
-    identity.record_issuing_identity(session, profile.did, registry.chain_id, signer.address, registry.address)
+    identity.record_issuing_identity(session, profile.did, registry.chain_id, registry.issuer.address,
+                                     registry.address)
     if keyring is not None:
         identity.record_ed25519_keys(session, profile.did, [r.public_key_multibase for r in keyring.records])
     session.execute(insert(CredentialRecord.__table__), rows)
@@ -428,7 +426,7 @@ def issue_batch(db_session: Session, registry: Registry, profile: IssuerProfile,
                 requests: Sequence[CredentialRequest], actor: str, progress: Progress | None = None,
                 out_dir: Path | str | None = None, batch_id: str | None = None,
                 hash_emails: bool = False, source_digest: str | None = None,
-                keyring: KeyRing | None = None, pool: dataintegrity.SigningPool | None = None) -> BatchResult:
+                keyring: KeyRing | None = None, pool: IssuingPool | None = None) -> BatchResult:
     """Issue `requests` as one anchored batch, in this process (see the module
     doc for the order of events), with both proofs when `keyring` is given.
     Raises BatchLeftPending if the chain cannot take the transaction now; the
