@@ -30,6 +30,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -61,6 +62,11 @@ class BatchTerms:
     hash_emails: bool = False
     verification_method: str | None = None  # with an Ed25519 key: the Data Integrity proof's method
 
+    @cached_property
+    def domain(self) -> Eip712Domain:
+        """One per batch (and per worker chunk): its separator is hashed once."""
+        return Eip712Domain(self.chain_id, self.registry)
+
 
 @dataclass(frozen=True)
 class Issued:
@@ -88,7 +94,7 @@ def issue_one(request: CredentialRequest, status: tuple[str, int], terms: BatchT
     credential = build_credential(request, terms.profile, hash_email_salt=salt,
                                   status=statuslist.status_entry(*status))
     leaf = credential_fingerprint(credential)
-    signature = to_hex(signer.sign(leaf, Eip712Domain(terms.chain_id, terms.registry)))
+    signature = to_hex(signer.sign(leaf, terms.domain))
     anchor = make_proof(fingerprint=to_hex(leaf), signature=signature, signer=signer.address,
                         chain_id=terms.chain_id, registry=terms.registry, merkle_root=_ROOT,
                         merkle_path=[_PATH], created=terms.created, batch=terms.batch_id)
