@@ -168,6 +168,11 @@ def test_an_issued_credential_passes_every_attest_check(issuer):
     assert found.pop("valid_until") == "skipped"
     assert set(found.values()) == {"passed"}, found
     assert "as the chain says" in result.check("status_list").message
+    # The same through the API, whose request schema takes the proof set and the status entry.
+    response = issuer.test_client().post("/api/v1/credentials/verify", json=doc)
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert body["valid"] is True and {c["id"]: c["status"] for c in body["checks"]}["status_list"] == "passed"
 
 
 # ----- revocation: the chain, the list, and every verifier -----------------------------
