@@ -17,14 +17,12 @@ JSON-LD expansion once per document shape, byte-identical to plain pyld.
 
 from __future__ import annotations
 
-import atexit
 import hashlib
 import json
 import logging
 import multiprocessing
 import os
 import re
-import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
@@ -278,38 +276,6 @@ class SigningPool:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-_shared_pools: dict[str, SigningPool] = {}
-_shared_lock = threading.Lock()
-
-
-def shared_pool(signing_key: Ed25519PrivateKey) -> SigningPool | None:
-    """This process's warm pool for `signing_key` (made on first use, closed at
-    exit; a rotated key gets a new one), or None where worker processes
-    cannot be started (a daemonic process): the caller then signs in-process."""
-    public = public_key_multibase(signing_key)
-    with _shared_lock:
-        pool = _shared_pools.get(public)
-        if pool is None:
-            for old in _shared_pools.values():
-                old.close()
-            _shared_pools.clear()
-            try:
-                pool = SigningPool(signing_key)
-            except (AssertionError, OSError) as exc:  # multiprocessing's "daemonic processes" refusal
-                log.warning("signing in this process: no worker processes (%s)", exc)
-                return None
-            _shared_pools[public] = pool
-        return pool
-
-
-@atexit.register
-def _close_shared() -> None:
-    with _shared_lock:
-        for pool in _shared_pools.values():
-            pool.close()
-        _shared_pools.clear()
 
 
 def sign_many(documents: Sequence[dict], signing_key: Ed25519PrivateKey, verification_method: str,
