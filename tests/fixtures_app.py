@@ -28,10 +28,12 @@ def runner(app):
 
 
 @pytest.fixture
-def database(tmp_path):
-    """A fresh, migrated SQLite database of its own, without the app."""
-    database = open_database(f"sqlite:///{tmp_path / 'attest.db'}")
-    return database
+def database(db_urls):
+    """A fresh, migrated database of its own (SQLite or PostgreSQL, as the
+    session runs), without the app."""
+    database = open_database(db_urls.fresh())
+    yield database
+    database.engine.dispose()
 
 
 @pytest.fixture
