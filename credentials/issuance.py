@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from credentials import identity, storage
@@ -212,7 +212,7 @@ def sign_and_save(session: Session, registry: Registry, profile: IssuerProfile,
     # The DID document and the verifier's own trust entry list every key and
     # registry the institution has issued with, from the first batch on.
     identity.record_issuing_identity(session, profile.did, registry.chain_id, signer.address, registry.address)
-    session.execute(insert(CredentialRecord.__table__), rows)
+    storage.insert_credentials(session, rows)  # COPY on PostgreSQL
     session.execute(update(Batch).where(Batch.id == batch.id).values(merkle_root=root, error=None))
     audit.record(session, actor, "batch_created", batch.id, count=len(rows), merkle_root=root)
     session.commit()
