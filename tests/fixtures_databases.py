@@ -115,18 +115,27 @@ def db_engine() -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_databases(db_engine, tmp_path_factory):
+def postgres_databases(db_engine):
     """One PostgreSQL cluster for the whole session (PostgreSQL runs only)."""
     if db_engine != "postgresql":
         yield None
         return
+    import shutil
+    import tempfile
+
     from tests.servers import PostgresServer
 
-    server = PostgresServer(tmp_path_factory.mktemp("postgres"))
+    # Not under pytest's base temp: every pytest session that starts (another
+    # run on the same machine) chmods /tmp/pytest-of-<user> back to 0700, and
+    # a cluster run as the postgres user (when the tests run as root) below it
+    # would lose its own files mid-session.
+    folder = Path(tempfile.mkdtemp(prefix="attest-test-postgres-"))
+    server = PostgresServer(folder)
     try:
         yield PostgresDatabases(server)
     finally:
         server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 class DatabaseUrls:
