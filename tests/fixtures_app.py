@@ -15,6 +15,9 @@ def app(tmp_path, anvil_url):
     registry = app.extensions.pop("attest.registry", None)
     if registry is not None:
         registry.close()
+    reader = app.extensions.pop("attest.chain_reader", None)
+    if reader is not None:
+        reader.close()  # its revocation feeds' threads end
 
 
 @pytest.fixture
