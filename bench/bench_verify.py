@@ -6,10 +6,13 @@ In a throw-away data dir: starts the embedded Anvil node, issues one batch of
 credentials with the real issuance code (and revokes a few), starts gunicorn
 through bench/serve_prod.py on 127.0.0.1 and a free port, then sends a bounded
 number of POST /api/v1/credentials/verify requests from `--concurrency`
-keep-alive connections on loopback, round-robin over the credentials. Every
-request asks the chain about revocation (never cached). Prints req/s, p50,
-p90, p99 and errors; writes bench/results/bench_verify.txt.
-Target (DESIGN.md): >= 300 verifications/s, p99 < 50 ms, on 2 cores.
+keep-alive connections on loopback, round-robin over the credentials, then
+offers --rate requests a second open loop. Revocation is answered from each
+worker's event-fed view of the registry (credentials.revocations: "as of
+block N", the newest block the node announced; eth_call when the view is
+behind). Prints req/s, p50, p90, p99 and errors with the load average (1, 5
+and 15 minutes) before and after; writes bench/results/bench_verify.txt.
+Target (DESIGN.md): >= 2,000 verifications/s, p99 < 20 ms at 1,000/s offered, on 2 cores.
 """
 
 from __future__ import annotations
@@ -162,7 +165,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=6000, help="closed-loop requests (max throughput)")
     parser.add_argument("--concurrency", type=int, default=8, help="closed-loop connections")
-    parser.add_argument("--rate", type=float, default=300, help="open-loop requests per second")
+    parser.add_argument("--rate", type=float, default=1000, help="open-loop requests per second")
     parser.add_argument("--seconds", type=float, default=10, help="open-loop duration of one round")
     parser.add_argument("--rounds", type=int, default=3, help="open-loop rounds (the machine is shared: "
                         "each is reported, and the median)")
@@ -172,7 +175,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--verbose", action="store_true", help="show gunicorn's own output")
     args = parser.parse_args()
-    load_before = os.getloadavg()[0]
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         env = {k: v for k, v in os.environ.items() if k != "ATTEST_RPC_URL"}
         # The limit is per client address and this client is one address: lift it for the run.
@@ -191,25 +194,27 @@ def main() -> None:
             prod.stop()
     expected_valid = round(closed["requests"] * (1 - args.revoked / args.credentials))
     paced = sorted(rounds, key=lambda r: r["p99"])[len(rounds) // 2]  # the median round by p99
-    met = closed["rps"] >= 300 and paced["p99"] < 50 and paced["rps"] >= 0.98 * args.rate \
+    met = closed["rps"] >= 2000 and paced["p99"] < 20 and paced["rps"] >= 0.98 * args.rate \
         and not closed["errors"] and not any(r["errors"] for r in rounds)
     lines = [
         f"machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
         f"Python {platform.python_version()}; Anvil, gunicorn and this client share them; "
-        f"load average before the run {load_before:.1f}",
+        f"load average before the run {' '.join(format(x, '.2f') for x in load_before)}",
         f"server: gunicorn {args.workers} workers x {args.threads} threads (gthread) on 127.0.0.1, "
         f"embedded Anvil node, credentials anchored as one batch of {args.credentials} ({args.revoked} revoked)",
-        "every request: parse, VC 2.0 format, JCS fingerprint, Merkle path, EIP-712 recovery, and an eth_call "
-        "for revocation (never cached); anchor and authorisation come from the cache after first sight",
+        "every request: parse, VC 2.0 format, JCS fingerprint, Merkle path, EIP-712 recovery, and revocation "
+        "from the event-fed view (eth_call when it is behind); anchor and authorisation from the cache after "
+        "first sight",
         f"max throughput ({closed['requests']} requests, {args.concurrency} keep-alive connections, closed loop): "
         + describe(closed),
         f"at {args.rate:.0f}/s offered, {args.rounds} rounds of {args.seconds:.0f} s (open loop, 8 connections, "
         "latency from the scheduled send), the median round: " + describe(paced)
         + f"; p99 from the actual send {paced['service_p99']:.1f} ms",
         "  every round's p99: " + ", ".join(f"{r['p99']:.1f} ms" for r in rounds)
-        + f"; load average after the run {os.getloadavg()[0]:.1f}",
+        + f"; load average after the run {' '.join(format(x, '.2f') for x in os.getloadavg())}",
         f"answers (closed loop): {closed['valid']} valid, expected about {expected_valid}; the rest revoked",
-        f"target (>= 300/s; p99 < 50 ms at 300/s, median round): {'met' if met else 'NOT met'}",
+        f"target (>= 2,000/s closed loop; p99 < 20 ms at {args.rate:.0f}/s offered, median round): "
+        f"{'met' if met else 'NOT met'}",
     ]
     text = "\n".join(lines)
     print(text)
