@@ -12,6 +12,7 @@ Nothing happens at import time.
 from __future__ import annotations
 
 import logging
+import os
 
 from flask import Flask, render_template
 from flask_login import current_user
@@ -27,6 +28,7 @@ from kernel.web.extensions import csrf, limiter, login_manager
 MODEL_MODULES = (
     "kernel.audit", "kernel.accounts", "kernel.jobs.model",
     "credentials.storage", "credentials.identity", "credentials.trust_store",
+    "credentials.sharing", "credentials.oid4vci",  # the holder's side (issue 12, item 6)
     "plagiarism.store",
 )
 # Modules that register job kinds (kernel.jobs.job_kind) on import.
@@ -50,6 +52,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     import importlib
 
     test_config = dict(test_config or {})
+    # Everything this process writes under the data dir (the index, job files,
+    # deployments, exports) holds personal data or keys: owner only, as
+    # PostgreSQL does for its data directory.
+    os.umask(0o077)
     settings = Settings.from_env(**{k: test_config.pop(k) for k in SETTING_KEYS if k in test_config})
     app = Flask(__name__)
     app.config.from_mapping(
@@ -99,7 +105,9 @@ def _register_faces(app: Flask) -> None:
     from credentials import runtime
     from credentials.cli import accreditation_cli, chain_cli, credentials_cli, institution_cli, trust_cli
     from credentials.web.api import api_bp
+    from credentials.web.holder import holder_bp  # the holder's side: share page, holder's link, wallet offer
     from credentials.web.identity import identity_bp
+    from credentials.web.oid4vci import oid4vci_bp  # OID4VCI metadata, token, nonce and credential endpoints
     from credentials.web.registrar import registrar_bp
     from credentials.web.verify import verify_bp
     from kernel.cli import jobs_cli, users_cli
@@ -116,7 +124,8 @@ def _register_faces(app: Flask) -> None:
     from plagiarism.web import bp as submissions_bp
 
     app.teardown_appcontext(auth.close_db_session)
-    for blueprint in (auth.bp, jobs_web.bp, registrar_bp, verify_bp, api_bp, identity_bp, submissions_bp):
+    for blueprint in (auth.bp, jobs_web.bp, registrar_bp, verify_bp, api_bp, identity_bp, submissions_bp,
+                      holder_bp, oid4vci_bp):
         app.register_blueprint(blueprint)
     for command in (chain_cli, credentials_cli, trust_cli, institution_cli, accreditation_cli, submissions_cli,
                     users_cli, jobs_cli, serve_command, serve_prod_command, prepare_command):

@@ -138,7 +138,8 @@ class Registry:
         self.node = node
         self.deployed_block = deployed_block
         self.chain_id = w3.eth.chain_id
-        self.transactor = Transactor(w3, self.chain_id, confirmations, send_lock)
+        self.transactor = Transactor(w3, self.chain_id, confirmations, send_lock,
+                                     durable=node.make_durable if node is not None else None)
 
     # ----- life cycle --------------------------------------------------------
 
@@ -225,10 +226,13 @@ class Transactor:
     receipts awaited, then the configured confirmations. Every contract client
     (the CredentialRegistry's, the AccreditationRegistry's) sends through one."""
 
-    def __init__(self, w3: Web3, chain_id: int, confirmations: int = 0, send_lock=None):
+    def __init__(self, w3: Web3, chain_id: int, confirmations: int = 0, send_lock=None, durable=None):
         self.w3 = w3
         self.chain_id = chain_id
         self.confirmations = confirmations
+        # On the embedded node, a mined transaction counts only once the node's
+        # state is on disk (credentials.node: a power cut must not undo it).
+        self.durable = durable
         # send_lock(address) -> context manager held across processes while sending.
         self.send_lock = send_lock
         self._nonces: dict[str, NonceManager] = {}
@@ -266,6 +270,15 @@ class Transactor:
         return TxResult(tx_hash.to_0x_hex(), receipt["blockNumber"], receipt["gasUsed"])
 
     def wait_confirmations(self, block_number: int, poll: float = 1.0, timeout: float = 600) -> None:
+        """Until `block_number` counts: confirmed on a real network, saved to disk on the embedded node."""
+        if self.durable is not None:
+            try:
+                saved = self.durable()
+            except Exception as exc:  # noqa: BLE001 - a node that cannot save is a node that may lose it
+                raise ChainError(f"the embedded chain could not save its state ({exc}); the transaction in "
+                                 f"block {block_number} does not count yet") from exc
+            if saved is not None and saved < block_number:
+                raise ChainError(f"the embedded chain saved block {saved}, not yet block {block_number}")
         if self.confirmations <= 0:
             return
         deadline = time.monotonic() + timeout
@@ -384,7 +397,7 @@ def chain_url(settings: Settings) -> tuple[str, EmbeddedAnvil | None]:
     found running), returned so the caller stops it when done."""
     if settings.rpc_url:
         return settings.rpc_url, None
-    node = EmbeddedAnvil(settings.chain_dir)
+    node = EmbeddedAnvil(settings.chain_dir, state_interval=settings.anvil_state_interval)
     try:
         return node.start(), node
     except NodeError as exc:

@@ -24,8 +24,8 @@ completes step 4. The contract itself refuses a root twice, so even two racing
 resumers cannot anchor a batch twice.
 
 Test-only crash hook: with ATTEST_TEST_CRASH_AT=during_signing, after_pending
-(after step 2) or after_anchor (after step 3) the process ends on the spot with
-`os._exit(CRASH_EXIT_CODE)`, as a power cut would. The crash tests use it in a
+(after step 2) or after_anchor (after step 3) the process sends itself SIGKILL
+on the spot: the kernel ends it there, no clean-up, as a power cut would. The crash tests use it in a
 subprocess; nothing else may set it.
 """
 
@@ -35,6 +35,7 @@ import hashlib
 import json
 import os
 import secrets
+import signal
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -59,7 +60,6 @@ from kernel.jobs.model import Stage
 from kernel.settings import Settings
 
 CRASH_ENV = "ATTEST_TEST_CRASH_AT"
-CRASH_EXIT_CODE = 86
 MAX_BATCH = 2**32 - 1  # the contract records the count as uint32
 PROGRESS_STEP = 500   # credentials between two progress reports while signing
 
@@ -128,7 +128,7 @@ def issuer_profile(session: Session, registry: Registry, settings: Settings | No
 def _crash_point(name: str) -> None:
     """Test-only: die here, without clean-up, when ATTEST_TEST_CRASH_AT names this point."""
     if os.environ.get(CRASH_ENV) == name:
-        os._exit(CRASH_EXIT_CODE)
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def document_json(credential: dict) -> str:
@@ -187,8 +187,8 @@ def sign_and_save(session: Session, registry: Registry, profile: IssuerProfile,
         signatures.append(to_hex(signer.sign(leaf, domain)))
         if i % PROGRESS_STEP == 0:
             progress(Stage.SIGNING, i, total)
-            if i == PROGRESS_STEP:
-                _crash_point("during_signing")
+        if i == min(PROGRESS_STEP, (total + 1) // 2):
+            _crash_point("during_signing")
 
     progress(Stage.SAVING, total, total)
     tree = MerkleTree(leaves)

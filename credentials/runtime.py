@@ -130,8 +130,9 @@ def trust_changed(app: Flask | None = None) -> None:
 # ----- start-up and shutdown (kernel.serve hooks) -------------------------------------
 
 def startup(app: Flask) -> list[str]:
-    """Start or find the chain, deploy the registry if needed, say who issues, and
-    hand batches left unfinished to the job system."""
+    """Start or find the chain, deploy the registry if needed, say who issues, check
+    what the database says was anchored against the chain (credentials.reconcile),
+    and hand batches left unfinished to the job system."""
     from credentials.chain import ChainError
     from kernel.serve import StartupError
 
@@ -153,7 +154,10 @@ def startup(app: Flask) -> list[str]:
         if getattr(source, "error", None):
             lines.append(f"warning: {source.error}")
     from credentials.jobs import adopt_orphans
+    from credentials.reconcile import reconcile
 
+    with app.extensions["attest.db"].session() as session:
+        lines += reconcile(session, registry).lines()
     for batch_id in adopt_orphans(app):
         lines.append(f"resuming batch {batch_id} (left unfinished)")
     return lines

@@ -64,6 +64,7 @@ _ENV = {
     "database_url": "ATTEST_DATABASE_URL",
     "queue_url": "ATTEST_QUEUE_URL",
     "confirmations": "ATTEST_CONFIRMATIONS",
+    "anvil_state_interval": "ATTEST_ANVIL_STATE_INTERVAL",
     "public_url": "ATTEST_PUBLIC_URL",
     "serve_url": "ATTEST_SERVE_URL",
     "institution_name": "ATTEST_INSTITUTION_NAME",
@@ -89,7 +90,7 @@ _ENV = {
 }
 
 
-_PARSE = {"confirmations": _int, "embed_threads": _int, "workers": _int, "did_cache_ttl": _float,
+_PARSE = {"confirmations": _int, "anvil_state_interval": _int, "embed_threads": _int, "workers": _int, "did_cache_ttl": _float,
           "hash_recipient_emails": _bool, "trusted_issuers": _pathvalue, "model_cache": _pathvalue,
           "data_dir": _pathvalue}
 
@@ -104,6 +105,9 @@ class Settings:
     queue_url: str | None = None
     # Blocks to wait after the anchoring block before a batch counts as anchored.
     confirmations: int = 0
+    # Seconds between the embedded Anvil's own state saves (credentials.node makes
+    # every transaction durable itself before reporting it; this is its backstop).
+    anvil_state_interval: int = 1
     # The public address (QR links, did:web, status lists); None: the stored
     # profile's, else http://127.0.0.1:5000. Never the request's Host header.
     public_url: str | None = None

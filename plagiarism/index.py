@@ -77,6 +77,16 @@ ANN_FILE = "ann.usearch"
 ANN_M, ANN_EF_ADD, ANN_EF_SEARCH = 16, 64, 256
 
 
+def _usearch():
+    """usearch's Index and ScalarKind, loaded after onnxruntime: the other order
+    (usearch 2.26's numkong, then onnxruntime 1.32) kills the process with a
+    segmentation fault when the embedder loads later, as a report job that searches
+    a large partition before it embeds does."""
+    import onnxruntime  # noqa: F401  (for its side effect: the load order)
+    from usearch.index import Index, ScalarKind
+
+    return Index, ScalarKind
+
 class IndexCorruptError(RuntimeError):
     """A partition's files are missing or unreadable; the message names the file."""
 
@@ -341,8 +351,7 @@ class LocalPartition:
     def _graph_from(self, labels: np.ndarray, vectors: np.ndarray) -> tuple:
         """(graph holding exactly `labels`, whether it differs from the saved file): the saved
         file repaired by difference, else a new build."""
-        from usearch.index import Index, ScalarKind
-
+        Index, ScalarKind = _usearch()
         path = self.directory / ANN_FILE
         if path.exists():
             try:

@@ -193,6 +193,17 @@ def db_urls(db_engine, postgres_databases, tmp_path):
     urls.close()
 
 
+@pytest.fixture(scope="module")
+def module_database_url(postgres_databases):
+    """A database for a module-scoped app (None on SQLite: its data dir's file)."""
+    if postgres_databases is None:
+        yield None
+        return
+    name, url = postgres_databases.create()
+    yield url
+    postgres_databases.drop(name)
+
+
 @pytest.fixture(autouse=True)
 def test_database(db_engine, db_urls, monkeypatch):
     """On PostgreSQL, this test's own database as ATTEST_DATABASE_URL (see the

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 from app import open_database
 from credentials import storage
 from credentials.chain import open_registry
-from credentials.issuance import CRASH_ENV, CRASH_EXIT_CODE, ROOT_ANCHORED_TOPIC
+from credentials.issuance import CRASH_ENV, ROOT_ANCHORED_TOPIC
 from kernel.settings import ROOT, Settings
 
 DATA = Path(__file__).parent / "data"
@@ -90,7 +91,7 @@ def test_crash_between_pending_and_anchored_then_resume_anchors_exactly_once(tmp
     data_dir, out = tmp_path / "data", tmp_path / "out"
     crashed = flask(data_dir, anvil_url, "credentials", "issue", str(DATA / "issue_sample.csv"), "--out", str(out),
                     crash_at=crash_at)
-    assert crashed.returncode == CRASH_EXIT_CODE, crashed.stderr
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
     assert crashed.stdout == ""
     batch, statuses = _state(data_dir)
     assert batch["count"] == 3 and batch["merkle_root"] and statuses == {"pending"}
@@ -122,6 +123,24 @@ def test_crash_between_pending_and_anchored_then_resume_anchors_exactly_once(tmp
     assert len(files) == 3
     assert {json.loads(f.read_text())["proof"]["anchor"]["transactionHash"] for f in files} == {tx_hash}
 
+
+
+def test_killed_while_signing_then_resume_signs_it_once(tmp_path, anvil_url):
+    """SIGKILL in the middle of signing: nothing signed is kept (one commit keeps
+    everything), the batch waits with its job, and `resume` signs and anchors it."""
+    data_dir, out = tmp_path / "data", tmp_path / "out"
+    crashed = flask(data_dir, anvil_url, "credentials", "issue", str(DATA / "issue_sample.csv"), "--out", str(out),
+                    crash_at="during_signing")
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr
+    batch, statuses = _state(data_dir)
+    assert batch["state"] == "pending" and batch["merkle_root"] is None and statuses == set()
+
+    resumed = flask(data_dir, anvil_url, "credentials", "resume", "--out", str(out))
+    assert resumed.returncode == 0, resumed.stderr
+    assert [r["batch"] for r in json.loads(resumed.stdout)["resumed"]] == [batch["batch"]]
+    batch, statuses = _state(data_dir)
+    assert batch["state"] == "anchored" and batch["count"] == 3 and statuses == {"active"}
+    assert len(list(out.glob("*.json"))) == 3
 
 def test_issuing_does_not_import_torch(tmp_path, anvil_url):
     """The whole CLI issuing path, in a fresh interpreter: no torch, no model."""

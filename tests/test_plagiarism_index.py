@@ -288,3 +288,29 @@ def test_a_stale_stat_loses_no_document_of_another_writer(tmp_path, monkeypatch)
     assert sorted(first.doc_ids()) == sorted(f"doc{d}" for d in range(12)), "and the first sees the second's"
     hits = on_disk.search(rand_unit(1, 3), k=1)
     assert [h.doc_id for h in hits[0]] == ["doc3"]
+
+
+def test_a_process_that_searches_a_large_partition_before_it_embeds_survives(tmp_path):
+    """Found by running this file before test_plagiarism_embedding.py: usearch
+    loaded before onnxruntime, then the embedder, is a segmentation fault. A
+    report job in a fresh worker does exactly that on a partition past the
+    HNSW threshold. Its own process, so a crash fails this test, not the run."""
+    import subprocess
+    import sys
+
+    script = f"""
+import numpy as np
+from plagiarism.index import LocalPartition
+p = LocalPartition({str(tmp_path / "p")!r}, "k", ann_threshold=50)
+rng = np.random.default_rng(1)
+v = rng.normal(size=(80, 384)).astype("float32")
+v /= np.linalg.norm(v, axis=1, keepdims=True)
+p.add("d", v, [(i, i + 1) for i in range(80)])
+assert p.search(v[:1], k=3, exact=False)[0][0].doc_id == "d"
+from plagiarism.embedding import get_embedder
+print(get_embedder().encode(["Coral reefs bleach in warm water."]).shape)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert "(1, 384)" in done.stdout

@@ -101,9 +101,10 @@ def test_answers_match_the_openapi_schema(api, world):
                      components=spec["components"])
     error_schema = dict(operation["responses"]["400"]["content"]["application/json"]["schema"],
                         components=spec["components"])
-    for doc in (world.good, world.cases["tampered_subject"][0], {"@context": []}):
+    for doc in (world.good, world.cases["tampered_subject"][0]):
         validate_schema(api.post(URL, json=doc).get_json(), ok_schema)
-    validate_schema(api.post(URL, data=b"[").get_json(), error_schema)
+    for body in (b"[", b'{"@context": []}'):  # not JSON; not the request schema's shape
+        validate_schema(api.post(URL, data=body).get_json(), error_schema)
 
 
 def test_rate_limit_per_address_is_a_json_429(app, world):

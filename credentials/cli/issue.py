@@ -28,6 +28,7 @@ from credentials.issuance import (
     source_digest,
 )
 from credentials.jobs import adopt_orphans, batch_job, submit_batch
+from credentials.reconcile import reconcile
 from credentials.runtime import get_registry
 from kernel.jobs import JobState, get_job, run_inline
 
@@ -168,6 +169,9 @@ def resume_command(out_dir: Path | None, retry_failed: bool):
                     if batch.state == storage.FAILED:
                         batch.state, batch.error = storage.PENDING, None
                 session.commit()
+        with _session() as session:
+            for line in reconcile(session, get_registry(app)).lines():
+                click.echo(line, err=True)
         adopt_orphans(app)
         resumed, still = [], []
         with _session() as session:

@@ -53,7 +53,7 @@ def default_rpc_url() -> str:
     settings = current_app.extensions["attest.settings"]
     if settings.rpc_url:
         return settings.rpc_url
-    node = EmbeddedAnvil(settings.chain_dir)
+    node = EmbeddedAnvil(settings.chain_dir, state_interval=settings.anvil_state_interval)
     try:
         url = node.start()
     except NodeError as exc:

@@ -54,7 +54,7 @@ def read_body(limit: int = MAX_BODY_BYTES) -> bytes | None:
     return None if len(data) > limit else data
 
 
-@api_bp.post("/credentials/verify")
+@api_bp.post("/credentials/verify", provide_automatic_options=False)
 @limiter.limit(rate_limit)
 def verify():
     """Verify the credential in the body (raw, or as {"credential": …})."""
@@ -66,6 +66,13 @@ def verify():
         document = load_document(raw, wrapped_ok=True)
     except NotACredential as exc:
         return error(400, f"not a credential: {exc}")
+    problems = schema_problems(document)
+    if problems:
+        # The published schema is the contract: a body that breaks it is refused
+        # here, never answered 200 with valid:false.
+        return json_response({"error": "not a credential this API can check: " + "; ".join(
+            f"{p['path']}: {p['message']}" for p in problems[:3]) + " (see /api/v1/openapi.json)",
+            "status": 400, "errors": problems}, 400)
     result = verify_credential(document, get_chain_reader(), get_trust_policy())
     if result.verdict == UNKNOWN_NOW:
         # Nothing failed, but the chain or a trust source did not answer: not a
@@ -86,16 +93,50 @@ def openapi_document() -> str:
     return json.dumps(document, indent=2, ensure_ascii=False)
 
 
-@api_bp.get("/openapi.json")
+@lru_cache(maxsize=1)
+def _credential_validator():
+    from jsonschema import Draft202012Validator
+
+    schema = json.loads(openapi_document())["components"]["schemas"]["Credential"]
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema)
+
+
+def _describe(error) -> str:
+    if error.validator == "required":
+        return error.message.replace("'", "", 2) if len(error.message) < 120 else "a required member is missing"
+    wanted = error.schema.get("type") or " or ".join(
+        str(option.get("type")) for option in error.schema.get("anyOf", []))
+    if error.validator == "minItems":
+        return "must not be empty"
+    return f"must be {'an' if str(wanted)[:1] in 'aeiou' else 'a'} {wanted}" if wanted else error.message[:120]
+
+
+def schema_problems(document: dict) -> list[dict]:
+    """Where the document breaks the request schema: [{path, message}], in path order."""
+    found = []
+    for err in sorted(_credential_validator().iter_errors(document), key=lambda e: [str(p) for p in e.absolute_path]):
+        path = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
+        found.append({"path": path, "message": _describe(err)})
+    return found[:20]
+
+
+@api_bp.get("/openapi.json", provide_automatic_options=False)
 def openapi():
     return current_app.response_class(openapi_document(), mimetype="application/json")
 
 
-@api_bp.route("/", defaults={"path": ""}, methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
-@api_bp.route("/<path:path>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+ANY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"]
+
+
+@api_bp.route("/", defaults={"path": ""}, methods=ANY_METHOD, provide_automatic_options=False)
+@api_bp.route("/<path:path>", methods=ANY_METHOD, provide_automatic_options=False)
 def unknown(path: str):
-    """Anything else under /api/v1: a JSON 405 for a known path, else a JSON 404."""
+    """Anything else under /api/v1: a JSON 405 for a known path, else a JSON 404.
+    OPTIONS answers only for our routes, and lists only the methods they serve."""
     allowed = ROUTES.get(path.strip("/"))
+    if allowed and request.method == "OPTIONS":
+        return current_app.response_class(status=204, headers={"Allow": ", ".join((*allowed, "OPTIONS"))})
     if allowed:
         return error(405, f"{request.method} is not allowed on /api/v1/{path}; use {', '.join(allowed)}",
                      {"Allow": ", ".join(allowed)})
