@@ -155,6 +155,41 @@ def run_load(port: int, bodies: list[bytes], total: int, concurrency: int) -> di
     return summarize(latencies, errors, elapsed, per * concurrency, len(valid))
 
 
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _descendants(pid: int) -> list[int]:
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            try:
+                todo += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                pass
+    return found
+
+
+def cpu_snapshot(server_pid: int, data_dir: str) -> dict[str, float]:
+    """CPU seconds so far of the gunicorn processes, the chain node and this client:
+    the cost of a verification that other work on the cores does not inflate
+    the way it inflates wall time."""
+    node = 0.0
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"anvil" in cmdline and data_dir.encode() in cmdline:
+                node += _cpu_seconds(int(proc.name))
+    return {"web": sum(_cpu_seconds(p) for p in _descendants(server_pid)), "node": node,
+            "client": time.process_time()}
+
+
 def describe(result: dict) -> str:
     return (f"{result['rps']:.0f} verifications/s; p50 {result['p50']:.1f} ms, p90 {result['p90']:.1f} ms, "
             f"p99 {result['p99']:.1f} ms, max {result['max']:.1f} ms; errors {result['errors']}"
@@ -188,7 +223,10 @@ def main() -> None:
                            args.credentials, args.revoked)
             port = int(url.rsplit(":", 1)[1])
             run_load(port, bodies, min(400, args.requests), args.concurrency)  # warm-up: imports, caches
+            before = cpu_snapshot(prod.web.pid, tmp)
             closed = run_load(port, bodies, args.requests, args.concurrency)
+            after = cpu_snapshot(prod.web.pid, tmp)
+            cpu = {k: (after[k] - before[k]) / closed["requests"] * 1e6 for k in after}
             rounds = [run_paced(port, bodies, args.rate, args.seconds, connections=8) for _ in range(args.rounds)]
         finally:
             prod.stop()
@@ -212,6 +250,10 @@ def main() -> None:
         + f"; p99 from the actual send {paced['service_p99']:.1f} ms",
         "  every round's p99: " + ", ".join(f"{r['p99']:.1f} ms" for r in rounds)
         + f"; load average after the run {' '.join(format(x, '.2f') for x in os.getloadavg())}",
+        f"CPU per verification (closed loop, from /proc): gunicorn {cpu['web']:.0f} us, node {cpu['node']:.0f} us, "
+        f"this client {cpu['client']:.0f} us; total {sum(cpu.values()):.0f} us, i.e. at most "
+        f"{2e6 / sum(cpu.values()):,.0f}/s on 2 idle cores with this client, "
+        f"{2e6 / (cpu['web'] + cpu['node']):,.0f}/s with a client elsewhere",
         f"answers (closed loop): {closed['valid']} valid, expected about {expected_valid}; the rest revoked",
         f"target (>= 2,000/s closed loop; p99 < 20 ms at {args.rate:.0f}/s offered, median round): "
         f"{'met' if met else 'NOT met'}",
