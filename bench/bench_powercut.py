@@ -5,7 +5,7 @@ reported as issued still verify afterwards. The answer must be all of them.
 
 One data dir, one real `flask serve` with its embedded Anvil at a time. In each
 round, `credentials issue` runs again and again (a CSV of --rows rows, each run
-a batch) while, at a random moment 0.3 to 8 s in, the bench cuts the power:
+a batch) while, at a random moment 0.3 to 20 s in (--window), the bench cuts the power:
 `kill -9` of the node, the server and the issuing command at once, with no
 chance to save. A batch counts as *reported issued* when its command printed
 its result (credentials written, batch anchored) before the cut. The server is
@@ -150,6 +150,8 @@ def main() -> None:
     parser.add_argument("--cuts", type=int, default=20)
     parser.add_argument("--rows", type=int, default=40)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--window", type=float, default=20.0,
+                        help="the cut comes 0.3 s to this many seconds into the round")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="attest-powercut-"))
@@ -163,7 +165,7 @@ def main() -> None:
     for n in range(1, args.cuts + 1):
         issuer = Issuer(data, csv_file, out_root, n)
         issuer.start()
-        moment = rng.uniform(0.3, 8.0)
+        moment = rng.uniform(0.3, args.window)
         time.sleep(moment)
         server.cut()
         issuer.cut()
@@ -174,10 +176,13 @@ def main() -> None:
         verdicts = [server.verify(f.read_bytes()) for f in files]
         genuine = sum(1 for status, verdict in verdicts if status == 200 and verdict == "genuine")
         others = Counter(f"{status} {verdict}" for status, verdict in verdicts if verdict != "genuine")
-        lost_root = "has lost it" in server.log.read_text(errors="replace")
+        log_text = server.log.read_text(errors="replace")
+        lost_root = "has lost it" in log_text
+        resumed = log_text.count("resuming batch")
         rounds.append((n, moment, len(issuer.reported), len(files), genuine, lost_root))
         print(f"cut {n:2d} at {moment:4.1f} s: {len(issuer.reported)} batch(es) reported this round; "
               f"{genuine}/{len(files)} reported credentials verify genuine"
+              + (f"; {resumed} batch(es) in flight resumed at start" if resumed else "")
               + ("; the chain had lost a root, re-anchored at start" if lost_root else "")
               + (f"; the others: {dict(others)}" if others else ""), flush=True)
     server.stop()
