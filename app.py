@@ -38,7 +38,7 @@ ROLE_HOMES = {"registrar": "registrar.index", "instructor": "submissions.index"}
 # test_config keys that are settings rather than Flask config.
 SETTING_KEYS = ("data_dir", "rpc_url", "database_url", "queue_url", "public_url", "trusted_issuers",
                 "institution_name", "accreditation_registry", "accreditation_rpc_url", "hash_recipient_emails",
-                "workers", "rate_limit_storage")
+                "workers", "rate_limit_storage", "ed25519_key")
 
 
 def open_database(url: str) -> Database:

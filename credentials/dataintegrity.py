@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import multiprocessing
 import os
 import re
@@ -41,6 +42,8 @@ from credentials.ed25519 import (
 )
 from credentials.multibase import MultibaseError, decode_base58btc, encode_base58btc
 from credentials.rdfc import ShapeCanonicalizer
+
+log = logging.getLogger(__name__)
 
 PROOF_TYPE = "DataIntegrityProof"
 CRYPTOSUITE = "eddsa-rdfc-2022"

@@ -2,10 +2,13 @@
 1EdTech Open Badges 3.0 `OpenBadgeCredential`.
 
 `build_credential()` makes the unsigned document from one issuance request;
-`make_proof()` makes the `proof` that issuance attaches once the batch's Merkle
-tree is built and its root anchored. The shape, in short:
+`make_proof()` makes Attest's anchor proof that issuance attaches once the
+batch's Merkle tree is built, beside a W3C Data Integrity proof
+(`credentials.dataintegrity`): a proof set, each proof signing the document
+without `proof`. The shape, in short:
 
-    {"@context": [VC 2.0, OB 3.0], "id": "urn:uuid:…",
+    {"@context": [VC 2.0, OB 3.0.3, OB extensions, <public URL>/contexts/attest/v1],
+     "id": "urn:uuid:…",
      "type": ["VerifiableCredential", "OpenBadgeCredential"], "name": …,
      "issuer": {"id": "did:web:<institution domain>", "type": ["Profile"], "name": …, "url": …},
      "validFrom": RFC 3339, "validUntil": RFC 3339 (optional), "awardedDate": RFC 3339,
@@ -15,7 +18,12 @@ tree is built and its root anchored. The shape, in short:
                          "criteria": {"narrative"}, "achievementType"},
          "result": [{"type": ["Result"], "value": grade}] (optional)},
      "credentialSchema": [OB 3.0 JSON schema],
-     "proof": {"type": "AttestEip712MerkleProof2026", …}}   (see make_proof)
+     "credentialStatus": {"type": "BitstringStatusListEntry", "statusPurpose": "revocation", …},
+     "proof": [{"type": "DataIntegrityProof", "cryptosuite": "eddsa-rdfc-2022", …},
+               {"type": "AttestEip712MerkleProof2026", …}]}   (see make_proof)
+
+Older credentials have the first two contexts, no status entry and the
+anchor proof alone; they keep verifying.
 """
 
 from __future__ import annotations
@@ -28,8 +36,10 @@ from functools import lru_cache
 
 from eth_utils import to_checksum_address as _to_checksum_address
 
-VC_CONTEXT = "https://www.w3.org/ns/credentials/v2"
-OB_CONTEXT = "https://purl.imsglobal.org/spec/ob/v3p0/context-3.0.3.json"
+from credentials.jsonld import OB_V3 as OB_CONTEXT
+from credentials.jsonld import VC_V2 as VC_CONTEXT
+from credentials.jsonld import credential_contexts
+
 OB_SCHEMA = "https://purl.imsglobal.org/spec/ob/v3p0/schema/json/ob_v3p0_achievementcredential_schema.json"
 PROOF_TYPE = "AttestEip712MerkleProof2026"
 
@@ -140,8 +150,11 @@ def _achievement_uuid(key: str) -> str:
 
 
 def build_credential(request: CredentialRequest, issuer: IssuerProfile, *,
-                     credential_id: str | None = None, hash_email_salt: str | None = None) -> dict:
-    """The unsigned credential document for one request."""
+                     credential_id: str | None = None, hash_email_salt: str | None = None,
+                     status: dict | None = None) -> dict:
+    """The unsigned credential document for one request; `status` is its
+    `credentialStatus` (statuslist.status_entry). The Attest context (for the
+    anchor proof's terms) is the one the issuer serves under its public URL."""
     subject = {
         "type": ["AchievementSubject"],
         "identifier": [
@@ -161,7 +174,7 @@ def build_credential(request: CredentialRequest, issuer: IssuerProfile, *,
     if request.grade:
         subject["result"] = [{"type": ["Result"], "value": request.grade}]
     credential = {
-        "@context": [VC_CONTEXT, OB_CONTEXT],
+        "@context": _contexts(issuer.url),
         "id": credential_id or f"urn:uuid:{uuid.uuid4()}",
         "type": ["VerifiableCredential", "OpenBadgeCredential"],
         "name": request.achievement_name,
@@ -173,7 +186,20 @@ def build_credential(request: CredentialRequest, issuer: IssuerProfile, *,
     }
     if request.valid_until:
         credential["validUntil"] = rfc3339(request.valid_until)
+    if status is not None:
+        credential["credentialStatus"] = status
     return credential
+
+
+@lru_cache(maxsize=64)
+def _context_tuple(public_url: str | None) -> tuple[str, ...]:
+    if public_url is None:
+        return (VC_CONTEXT, OB_CONTEXT)
+    return tuple(credential_contexts(public_url))
+
+
+def _contexts(public_url: str | None) -> list[str]:
+    return list(_context_tuple(public_url))
 
 
 def make_proof(*, fingerprint: str, signature: str, signer: str, chain_id: int, registry: str,
@@ -201,6 +227,17 @@ def make_proof(*, fingerprint: str, signature: str, signer: str, chain_id: int, 
             "batch": batch,
         },
     }
+
+
+def anchor_proof(document: dict) -> dict | None:
+    """The credential's anchor proof: its `proof` itself in older credentials,
+    the AttestEip712MerkleProof2026 of the proof set in new ones; None when it
+    has none (another issuer's credential)."""
+    proofs = document.get("proof")
+    for proof in proofs if isinstance(proofs, list) else [proofs]:
+        if isinstance(proof, dict) and proof.get("type") == PROOF_TYPE:
+            return proof
+    return None
 
 
 def did_pkh_parts(value: str) -> tuple[str, str] | None:

@@ -12,10 +12,10 @@ ones with their public key and the moment they were retired. Retired keys
 stay listed so that the credentials they signed keep verifying; their
 secrets are dropped at rotation, so a stolen ring cannot sign with them.
 
-With `ATTEST_ED25519_KEY` set (a `secretKeyMultibase`, `z` + base58btc of
-0x80 0x26 || 32-byte seed, or 64 hex digits) that key is the current one and
-nothing is written; the ring file, if there is one, still contributes the
-keys listed in it. A secret is never printed or logged.
+With `ATTEST_ED25519_KEY` set (`settings.ed25519_key`: a `secretKeyMultibase`,
+`z` + base58btc of 0x80 0x26 || 32-byte seed, or 64 hex digits) that key is
+the current one and nothing is written; the ring file, if there is one, still
+contributes the keys listed in it. A secret is never printed or logged.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 
 from credentials.multibase import MultibaseError, decode_base58btc, encode_base58btc
 
-ENV_VAR = "ATTEST_ED25519_KEY"
 KEYRING_FILE = "ed25519-keyring.json"
 MULTIKEY_CONTEXT = "https://w3id.org/security/multikey/v1"
 _PUBLIC_PREFIX = b"\xed\x01"  # multicodec ed25519-pub, as a varint
@@ -280,12 +279,13 @@ def _ring_from_file(entries: list[dict], path: Path) -> KeyRing:
     return KeyRing(key, tuple(_records(current + others)))
 
 
-def load_or_create_keyring(keys_dir: Path, env_var: str | None = ENV_VAR) -> KeyRing:
-    """The institution's key ring: from the environment or the ring file,
-    which is created (one fresh key, 0600) on first use."""
+def load_or_create_keyring(keys_dir: Path, secret: str | None = None) -> KeyRing:
+    """The institution's key ring: `secret` (the settings' ATTEST_ED25519_KEY)
+    as the current key, else the ring file, which is created (one fresh key,
+    0600) on first use."""
     path = keys_dir / KEYRING_FILE
-    if env_var and os.environ.get(env_var):
-        key = decode_secret_key(os.environ[env_var])
+    if secret:
+        key = decode_secret_key(secret)
         listed = _read_ring(path) if path.exists() else []
         mine = public_key_multibase(key)
         records = _records(listed)

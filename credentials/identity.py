@@ -11,9 +11,13 @@ The DID document lists what a verifier needs to tie a credential to the
 institution: every Ethereum address that signs for it (as
 `EcdsaSecp256k1RecoveryMethod2020` methods with a CAIP-10 `blockchainAccountId`),
 every CredentialRegistry it anchors in (a service entry whose endpoint is the
-contract's CAIP-10 account id), and its Ed25519 keys (Multikey) once it has
-them. Addresses, registries and keys are never dropped from it when replaced:
-credentials signed with an old key still name it.
+contract's CAIP-10 account id), and its Ed25519 keys (Multikey, id
+`<did>#<publicKeyMultibase>`) for Data Integrity proofs. Addresses,
+registries and keys are never dropped from it when replaced: credentials
+signed with an old key still name it. Its contexts are DID 1.0, Multikey and
+Attest's own (which defines the Ethereum method, the registry service and
+`LinkedDomains`), all shipped, so the whole document expands in JSON-LD safe
+mode.
 
 What the installation has used is recorded in `institution_methods` as it is
 used (a registry opened, a batch signed), so the DID document, the trust list
@@ -35,8 +39,7 @@ from kernel.database import Base, create_tables, migration, utcnow
 
 DEFAULT_NAME = "Example University"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:5000"
-DID_CONTEXTS = ["https://www.w3.org/ns/did/v1", "https://w3id.org/security/multikey/v1",
-                "https://w3id.org/security/suites/secp256k1recovery-2020/v2"]
+DID_CONTEXTS = ["https://www.w3.org/ns/did/v1", "https://w3id.org/security/multikey/v1"]
 REGISTRY_SERVICE = "AttestCredentialRegistry"
 ETHEREUM_METHOD = "EcdsaSecp256k1RecoveryMethod2020"
 
@@ -181,14 +184,19 @@ def did_document(inst: Institution) -> dict:
                         "blockchainAccountId": account.caip10})
         assertion.append(method_id)
     for key in inst.ed25519_keys:
-        methods.append({"id": key.id, "type": "Multikey", "controller": did,
+        # Named under the current DID whatever DID it was recorded under: a
+        # DID document lists only methods of its own DID.
+        method_id = f"{did}#{key.public_key_multibase}"
+        methods.append({"id": method_id, "type": "Multikey", "controller": did,
                         "publicKeyMultibase": key.public_key_multibase})
-        assertion.append(key.id)
+        assertion.append(method_id)
     services = [{"id": f"{did}#website", "type": "LinkedDomains", "serviceEndpoint": inst.public_url + "/"}]
     for registry in inst.registries:
         services.append({"id": f"{did}#registry-{registry.chain_id}-{registry.address.lower()}",
                          "type": REGISTRY_SERVICE, "serviceEndpoint": registry.caip10})
-    document = {"@context": DID_CONTEXTS, "id": did}
+    from credentials.jsonld import attest_context_url
+
+    document = {"@context": [*DID_CONTEXTS, attest_context_url(inst.public_url)], "id": did}
     also = [d for d in inst.dids if d != did]
     if also:
         document["alsoKnownAs"] = also
@@ -310,3 +318,31 @@ def record_issuing_identity(session: Session, did: str, chain_id: int, issuer_ad
     record_method(session, DID, did)
     record_method(session, ETHEREUM, issuer_address, chain_id)
     record_method(session, REGISTRY, registry_address, chain_id)
+
+
+def rotate_ed25519_key(session: Session, keys_dir, did: str, actor: str, env_secret: str | None = None):
+    """Retire the institution's current Ed25519 key and make a fresh one current
+    (credentials.ed25519.rotate): the new key is recorded, so the DID document
+    lists it beside the retired ones (whose credentials keep verifying), and
+    every status list is signed again with it. The caller commits. A key given
+    in ATTEST_ED25519_KEY is rotated by changing the setting instead."""
+    from credentials import ed25519, status_store
+    from kernel import audit
+
+    if env_secret:
+        raise IdentityError("the Ed25519 key is given by ATTEST_ED25519_KEY: rotate it by setting a new key there "
+                            "(the old one stays listed in the DID document, for the credentials it signed)")
+    before = ed25519.load_or_create_keyring(keys_dir)
+    ring = ed25519.rotate(keys_dir)
+    record_ed25519_keys(session, did, [r.public_key_multibase for r in ring.records])
+    status_store.republish_all(session, ring)
+    audit.record(session, actor, "ed25519_key_rotated", "institution", retired=before.current.public_key_multibase,
+                 current=ring.current.public_key_multibase)
+    return ring
+
+
+def record_ed25519_keys(session: Session, did: str, public_keys: list[str]) -> None:
+    """Remember every Ed25519 key of the ring (current and retired), so the DID
+    document and trust exports list them (the caller commits)."""
+    for public in public_keys:
+        record_method(session, ED25519, public, label=f"{did}#{public}")

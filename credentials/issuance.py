@@ -6,11 +6,14 @@ Never lose, never double. The order of events is what makes that true:
 
 1. the batch row is committed `pending` with its count (and, for a job, the
    job that will issue it);
-2. every credential is built, fingerprinted and signed, the Merkle tree built,
-   and the batch's root and all its credentials are written and COMMITTED in
-   one transaction — from here on nothing the registrar asked for can be lost;
-   a process killed before this commit leaves no credential at all, and the
-   step simply runs again (`sign_and_save` is a no-op once the root is set);
+2. every credential is built (with its status-list entry), fingerprinted and
+   given both proofs (EIP-712 here, Data Integrity on worker processes), the
+   Merkle tree built, and the batch's root and all its credentials are written
+   and COMMITTED in one transaction — from here on nothing the registrar asked
+   for can be lost; a process killed before this commit leaves no credential
+   at all, and the step simply runs again (`sign_and_save` is a no-op once the
+   root is set). Only the batch's status-list slots are reserved (and
+   committed) before: run again, it gets the same ones;
 3. the root is anchored (one transaction; the chain is asked first);
 4. each credential's proof gets the transaction hash, the batch becomes
    `anchored`, and the JSON files are written.
@@ -34,7 +37,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import secrets
 import signal
 import uuid
 from collections.abc import Callable, Sequence
@@ -46,13 +48,14 @@ from pathlib import Path
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
-from credentials import identity, storage
-from credentials.canonical import fingerprint as credential_fingerprint
+from credentials import identity, status_store, storage
 from credentials.canonical import keccak256, to_hex
 from credentials.chain import ChainError, Registry, TransactionReverted, TxResult
-from credentials.document import CredentialRequest, IssuerProfile, build_credential, make_proof, rfc3339
-from credentials.merkle import MerkleTree
-from credentials.signing import Eip712Domain, Signer
+from credentials.document import CredentialRequest, IssuerProfile, rfc3339
+from credentials.ed25519 import KeyRing
+from credentials.issuing_pool import BatchTerms, IssuingPool, assemble, issue_one, shared_issuing_pool
+from credentials.merkle import MerkleBuilder
+from credentials.signing import Signer
 from credentials.storage import Batch, CredentialRecord, Revocation
 from kernel import audit
 from kernel.database import utcnow
@@ -62,6 +65,9 @@ from kernel.settings import Settings
 CRASH_ENV = "ATTEST_TEST_CRASH_AT"
 MAX_BATCH = 2**32 - 1  # the contract records the count as uint32
 PROGRESS_STEP = 500   # credentials between two progress reports while signing
+# From this many credentials on, Data Integrity proofs are signed on worker
+# processes: below it, starting (or waking) a pool costs more than it saves.
+POOL_FROM = 400
 
 # What every long step reports: the stage, how many of how many are done.
 Progress = Callable[[Stage, int, int], None]
@@ -161,57 +167,92 @@ def create_batch(session: Session, registry: Registry, count: int, actor: str, b
 
 def sign_and_save(session: Session, registry: Registry, profile: IssuerProfile,
                   requests: Sequence[CredentialRequest], batch: Batch, actor: str, hash_emails: bool = False,
-                  progress: Progress = _quiet) -> None:
-    """Documents, fingerprints, signatures, the tree; then the root and every
+                  progress: Progress = _quiet, keyring: KeyRing | None = None,
+                  pool: IssuingPool | None = None) -> None:
+    """Documents, fingerprints, both proofs, the tree; then the root and every
     credential in ONE committed transaction. Does nothing once the batch has
-    its root (a resumed job), so it can run again after any crash."""
+    its root (a resumed job), so it can run again after any crash.
+
+    With `keyring`, each credential gets a Data Integrity proof (eddsa-rdfc-2022)
+    beside the anchor proof. Without it (the bench's "anchor proof only"
+    figure) only the anchor proof is made. The per-credential work (document,
+    fingerprint, EIP-712 signature, Data Integrity proof, JSON text) runs on
+    worker processes (`pool`, else this process's shared pool for batches of
+    POOL_FROM or more, see credentials.issuing_pool) while this process builds
+    the Merkle tree as the credentials stream in; small batches run here.
+
+    The one thing committed before the final commit is the batch's reservation
+    of status-list slots (done once, kept on the batch row), so a batch signed
+    again gets the same indexes; a reservation whose batch never commits is a
+    hole in a list, which loses nothing."""
     if batch.merkle_root is not None:
         return
     if len(requests) != batch.count:
-        raise IssuanceError(f"batch {batch.id} holds {batch.count} credentials, but {len(requests)} were given")
-    signer = Signer(registry.issuer.key)
-    if signer.address != profile.address:
-        raise IssuanceError(f"the issuer profile names {profile.address} but the key signs as {signer.address}")
-    domain = Eip712Domain(registry.chain_id, registry.address)
+        raise IssuanceError(f"batch {batch.id} was created for {batch.count} credentials, got {len(requests)}")
+    if registry.issuer.address != profile.address:
+        raise IssuanceError(f"the issuer profile names {profile.address} but the key signs as "
+                            f"{registry.issuer.address}")
+    if profile.url is None:
+        raise IssuanceError("the issuer profile has no public URL: status lists and the Attest context live there")
+    if batch.status_slots is None:
+        slots = status_store.reserve_slots(session, profile.did, profile.url, batch.count)
+        batch.status_slots = status_store.slots_json(slots)
+        session.commit()
+    assigned = status_store.assign(session, status_store.slots_from_json(batch.status_slots))
+    statuses = [(record.url, index) for record, index in assigned]
     total = len(requests)
-    credentials: list[dict] = []
-    leaves: list[bytes] = []
-    signatures: list[str] = []
+    terms = BatchTerms(profile=profile, chain_id=registry.chain_id, registry=registry.address,
+                       created=rfc3339(datetime.now(UTC)), batch_id=batch.id, hash_emails=hash_emails,
+                       verification_method=keyring.verification_method(profile.did) if keyring else None)
+    ed_key = keyring.signing_key if keyring is not None else None
+    eth_key = bytes(registry.issuer.key)
+    if pool is None and total >= POOL_FROM:
+        pool = shared_issuing_pool(eth_key, ed_key)
+    if pool is not None and (pool.address != registry.issuer.address
+                             or pool.ed_public != (keyring.current.public_key_multibase if keyring else None)):
+        raise IssuanceError("the issuing pool holds other keys than this batch's issuer")
     progress(Stage.SIGNING, 0, total)
-    for i, request in enumerate(requests, 1):
-        salt = secrets.token_hex(16) if hash_emails else None
-        credential = build_credential(request, profile, hash_email_salt=salt)
-        leaf = credential_fingerprint(credential)
-        credentials.append(credential)
-        leaves.append(leaf)
-        signatures.append(to_hex(signer.sign(leaf, domain)))
-        if i % PROGRESS_STEP == 0:
-            progress(Stage.SIGNING, i, total)
-        if i == min(PROGRESS_STEP, (total + 1) // 2):
+    if pool is not None:
+        chunks = pool.issue(requests, statuses, terms)
+    else:
+        signer = Signer(eth_key)
+        chunks = ([issue_one(r, st, terms, signer, ed_key)]
+                  for r, st in zip(requests, statuses, strict=True))
+    issued: list = []
+    builder = MerkleBuilder()
+    reported = 0
+    crash_at = min(PROGRESS_STEP, (total + 1) // 2)  # mid-batch, even for a small one
+    for chunk in chunks:
+        for item in chunk:
+            builder.add(item.leaf)
+        issued += chunk
+        if len(issued) - reported >= PROGRESS_STEP or len(issued) == total:
+            reported = len(issued)
+            progress(Stage.SIGNING, reported, total)
+        if len(issued) >= crash_at > len(issued) - len(chunk):
             _crash_point("during_signing")
+    tree = builder.tree()
+    root = to_hex(tree.root)
 
     progress(Stage.SAVING, total, total)
-    tree = MerkleTree(leaves)
-    root = to_hex(tree.root)
-    created = rfc3339(datetime.now(UTC))
     now = utcnow()
     rows = []
-    for i, (request, credential) in enumerate(zip(requests, credentials, strict=True)):
-        fingerprint = to_hex(leaves[i])
-        credential["proof"] = make_proof(
-            fingerprint=fingerprint, signature=signatures[i], signer=signer.address,
-            chain_id=registry.chain_id, registry=registry.address, merkle_root=root,
-            merkle_path=tree.path_hex(i), created=created, batch=batch.id)
+    for i, (request, item) in enumerate(zip(requests, issued, strict=True)):
+        list_id = assigned[i][0].id
         rows.append({
-            "id": credential["id"], "batch_id": batch.id, "recipient_name": request.recipient_name,
+            "id": item.id, "batch_id": batch.id, "recipient_name": request.recipient_name,
             "recipient_email": request.recipient_email, "achievement_name": request.achievement_name,
             "achievement_type": request.achievement_type, "awarded_on": request.awarded_on,
-            "valid_until": request.valid_until, "grade": request.grade, "fingerprint": fingerprint,
-            "document": document_json(credential), "status": storage.CREDENTIAL_PENDING, "created_at": now,
+            "valid_until": request.valid_until, "grade": request.grade, "fingerprint": to_hex(item.leaf),
+            "document": assemble(item, root, tree.path_hex(i)), "status": storage.CREDENTIAL_PENDING,
+            "created_at": now, "status_list": list_id, "status_index": statuses[i][1],
         })
     # The DID document and the verifier's own trust entry list every key and
     # registry the institution has issued with, from the first batch on.
-    identity.record_issuing_identity(session, profile.did, registry.chain_id, signer.address, registry.address)
+    identity.record_issuing_identity(session, profile.did, registry.chain_id, registry.issuer.address,
+                                     registry.address)
+    if keyring is not None:
+        identity.record_ed25519_keys(session, profile.did, [r.public_key_multibase for r in keyring.records])
     storage.insert_credentials(session, rows)  # COPY on PostgreSQL
     session.execute(update(Batch).where(Batch.id == batch.id).values(merkle_root=root, error=None))
     audit.record(session, actor, "batch_created", batch.id, count=len(rows), merkle_root=root)
@@ -385,16 +426,18 @@ def export_batch(session: Session, batch_id: str, out_dir: Path | str) -> list[P
 def issue_batch(db_session: Session, registry: Registry, profile: IssuerProfile,
                 requests: Sequence[CredentialRequest], actor: str, progress: Progress | None = None,
                 out_dir: Path | str | None = None, batch_id: str | None = None,
-                hash_emails: bool = False, source_digest: str | None = None) -> BatchResult:
+                hash_emails: bool = False, source_digest: str | None = None,
+                keyring: KeyRing | None = None, pool: IssuingPool | None = None) -> BatchResult:
     """Issue `requests` as one anchored batch, in this process (see the module
-    doc for the order of events). Raises BatchLeftPending if the chain cannot
-    take the transaction now; the batch is then saved and `resume_pending`
-    finishes it."""
+    doc for the order of events), with both proofs when `keyring` is given.
+    Raises BatchLeftPending if the chain cannot take the transaction now; the
+    batch is then saved and `resume_pending` finishes it."""
     progress = progress or _quiet
     batch = create_batch(db_session, registry, len(requests), actor, batch_id, source_digest)
     db_session.commit()
     try:
-        sign_and_save(db_session, registry, profile, requests, batch, actor, hash_emails, progress)
+        sign_and_save(db_session, registry, profile, requests, batch, actor, hash_emails, progress,
+                      keyring=keyring, pool=pool)
     except BaseException as exc:
         # Nothing was saved but the batch row: say so on it, for the page that watches it.
         db_session.rollback()
@@ -449,10 +492,13 @@ def resume_pending(db_session: Session, registry: Registry, out_dir: Path | str 
 # ----- revoking -------------------------------------------------------------------
 
 def revoke_credential(db_session: Session, registry: Registry, credential_id: str, reason: str,
-                      actor: str) -> Revocation:
+                      actor: str, keyring: KeyRing | None = None) -> Revocation:
     """Revoke on chain (by fingerprint; the reason is public, so it must hold no
-    personal data), then record it. If the chain already has the revocation
-    (a crash after the transaction), it is recorded without sending again."""
+    personal data), then record it and republish the credential's status list
+    with its bit set, in one commit (without `keyring` the list is marked for
+    rebuilding and rebuilt when next served). If the chain already has the
+    revocation (a crash after the transaction), it is recorded without
+    sending again."""
     record = storage.get_credential(db_session, credential_id)
     if record is None:
         raise CredentialNotFound(f"no credential {credential_id}")
@@ -481,6 +527,13 @@ def revoke_credential(db_session: Session, registry: Registry, credential_id: st
                             tx_hash=tx_hash)
     db_session.add(revocation)
     record.status = storage.REVOKED
+    if record.status_list is not None:
+        db_session.flush()
+        status_list = db_session.get(storage.StatusListRecord, record.status_list)
+        if keyring is not None:
+            status_store.publish(db_session, status_list, keyring)
+        else:
+            status_list.document = None
     audit.record(db_session, actor, "credential_revoked", record.id, reason=reason, tx_hash=tx_hash,
                  fingerprint=record.fingerprint)
     db_session.commit()

@@ -20,7 +20,7 @@ from credentials import issuance, storage
 from credentials.chain import ChainError
 from credentials.csvimport import parse_csv
 from credentials.document import CredentialRequest
-from credentials.runtime import get_registry
+from credentials.runtime import get_keyring, get_registry
 from credentials.storage import Batch
 from kernel.jobs import Job, JobContext, JobFailed, RetryLater, job_kind, submit
 
@@ -98,7 +98,7 @@ def issue_batch_job(ctx: JobContext) -> dict:
                 requests = load_requests(session, ctx.payload)
                 profile = issuance.issuer_profile(session, registry, app.extensions["attest.settings"])
                 issuance.sign_and_save(session, registry, profile, requests, batch, ctx.created_by,
-                                       bool(ctx.payload.get("hash_emails")), ctx.progress)
+                                       bool(ctx.payload.get("hash_emails")), ctx.progress, keyring=get_keyring(app))
             except (issuance.IssuanceError, JobFailed) as exc:
                 session.rollback()
                 batch = session.get(Batch, batch.id)

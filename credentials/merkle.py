@@ -65,6 +65,50 @@ class MerkleTree:
         return self._siblings(self._hex_levels, index)
 
 
+class MerkleBuilder:
+    """The same tree, built as leaves arrive (a batch streams in from its
+    worker processes): each complete pair is hashed as soon as both children
+    exist, so little is left when the last leaf comes. `tree()` finishes the
+    odd ends exactly as MerkleTree does and returns an equal MerkleTree."""
+
+    def __init__(self):
+        self.levels: list[list[bytes]] = [[]]
+
+    def add(self, leaf: bytes) -> None:
+        if len(leaf) != 32:
+            raise ValueError("every leaf must be 32 bytes")
+        self.levels[0].append(leaf)
+        depth = 0
+        # A node at an odd position completes a pair: hash it into the level above.
+        while len(self.levels[depth]) % 2 == 0:
+            level = self.levels[depth]
+            if depth + 1 == len(self.levels):
+                self.levels.append([])
+            self.levels[depth + 1].append(hash_pair(level[-2], level[-1]))
+            depth += 1
+
+    def tree(self) -> MerkleTree:
+        if not self.levels[0]:
+            raise ValueError("a Merkle tree needs at least one leaf")
+        levels = [list(level) for level in self.levels]
+        depth = 0
+        while len(levels[depth]) > 1:
+            level = levels[depth]
+            if depth + 1 == len(levels):
+                levels.append([])
+            above = levels[depth + 1]
+            # Pairs hashed while adding stay; pairs made of carried nodes are hashed
+            # now, and an odd last node is carried up unchanged.
+            for i in range(len(above), len(level) // 2):
+                above.append(hash_pair(level[2 * i], level[2 * i + 1]))
+            if len(level) % 2:
+                above.append(level[-1])
+            depth += 1
+        tree = MerkleTree.__new__(MerkleTree)
+        tree.levels = levels
+        return tree
+
+
 def root_from_path(leaf: bytes, path: list[bytes]) -> bytes:
     node = leaf
     for sibling in path:

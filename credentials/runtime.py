@@ -60,6 +60,52 @@ def get_chain_reader(app: Flask | None = None) -> ChainReader:
     return _shared(app, "attest.chain_reader", _open_reader)
 
 
+def _ring_stamp(path) -> tuple | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_ino, st.st_size
+
+
+def get_keyring(app: Flask | None = None):
+    """The institution's Ed25519 key ring (ATTEST_ED25519_KEY, else keys/ed25519-keyring.json,
+    made on first use), for Data Integrity proofs and status lists. Read again
+    when the ring file changes, so a rotation in one process (the registrar's
+    button, `institution rotate-key`) reaches every worker at once."""
+    from credentials.ed25519 import KEYRING_FILE, load_or_create_keyring
+
+    app = app or current_app._get_current_object()
+    settings = app.extensions["attest.settings"]
+    path = settings.keys_dir / KEYRING_FILE
+    cached = app.extensions.get("attest.keyring")
+    stamp = _ring_stamp(path)
+    if cached is None or cached[1] != stamp:
+        with _lock:
+            ring = load_or_create_keyring(settings.keys_dir, settings.ed25519_key)
+            cached = app.extensions["attest.keyring"] = (ring, _ring_stamp(path))
+    return cached[0]
+
+
+def get_status_lists(app: Flask | None = None):
+    """The verifier's status-list client: this installation's own lists are
+    read from its database (always current), other URLs fetched over HTTP with
+    a cache."""
+    return _shared(app, "attest.status_lists", _make_status_client)
+
+
+def _make_status_client(app: Flask):
+    from credentials.statusclient import StatusListClient
+
+    def own(url: str):
+        from credentials import status_store
+
+        with app.extensions["attest.db"].session() as session:
+            return status_store.document_at(session, url, lambda: get_keyring(app))
+
+    return StatusListClient(ttl=float(app.config.get("STATUS_LIST_TTL", 300)), local=own)
+
+
 # ----- who this installation is, and whom it trusts -----------------------------------
 
 def current_institution(app: Flask, session=None):
@@ -148,6 +194,7 @@ def startup(app: Flask) -> list[str]:
         # The DID document lists the signing key and registry before the first batch.
         identity.record_issuing_identity(session, inst.did, registry.chain_id, registry.issuer.address,
                                          registry.address)
+        identity.record_ed25519_keys(session, inst.did, [r.public_key_multibase for r in get_keyring(app).records])
         session.commit()
     lines.append(f"issuer   {inst.name} as {inst.did} (set it on /registrar/institution)")
     for source in get_trust_policy(app).sources:

@@ -9,6 +9,11 @@ whose subject is a `BitstringStatusList`. Each credential carries a
 The list holds at least 131,072 entries (16 KiB) so that fetching it says
 nothing about which credential a verifier holds.
 
+Which credential gets which index: `slot_index` maps a list's n-th issued
+credential to a pseudo-random position (a keyed permutation of the list, so
+indexes are unique by construction and say nothing about the order of
+issuing, as the Recommendation's privacy section asks).
+
 Decoding a fetched list refuses anything malformed with a sentence saying
 what, and refuses to inflate more than `max_bytes` (a few hundred bytes of
 gzip can claim gigabytes).
@@ -17,9 +22,11 @@ gzip can claim gigabytes).
 from __future__ import annotations
 
 import gzip
+import hashlib
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from credentials.multibase import MultibaseError, decode_base64url, encode_base64url
 
@@ -106,6 +113,41 @@ class StatusList:
             raise StatusListError(f"the list holds {len(raw) * 8} entries; Bitstring Status List requires "
                                   f"at least {MIN_ENTRIES}")
         return cls(len(raw) * 8, _bits=bytearray(raw))
+
+
+_FEISTEL_ROUNDS = 4
+
+
+@lru_cache(maxsize=64)
+def _round_tables(secret: bytes, half: int) -> tuple[tuple[int, ...], ...]:
+    """The Feistel round function as tables (2**half entries a round): made
+    once per list and process, so an index costs a few look-ups."""
+    mask = (1 << half) - 1
+    return tuple(tuple(int.from_bytes(hashlib.blake2b(step.to_bytes(1, "big") + value.to_bytes(4, "big"),
+                                                      digest_size=4, key=secret).digest(), "big") & mask
+                       for value in range(1 << half))
+                 for step in range(_FEISTEL_ROUNDS))
+
+
+def slot_index(secret: bytes, counter: int, length: int = MIN_ENTRIES) -> int:
+    """The index the `counter`-th credential of a list gets: a keyed
+    pseudo-random permutation of [0, length), so two counters never share an
+    index. A balanced Feistel network on the next even number of bits (keyed
+    blake2b round functions), cycle-walked back into range: each step stays
+    outside with probability under 1/2 for Attest's power-of-two lists."""
+    if not 0 <= counter < length:
+        raise StatusListError(f"slot {counter} is outside a list of {length} entries")
+    half = (max(2, (length - 1).bit_length()) + 1) // 2
+    mask = (1 << half) - 1
+    tables = _round_tables(secret, half)
+    value = counter
+    while True:
+        left, right = value >> half, value & mask
+        for table in tables:
+            left, right = right, left ^ table[right]
+        value = (left << half) | right
+        if value < length:
+            return value
 
 
 def status_entry(list_credential_url: str, index: int, purpose: str = REVOCATION) -> dict:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -70,6 +71,10 @@ class Batch(Base):
     # twice is almost always a mistake (a retry after a crash), see
     # `batches_from_source`.
     source_digest = Column(String(64), nullable=True, index=True)
+    # The status-list slots reserved for the batch when its row was written,
+    # as JSON [[list id, first slot, count], ...]: a batch signed again after
+    # a crash gets the same indexes (see credentials.status_store).
+    status_slots = Column(Text, nullable=True)
 
     @property
     def finished(self) -> bool:
@@ -104,6 +109,10 @@ class CredentialRecord(Base):
     document = Column(Text, nullable=False)
     status = Column(String(16), nullable=False, default=CREDENTIAL_PENDING)
     created_at = Column(DateTime, nullable=False, default=utcnow, index=True)
+    # Its BitstringStatusListEntry: which list (credential_status_lists.id) and
+    # which bit. Null for credentials issued before status lists.
+    status_list = Column(Integer, nullable=True)
+    status_index = Column(Integer, nullable=True)
 
     @property
     def document_dict(self) -> dict:
@@ -123,6 +132,25 @@ class Revocation(Base):
     revoked_by = Column(String(255), nullable=False)
     revoked_at = Column(DateTime, nullable=False, default=utcnow)
     tx_hash = Column(String(66), nullable=True)
+
+
+class StatusListRecord(Base):
+    """One Bitstring Status List the installation publishes at
+    `<public URL>/status/<id>`. Slots are handed out in order (`allocated`);
+    `secret` keys the permutation that turns a slot into a bit index. The
+    signed list credential is kept as generated, rebuilt from the revoked
+    credentials on every revocation (and whenever it is missing)."""
+
+    __tablename__ = "credential_status_lists"
+    id = Column(Integer, primary_key=True)
+    url = Column(String(600), nullable=False)
+    issuer_did = Column(String(500), nullable=False)
+    length = Column(Integer, nullable=False)
+    allocated = Column(Integer, nullable=False, default=0)
+    secret = Column(String(64), nullable=False)
+    document = Column(Text, nullable=True)
+    generated_at = Column(DateTime, nullable=True)
+    created_at = Column(DateTime, nullable=False, default=utcnow)
 
 
 class CsvUpload(Base):
@@ -145,6 +173,8 @@ class CsvUpload(Base):
 # anchoring update (status and document of every credential of the batch)
 # rewrite every index entry instead of an in-place (HOT) update on PostgreSQL.
 # Paging goes by created_at, a batch's credentials by batch_id.
+# Two credentials never share a bit (the permutation promises it; this keeps it).
+Index("uq_credentials_status_slot", CredentialRecord.status_list, CredentialRecord.status_index, unique=True)
 
 
 @migration("1001_credential_batches")
@@ -175,11 +205,22 @@ def _add_source_digest(conn) -> None:
             index.create(conn, checkfirst=True)
 
 
+@migration("1006_status_lists")
+def _add_status_lists(conn) -> None:
+    create_tables(conn, StatusListRecord)
+    add_column(conn, CredentialRecord.__tablename__, Column("status_list", Integer, nullable=True))
+    add_column(conn, CredentialRecord.__tablename__, Column("status_index", Integer, nullable=True))
+    add_column(conn, Batch.__tablename__, Column("status_slots", Text, nullable=True))
+    for index in CredentialRecord.__table__.indexes:
+        if index.name == "uq_credentials_status_slot":
+            index.create(conn, checkfirst=True)
+
+
 UNSERVED_INDEXES = ("ix_credentials_recipient_name", "ix_credentials_recipient_email",
                     "ix_credentials_achievement_name", "ix_credentials_status", "ix_credentials_batch_status")
 
 
-@migration("1006_credentials_bulk_friendly")
+@migration("1007_credentials_bulk_friendly")
 def _credentials_bulk_friendly(conn) -> None:
     """Indexes no query uses go (see the model). On PostgreSQL a credential's
     JSON (about 3 kB) stays in its row, uncompressed (STORAGE MAIN, a 4 kB

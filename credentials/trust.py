@@ -4,7 +4,10 @@ Integrity is not identity: anyone can deploy a copy of the registry, authorise
 their own key and sign a document that calls itself "Example University". So the
 verifier keeps a trust list, and `TrustPolicy.judge()` answers the second
 question: is the issuer DID trusted, and does the trusted entry list the key
-that signed and the registry that anchored?
+that signed and the registry that anchored? A credential with an anchor proof
+is judged by its Ethereum signing key and registry (and, where the entry pins
+Ed25519 keys, by its Data Integrity key too); one secured by a Data Integrity
+proof alone (another issuer's VC) by the Ed25519 key that signed it.
 
 Sources, asked in order (the first that knows the DID answers):
 1. the installation's own institution, pinned by its own keys and registries;
@@ -106,6 +109,17 @@ class TrustEntry:
 
     def lists_registry(self, chain_id: int, address: str) -> bool:
         return (chain_id, address.lower()) in {r.key() for r in self.registries}
+
+    def lists_ed25519(self, public_key_multibase: str) -> bool:
+        return any(k.public_key_multibase == public_key_multibase for k in self.ed25519_keys)
+
+    def ed25519_key_for(self, method: str) -> str | None:
+        """The publicKeyMultibase of the verification method `method`
+        (`<did>#<fragment>`), if this entry lists it."""
+        for key in self.ed25519_keys:
+            if method in (key.id, f"{self.did}#{key.public_key_multibase}"):
+                return key.public_key_multibase
+        return None
 
     def as_entry_json(self) -> dict:
         """This entry in the trust-list file format."""
@@ -349,13 +363,17 @@ class FileSource:
 
 @dataclass(frozen=True)
 class Claim:
-    """What a credential says about who issued it, and what its proof shows."""
+    """What a credential says about who issued it, and what its proofs show.
+    `signer`, `chain_id` and `registry` come from the anchor proof (None when
+    there is none); `ed25519_key` is the publicKeyMultibase that verified its
+    Data Integrity proof (None when there is none)."""
 
     issuer_did: str
     issuer_name: str | None  # the document's own word: shown only as "calls itself …"
-    chain_id: int
-    signer: str              # the address the EIP-712 signature recovers
-    registry: str            # the registry the anchor proof names
+    chain_id: int | None
+    signer: str | None       # the address the EIP-712 signature recovers
+    registry: str | None     # the registry the anchor proof names
+    ed25519_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -377,7 +395,26 @@ def _calls_itself(claim: Claim) -> str:
     return f"calls itself {name} ({claim.issuer_did})" if name else f"names its issuer {claim.issuer_did}"
 
 
+def _judge_data_integrity(claim: Claim, entry: TrustEntry) -> Judgement:
+    """A credential with no anchor proof: its Ed25519 key must be one the entry lists."""
+    who = entry.name
+    where = f" ({entry.shown_domain})" if entry.shown_domain else ""
+    if entry.keys_from_registry or entry.withdrawn:
+        why = entry.withdrawn or (f"{who} is trusted through a credential registry, and this credential has no "
+                                  "anchor proof in one")
+        return Judgement(NOT_TRUSTED, f"The credential {_calls_itself(claim)}, but {why}; do not rely on this "
+                                      "credential.", entry)
+    if not entry.lists_ed25519(claim.ed25519_key):
+        return Judgement(NOT_TRUSTED, f"The credential {_calls_itself(claim)}, but the Ed25519 key that signed its "
+                                      f"Data Integrity proof ({claim.ed25519_key}) is not one {who} lists; do not "
+                                      "rely on this credential.", entry)
+    return Judgement(TRUSTED, f"Issued by {who}{where}, confirmed by {entry.source}: the Ed25519 key that signed its "
+                              f"Data Integrity proof is one {who} lists.", entry)
+
+
 def _judge_entry(claim: Claim, entry: TrustEntry) -> Judgement:
+    if claim.signer is None:
+        return _judge_data_integrity(claim, entry)
     who = entry.name
     where = f" ({entry.shown_domain})" if entry.shown_domain else ""
     if not entry.keys_from_registry and not entry.lists_issuer(claim.chain_id, claim.signer):
@@ -391,6 +428,13 @@ def _judge_entry(claim: Claim, entry: TrustEntry) -> Judgement:
         return Judgement(NOT_TRUSTED, f"The credential {_calls_itself(claim)}, but it is anchored in registry "
                                       f"{claim.registry} on chain {claim.chain_id}, which is not one {who} lists; "
                                       "do not rely on this credential.", entry)
+    # An entry that pins Ed25519 keys vouches for the Data Integrity proof too;
+    # older entries (exported before those keys existed) pin Ethereum keys only.
+    if claim.ed25519_key and entry.ed25519_keys and not entry.keys_from_registry \
+            and not entry.lists_ed25519(claim.ed25519_key):
+        return Judgement(NOT_TRUSTED, f"The credential {_calls_itself(claim)}, but the Ed25519 key that signed its "
+                                      f"Data Integrity proof ({claim.ed25519_key}) is not one {who} lists; do not "
+                                      "rely on this credential.", entry)
     keys = ("the registry it is anchored in is the one " + who + " is accredited with (the registry vouches for "
             "the signing key, see issuer_authorized)") if entry.keys_from_registry else \
         f"the key that signed it ({claim.signer}) and the registry it is anchored in are ones {who} lists"
@@ -430,8 +474,16 @@ class TrustPolicy:
             raise TrustUnavailable("; ".join(unavailable))
         return None
 
+    def ed25519_key(self, did: str, method: str) -> str | None:
+        """The publicKeyMultibase the trusted entry for `did` (pinned, or its
+        resolved DID document) gives the verification method `method`; None
+        when no source trusts `did` or the entry does not list it.
+        TrustUnavailable when that cannot be told now."""
+        entry = self.lookup(did)
+        return entry.ed25519_key_for(method) if entry is not None else None
+
     def judge(self, claim: Claim) -> Judgement:
-        if claim.issuer_did.startswith("did:pkh:"):
+        if claim.issuer_did.startswith("did:pkh:") and claim.signer is not None:
             return self._judge_by_address(claim)
         try:
             entry = self.lookup(claim.issuer_did)

@@ -1,9 +1,13 @@
 """The W3C Verifiable Credentials Data Model 2.0 checked on the document alone,
-plus the Open Badges 3.0 fields this service issues.
+plus the Open Badges 3.0 profile for credentials typed as Open Badges.
 
-`validate_document(doc)` returns `Problem`s (empty when the document conforms);
-each names the JSON path, what was expected and what was found, so a person
-can fix the document without reading the specification. No chain, no proof:
+`validate_document(doc, profile)` returns `Problem`s (empty when the document
+conforms): every MUST of VC 2.0 that a document can show broken, and the
+Open Badges 3.0 fields when the credential is typed `OpenBadgeCredential` /
+`AchievementCredential` or the caller asks for `profile="ob3"`; a plain VC 2.0
+credential from anyone is judged by VC 2.0 alone. Each problem names the JSON
+path, what was expected and what was found,
+so a person can fix the document without reading the specification. No chain, no proof:
 this is what `credentials validate FILE` and the `format` check run.
 
 `load_document(raw)` turns untrusted bytes into a JSON object, refusing what is
@@ -38,6 +42,12 @@ OB_CREDENTIAL_TYPES = ("OpenBadgeCredential", "AchievementCredential")
 _DATETIME = re.compile(r"^-?\d{4,}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 # An absolute URL (any scheme: https:, urn:, did:, ...), no white space.
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[^\s]+$")
+# BCP 47 in outline (what JSON-LD calls well-formed): alphanumeric subtags of 1-8 characters.
+_LANGUAGE_TAG = re.compile(r"^[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*$")
+# Subresource Integrity (W3C SRI §3.5): <hash algorithm>-<base64 digest>.
+_SRI = re.compile(r"^(sha256|sha384|sha512)-[A-Za-z0-9+/]+={0,2}$")
+# Multibase: one prefix character then the encoded bytes (base64url u, base58btc z, base16 f/F, ...).
+_MULTIBASE = re.compile(r"^[uzmMfFbB][A-Za-z0-9+/=_\-]+$")
 _TYPED_MEMBERS = ("credentialStatus", "credentialSchema", "evidence", "termsOfUse", "refreshService")
 
 
@@ -190,6 +200,11 @@ def _check_language_string(value: Any, path: str) -> Iterator[Problem]:
         if isinstance(item, dict) and isinstance(item.get("@value"), str) and \
                 set(item) <= {"@value", "@language", "@direction"} and \
                 all(isinstance(item.get(k, ""), str) for k in ("@language", "@direction")):
+            if item.get("@direction", "ltr") not in ("ltr", "rtl"):
+                yield Problem(f"{where}['@direction']", "ltr or rtl", describe(item["@direction"]))
+            if "@language" in item and not _LANGUAGE_TAG.match(item["@language"]):
+                yield Problem(f"{where}['@language']", "a BCP 47 language tag such as en or fr-CA",
+                              describe(item["@language"]))
             continue
         yield Problem(where, "a string or a language value object {\"@value\", \"@language\"}", describe(item))
 
@@ -307,12 +322,27 @@ def _check_typed_members(doc: dict) -> Iterator[Problem]:
             yield from _check_type(entry, where)
             if key == "credentialSchema" and "id" not in entry:
                 yield Problem(f"{where}.id", "the URL of the schema", "nothing")
-    for i, entry in enumerate(_as_list(doc.get("relatedResource", []))):
-        where = f"$.relatedResource[{i}]"
+    related = doc.get("relatedResource", [])
+    seen_ids: set[str] = set()
+    for i, entry in enumerate(_as_list(related)):
+        where = f"$.relatedResource[{i}]" if isinstance(related, list) else "$.relatedResource"
         if not isinstance(entry, dict) or "id" not in entry:
             yield Problem(where, "an object with an id", describe(entry))
-        elif not ({"digestSRI", "digestMultibase"} & set(entry)):
+            continue
+        if isinstance(entry["id"], str):
+            # §5.3: "MUST NOT contain more than one object with the same id".
+            if entry["id"] in seen_ids:
+                yield Problem(f"{where}.id", "an id no other related resource has", describe(entry["id"]))
+            seen_ids.add(entry["id"])
+        if not ({"digestSRI", "digestMultibase"} & set(entry)):
             yield Problem(where, "a digestSRI or digestMultibase", "neither")
+        if "digestSRI" in entry and not (isinstance(entry["digestSRI"], str) and _SRI.match(entry["digestSRI"])):
+            yield Problem(f"{where}.digestSRI", "a Subresource Integrity value such as sha384-<base64>",
+                          describe(entry["digestSRI"]))
+        if "digestMultibase" in entry and not (isinstance(entry["digestMultibase"], str)
+                                               and _MULTIBASE.match(entry["digestMultibase"])):
+            yield Problem(f"{where}.digestMultibase", "a multibase-encoded digest such as u<base64url> or z<base58>",
+                          describe(entry["digestMultibase"]))
     if "proof" in doc:
         for i, entry in enumerate(_as_list(doc["proof"])):
             if not isinstance(entry, dict):
@@ -396,8 +426,23 @@ def ob_problems(doc: dict) -> list[Problem]:
     return problems
 
 
-def validate_document(doc: dict) -> list[Problem]:
-    """VC 2.0 MUSTs first, then the Open Badges 3.0 fields; empty when conforming."""
+OB3 = "ob3"
+PROFILES = (OB3,)
+
+
+def is_open_badge(doc: dict) -> bool:
+    """Is the credential typed as an Open Badges 3.0 credential?"""
+    types = _types(doc.get("type")) or []
+    return any(t in OB_CREDENTIAL_TYPES for t in types)
+
+
+def validate_document(doc: dict, profile: str | None = None) -> list[Problem]:
+    """VC 2.0 MUSTs first, then the Open Badges 3.0 profile for credentials
+    typed as Open Badges (or with profile="ob3"); empty when conforming."""
+    if profile not in (None, *PROFILES):
+        raise ValueError(f"unknown profile {profile!r}; known: {', '.join(PROFILES)}")
     problems = vc_problems(doc)
+    if profile != OB3 and not is_open_badge(doc):
+        return problems
     seen = {str(p) for p in problems}
     return problems + [p for p in ob_problems(doc) if str(p) not in seen]

@@ -4,8 +4,23 @@ Each check is one function registered with `@check(id, label, depends_on=…)`;
 the registry (`CHECKS`, in registration order) is what runs, what the page
 labels, and what the OpenAPI enum lists, so adding a check is one function in
 this file. The order is `format`, `integrity`, `merkle_proof`, `anchor`,
-`signature`, `issuer_identity`, `issuer_authorized`, `revocation`,
-`valid_from`, `valid_until`.
+`signature`, `data_integrity`, `issuer_identity`, `issuer_authorized`,
+`revocation`, `status_list`, `valid_from`, `valid_until`.
+
+Two proofs, two kinds of credential. An Attest credential carries a proof
+set: a W3C Data Integrity proof (`data_integrity`: eddsa-rdfc-2022, checked
+with the Ed25519 key its verificationMethod names) and Attest's anchor proof
+(the chain checks). Older Attest credentials have the anchor proof alone
+(`data_integrity` does not apply). Another issuer's VC 2.0 credential signed
+with eddsa-rdfc-2022 has no anchor proof: the chain checks are skipped as not
+applicable, and `issuer_identity` judges the Ed25519 key against the trust
+list. `status_list` reads the credential's Bitstring Status List entry (the
+list credential fetched by URL, its own proof checked); for Attest
+credentials it mirrors the on-chain `revocation`, and says so when the two
+disagree. The chain is the source of truth: when it answered, a list that
+cannot be fetched right now leaves the verdict as the chain made it (the
+check itself says `unavailable`); without a chain answer, an unreadable list
+makes the verdict `unavailable`, never "not revoked".
 
 A check returns `passed`, `failed`, `skipped` or `unavailable` with a sentence a
 person can read; a failed check says what was expected and what was found. A
@@ -27,6 +42,7 @@ credential verifies with its issuer's server gone.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,15 +51,18 @@ from functools import lru_cache
 
 from eth_utils import is_hex_address
 
+from credentials import dataintegrity, statuslist
 from credentials.canonical import fingerprint as compute_fingerprint
 from credentials.canonical import from_hex, to_hex
 from credentials.chain import AnchorRecord, ChainError
 from credentials.document import PROOF_TYPE, did_pkh_parts, signer_from_verification_method
+from credentials.ed25519 import Ed25519KeyError, decode_public_key_multibase
 from credentials.merkle import root_from_path
 from credentials.reader import ChainReader, NotARegistry, checksum
 from credentials.signing import DOMAIN_NAME, DOMAIN_VERSION, Eip712Domain, SignatureError, recover_signer
-from credentials.trust import NOT_TRUSTED, TRUSTED, Claim, Judgement, TrustPolicy
-from credentials.validate import Problem, describe, parse_datetime, validate_document
+from credentials.statusclient import StatusListClient, StatusUnavailable
+from credentials.trust import NOT_TRUSTED, TRUSTED, Claim, Judgement, TrustPolicy, TrustUnavailable
+from credentials.validate import Problem, describe, is_open_badge, parse_datetime, validate_document
 
 log = logging.getLogger(__name__)
 
@@ -255,16 +274,23 @@ def check(check_id: str, label: str, depends_on: tuple[str, ...] = (), needs_pro
 class Context:
     """One verification's inputs and what earlier checks learned."""
 
-    def __init__(self, doc: dict, reader: ChainReader | None, trust: TrustPolicy | None, now: datetime):
+    def __init__(self, doc: dict, reader: ChainReader | None, trust: TrustPolicy | None, now: datetime,
+                 status_lists: StatusListClient | None = None):
         self.doc = doc
         self.reader = reader
         self.trust = trust
         self.now = now
-        self.proof, self.proof_problems = read_proof(doc)
+        self.status_lists = status_lists
+        self.di_proofs = dataintegrity.find_proofs(doc)
+        has_anchor = any(isinstance(p, dict) and p.get("type") == PROOF_TYPE for p in dataintegrity.proof_set(doc))
+        # Secured by Data Integrity alone (another issuer's credential): no anchor proof to read.
+        self.di_only = bool(self.di_proofs) and not has_anchor
+        self.proof, self.proof_problems = (None, []) if self.di_only else read_proof(doc)
         self.results: dict[str, CheckResult] = {}
         self.fingerprint: bytes | None = None
         self.anchor: AnchorRecord | None = None
         self.signer: str | None = None
+        self.di_key: str | None = None
         self.judgement: Judgement | None = None
 
     def registry(self):
@@ -291,8 +317,11 @@ def unavailable(cid: str, message: str) -> CheckResult:
 def check_format(ctx: Context) -> CheckResult:
     problems = validate_document(ctx.doc) + ctx.proof_problems
     if not problems:
-        return passed("format", "The document is a well-formed W3C Verifiable Credential 2.0 and Open Badges 3.0 "
-                                "credential, and its proof names a fingerprint, signature, Merkle path and anchor.")
+        model = "W3C Verifiable Credential 2.0 and Open Badges 3.0 credential" if is_open_badge(ctx.doc) \
+            else "W3C Verifiable Credential 2.0"
+        proofs = ("its anchor proof names a fingerprint, signature, Merkle path and anchor" if ctx.proof is not None
+                  else "it carries an eddsa-rdfc-2022 Data Integrity proof")
+        return passed("format", f"The document is a well-formed {model}, and {proofs}.")
     shown = "; ".join(str(p) for p in problems[:3])
     more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
     return failed("format", f"The document does not meet the credential format: {shown}{more}.",
@@ -381,6 +410,64 @@ def check_signature(ctx: Context) -> CheckResult:
                                "names.")
 
 
+def _named_key(did: str, method: str) -> str | None:
+    """The key a verification method carries in its own name: a did:key, or
+    a fragment that is a Multikey (`<did>#z6Mk…`, as Attest names its keys)."""
+    fragment = method.split("#", 1)[1] if "#" in method else ""
+    for candidate in (did.removeprefix("did:key:") if did.startswith("did:key:") else "", fragment):
+        try:
+            decode_public_key_multibase(candidate)
+        except Ed25519KeyError:
+            continue
+        return candidate
+    return None
+
+
+def _ed25519_key(ctx: Context, did: str, method: str) -> str | None:
+    """The publicKeyMultibase of `method`: named by the method itself, else
+    given by the issuer's trusted entry (pinned, or its resolved DID
+    document); None when neither knows it. Whether the key is the issuer's is
+    `issuer_identity`'s question."""
+    key = _named_key(did, method)
+    if key is not None or ctx.trust is None:
+        return key
+    try:
+        return ctx.trust.ed25519_key(did, method)
+    except TrustUnavailable as exc:
+        raise Unavailable(f"the key {method} cannot be looked up right now: {exc}") from exc
+
+
+@check("data_integrity", "Data Integrity proof", needs_proof=False,
+       failure_means="the Data Integrity proof does not verify")
+def check_data_integrity(ctx: Context) -> CheckResult:
+    if not ctx.di_proofs:
+        return CheckResult("data_integrity", SKIPPED, "The credential carries no Data Integrity proof (Attest "
+                           "credentials issued before they had one are secured by the anchor proof alone).",
+                           not_applicable=True)
+    if len(ctx.di_proofs) > 1:
+        return failed("data_integrity", f"Expected one eddsa-rdfc-2022 DataIntegrityProof; found {len(ctx.di_proofs)}.")
+    proof = ctx.di_proofs[0]
+    issuer_did, _ = _issuer_claim(ctx.doc)
+    method = proof.get("verificationMethod")
+    if not isinstance(method, str) or not issuer_did or method.split("#", 1)[0] != issuer_did:
+        return failed("data_integrity", f"Expected the Data Integrity proof to name a key of the issuer "
+                                        f"({issuer_did}); its verificationMethod is {describe(method, method is None)}.")
+    if proof.get("proofPurpose") != dataintegrity.ASSERTION:
+        return failed("data_integrity", f"Expected the proof's purpose to be {dataintegrity.ASSERTION}; found "
+                                        f"{describe(proof.get('proofPurpose'), 'proofPurpose' not in proof)}.")
+    key = _ed25519_key(ctx, issuer_did, method)
+    if key is None:
+        return CheckResult("data_integrity", SKIPPED, f"Skipped: no key is known for {method}: the method does not "
+                                                      "carry its key, and no trust list of this verifier gives it.")
+    outcome = dataintegrity.verify_eddsa_rdfc_2022(ctx.doc, proof, key)
+    if not outcome:
+        return failed("data_integrity", f"Expected the eddsa-rdfc-2022 proof to verify with the key {short(key)}; "
+                                        f"{outcome.reason}.")
+    ctx.di_key = key
+    return passed("data_integrity", f"The eddsa-rdfc-2022 Data Integrity proof verifies with the key {short(key)} "
+                                    "the proof names: nothing in the document was changed since it was signed.")
+
+
 def _issuer_claim(doc: dict) -> tuple[str | None, str | None]:
     issuer = doc.get("issuer")
     issuer_id = issuer.get("id") if isinstance(issuer, dict) else issuer
@@ -388,17 +475,28 @@ def _issuer_claim(doc: dict) -> tuple[str | None, str | None]:
     return (issuer_id if isinstance(issuer_id, str) else None), name
 
 
-@check("issuer_identity", "Issuer identity", depends_on=("signature",),
-       failure_means="nothing confirms who issued it")
+@check("issuer_identity", "Issuer identity", needs_proof=False, failure_means="nothing confirms who issued it")
 def check_issuer_identity(ctx: Context) -> CheckResult:
+    # Judged by the anchor proof's signing key when there is one, else by the
+    # Data Integrity key. A Data Integrity proof whose key is unknown (skipped)
+    # still lets the trust list say whether the issuer is trusted at all.
+    if ctx.proof is not None:
+        blocked = dependency_skip(ctx, "issuer_identity", "signature")
+    elif ctx.di_only:
+        blocked = dependency_skip(ctx, "issuer_identity", "data_integrity", allow_skipped=True)
+    else:
+        blocked = CheckResult("issuer_identity", SKIPPED, "Skipped: the proof is missing or unreadable (see format).")
+    if blocked is not None:
+        return blocked
     issuer_did, issuer_name = _issuer_claim(ctx.doc)
     if not issuer_did or not issuer_did.startswith("did:"):
         return failed("issuer_identity", f"Expected the issuer to be named by a DID (did:web:…); found "
                                          f"{describe(ctx.doc.get('issuer'))}, which no trust list can confirm.")
     if ctx.trust is None:
         raise Unavailable("this verifier was given no trust list, so it cannot confirm who issued it")
-    ctx.judgement = ctx.trust.judge(Claim(issuer_did, issuer_name, ctx.proof.chain_id, ctx.signer,
-                                          ctx.proof.registry))
+    anchor = ctx.proof
+    ctx.judgement = ctx.trust.judge(Claim(issuer_did, issuer_name, anchor.chain_id if anchor else None, ctx.signer,
+                                          anchor.registry if anchor else None, ctx.di_key))
     if ctx.judgement.status == TRUSTED:
         return passed("issuer_identity", ctx.judgement.message)
     if ctx.judgement.status == NOT_TRUSTED:
@@ -429,6 +527,102 @@ def check_revocation(ctx: Context) -> CheckResult:
         return passed("revocation", f"Not revoked: the registry holds no revocation for this credential, as of "
                                     f"block {as_of}, the latest block (from the registry's revocation events).")
     return passed("revocation", "Not revoked: the registry holds no revocation for this credential (asked just now).")
+
+
+class _ListRefused(Exception):
+    """The fetched status list is not one to rely on; the message says why."""
+
+
+_verified_lists: dict[tuple[str, str], str | None] = {}  # (list JSON, key) -> None, or why it fails
+
+
+def _list_proof_problem(document: dict, key: str) -> str | None:
+    """Why the list credential's eddsa-rdfc-2022 proof does not verify with
+    `key`, or None. Cached: one list serves every credential of its issuer."""
+    cache_key = (json.dumps(document, sort_keys=True), key)
+    if cache_key not in _verified_lists:
+        proofs = dataintegrity.find_proofs(document)
+        if len(proofs) != 1:
+            problem = f"it carries {len(proofs)} eddsa-rdfc-2022 proofs, not one"
+        else:
+            outcome = dataintegrity.verify_eddsa_rdfc_2022(document, proofs[0], key)
+            problem = None if outcome else outcome.reason
+        if len(_verified_lists) > 256:
+            _verified_lists.clear()
+        _verified_lists[cache_key] = problem
+    return _verified_lists[cache_key]
+
+
+def _read_list(ctx: Context, entry: statuslist.StatusEntry) -> statuslist.StatusList:
+    """The verified status list an entry names (Unavailable when it cannot be
+    fetched now; _ListRefused when it is not the issuer's list)."""
+    if ctx.status_lists is None:
+        raise Unavailable("this verifier was given no way to read status lists")
+    try:
+        document = ctx.status_lists.get(entry.list_credential)
+    except StatusUnavailable as exc:
+        raise Unavailable(str(exc)) from exc
+    try:
+        bits = statuslist.list_from_credential(document, entry, ctx.doc.get("issuer"))
+    except statuslist.StatusListError as exc:
+        raise _ListRefused(str(exc)) from exc
+    until = parse_datetime(document.get("validUntil"))
+    if until is not None and until < ctx.now:
+        raise Unavailable(f"the status list at {entry.list_credential} expired on {document['validUntil']}; "
+                          "its issuer has not published a current one")
+    proofs = dataintegrity.find_proofs(document)
+    method = proofs[0].get("verificationMethod") if len(proofs) == 1 else None
+    issuer_did, _ = _issuer_claim(ctx.doc)
+    if not isinstance(method, str) or method.split("#", 1)[0] != issuer_did:
+        raise _ListRefused(f"it is not signed with a Data Integrity proof by a key of the issuer {issuer_did}")
+    key = _ed25519_key(ctx, issuer_did, method)
+    entry_trusted = ctx.judgement.entry if ctx.judgement and ctx.judgement.status == TRUSTED else None
+    if key is None or not (key == ctx.di_key or (entry_trusted is not None and entry_trusted.lists_ed25519(key))):
+        raise _ListRefused(f"it is signed by {method}, which is not a key the trusted issuer lists")
+    problem = _list_proof_problem(document, key)
+    if problem is not None:
+        raise _ListRefused(f"its proof does not verify: {problem}")
+    return bits
+
+
+@check("status_list", "Status list", needs_proof=False,
+       failure_means="the issuer's status list shows it revoked")
+def check_status_list(ctx: Context) -> CheckResult:
+    cid = "status_list"
+    try:
+        entry = statuslist.read_entry(ctx.doc)
+    except statuslist.StatusListError as exc:
+        return failed(cid, f"Expected a readable BitstringStatusListEntry; {exc}.")
+    if entry is None:
+        return CheckResult(cid, SKIPPED, "The credential has no Bitstring Status List entry for revocation"
+                           + (" (its revocation is read from the chain)." if ctx.proof is not None else "."),
+                           not_applicable=True)
+    # The entry counts only when a verified proof covers it, and the list only
+    # when the issuer is known (its key signs the list).
+    covering = "data_integrity" if ctx.di_proofs else "integrity"
+    blocked = dependency_skip(ctx, cid, covering) or dependency_skip(ctx, cid, "issuer_identity")
+    if blocked is not None:
+        return blocked
+    try:
+        revoked = _read_list(ctx, entry).get(entry.index)
+    except (_ListRefused, statuslist.StatusListError) as exc:
+        return failed(cid, f"Expected the issuer's signed status list at {entry.list_credential}; it cannot be "
+                           f"relied on: {exc}.")
+    where = f"bit {entry.index} of the issuer's status list {entry.list_credential}"
+    chain = ctx.results["revocation"].status if ctx.proof is not None else None
+    if revoked and chain == FAILED:
+        return failed(cid, f"Revoked: {where} is set, as the chain records.")
+    if revoked and chain == PASSED:
+        return failed(cid, f"The status list and the chain disagree: {where} is set (revoked), but the registry "
+                           "holds no revocation. The list is signed by the issuer: do not rely on this credential "
+                           "until they agree.")
+    if revoked:
+        return failed(cid, f"Revoked: {where} is set.")
+    if chain == FAILED:
+        return failed(cid, f"The status list and the chain disagree: the registry records a revocation, but {where} "
+                           "is clear (the list is out of date). The chain is the source of truth: it is revoked.")
+    agrees = ", as the chain says" if chain == PASSED else ""
+    return passed(cid, f"Not revoked: {where} is clear{agrees}.")
 
 
 def _moment(ctx: Context, key: str) -> datetime | None:
@@ -468,20 +662,33 @@ CHECK_LABELS = {c.id: c.label for c in CHECKS.values()}
 
 # ----- running them --------------------------------------------------------------------
 
+def dependency_skip(ctx: Context, cid: str, need: str, allow_skipped: bool = False) -> CheckResult | None:
+    """The `skipped` result of check `cid` when the check `need` did not pass, else None."""
+    status = ctx.results[need].status
+    if status == FAILED:
+        return CheckResult(cid, SKIPPED, f"Skipped: {CHECKS[need].failure_means} (see {need}).")
+    if status == UNAVAILABLE:
+        return CheckResult(cid, SKIPPED, f"Skipped: it needs the {CHECKS[need].label.lower()} check, which could "
+                                         f"not be done right now (see {need}).")
+    if status == SKIPPED and not allow_skipped:
+        return CheckResult(cid, SKIPPED, f"Skipped: it needs the {CHECKS[need].label.lower()} check, which could "
+                                         f"not run either (see {need}).")
+    return None
+
+
 def run_check(ctx: Context, spec: Check) -> CheckResult:
     cid = spec.id
     if spec.needs_proof and ctx.proof is None:
+        if ctx.di_only:
+            return CheckResult(cid, SKIPPED, "Not applicable: the credential has no Attest anchor proof (it is "
+                                             "secured by its Data Integrity proof alone, as other issuers' "
+                                             "credentials are), so there is nothing on a chain to check.",
+                               not_applicable=True)
         return CheckResult(cid, SKIPPED, "Skipped: the proof is missing or unreadable (see format).")
     for need in spec.depends_on:
-        status = ctx.results[need].status
-        if status == FAILED:
-            return CheckResult(cid, SKIPPED, f"Skipped: {CHECKS[need].failure_means} (see {need}).")
-        if status == UNAVAILABLE:
-            return CheckResult(cid, SKIPPED, f"Skipped: it needs the {CHECKS[need].label.lower()} check, which could "
-                                             f"not be done right now (see {need}).")
-        if status == SKIPPED:
-            return CheckResult(cid, SKIPPED, f"Skipped: it needs the {CHECKS[need].label.lower()} check, which could "
-                                             f"not run either (see {need}).")
+        blocked = dependency_skip(ctx, cid, need)
+        if blocked is not None:
+            return blocked
     try:
         return spec.fn(ctx)
     except NotARegistry as exc:
@@ -497,6 +704,11 @@ def run_check(ctx: Context, spec: Check) -> CheckResult:
 def verdict_of(checks: list[CheckResult]) -> str:
     """genuine / not_confirmed / invalid / unavailable (see the module doc)."""
     statuses = {c.id: c.status for c in checks}
+    if statuses.get("status_list") == UNAVAILABLE and statuses.get("revocation") == PASSED:
+        # The chain, the source of truth, answered: the mirror being out of
+        # reach now changes nothing (the check itself still says so).
+        checks = [c for c in checks if c.id != "status_list"]
+        statuses.pop("status_list")
     if any(s == FAILED for cid, s in statuses.items() if cid != "issuer_identity"):
         return INVALID
     if statuses.get("issuer_identity") == FAILED:
@@ -509,11 +721,16 @@ def verdict_of(checks: list[CheckResult]) -> str:
     return INVALID
 
 
+# Status lists are fetched over HTTP (with a cache) unless the caller gives its own client.
+DEFAULT_STATUS_LISTS = StatusListClient()
+
+
 def verify_credential(doc: dict, reader: ChainReader | None, trust: TrustPolicy | None = None,
-                      now: datetime | None = None) -> VerificationResult:
+                      now: datetime | None = None, status_lists: StatusListClient | None = None) -> VerificationResult:
     """Run every check in order. `valid` only when the verdict is `genuine`: intact,
-    anchored, in force, and issued by an institution `trust` trusts."""
-    ctx = Context(doc, reader, trust, now or datetime.now(timezone.utc))
+    anchored (or, for another issuer's credential, signed with Data Integrity),
+    not revoked, in force, and issued by an institution `trust` trusts."""
+    ctx = Context(doc, reader, trust, now or datetime.now(timezone.utc), status_lists or DEFAULT_STATUS_LISTS)
     for spec in CHECKS.values():
         ctx.results[spec.id] = run_check(ctx, spec)
     checks = [ctx.results[cid] for cid in CHECKS]

@@ -30,6 +30,15 @@ TEST_DID = "did:web:uni.example.edu"
 TEST_NAME = "University of Testing"
 
 
+def anchor_of(doc: dict) -> dict:
+    """The credential's anchor proof: the proof itself in older credentials,
+    the AttestEip712MerkleProof2026 of the proof set in new ones."""
+    proof = doc["proof"]
+    if isinstance(proof, dict):
+        return proof
+    return next(p for p in proof if p.get("type") == "AttestEip712MerkleProof2026")
+
+
 def request(name: str = "Ada Lovelace", *, awarded_on: date | None = None, valid_until: date | None = None,
             grade: str | None = "First") -> CredentialRequest:
     return CredentialRequest(
@@ -164,13 +173,13 @@ def issue_stored(app, count: int = 2) -> list[dict]:
     """Credentials issued by the app's own issuance service (stored in its
     database, anchored in its registry): what `/v/<id>` and the id box find."""
     from credentials.issuance import issue_batch, issuer_profile
-    from credentials.runtime import get_registry
+    from credentials.runtime import get_keyring, get_registry
 
     registry = get_registry(app)
     names = ["Ada Lovelace", "Grace Hopper", "Alan Turing", "Edsger Dijkstra"]
     with app.extensions["attest.db"].session() as session:
         issue_batch(session, registry, issuer_profile(session, registry, app.extensions["attest.settings"]),
-                    [request(names[i % len(names)]) for i in range(count)], actor="test")
+                    [request(names[i % len(names)]) for i in range(count)], actor="test", keyring=get_keyring(app))
         from sqlalchemy import select
 
         from credentials.storage import CredentialRecord

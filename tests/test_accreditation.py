@@ -21,7 +21,7 @@ from credentials.accreditation import (
 )
 from credentials.chain import ChainError, TransactionReverted, fund_from_dev_account
 from credentials.reader import ChainReader
-from tests.helpers_credentials import mint
+from tests.helpers_credentials import anchor_of, mint
 
 UNI = "did:web:uni.example.edu"
 SECOND = "did:web:second.example.edu"
@@ -277,7 +277,7 @@ def test_a_credential_from_a_second_institution_passes_until_it_is_de_accredited
     with open_registry(Settings.from_env(data_dir=tmp_path / "second", rpc_url=any_registry.rpc_url)) as second:
         accreditation.accredit(SECOND, "Second University", second.address)
         (doc,) = mint(second, issuer_name="Second University")
-    anchor = doc["proof"]["anchor"]
+    anchor = anchor_of(doc)["anchor"]
     record = ChainReader(any_registry.rpc_url).registry(anchor["registry"]).anchor_of(
         bytes.fromhex(anchor["merkleRoot"][2:]))
     assert record is not None
@@ -306,7 +306,7 @@ def test_a_credential_from_a_second_institution_passes_until_it_is_de_accredited
 
 def test_anchored_before_accreditation(accreditation, reader, any_registry):
     (doc,) = mint(any_registry)
-    anchor = doc["proof"]["anchor"]
+    anchor = anchor_of(doc)["anchor"]
     block = ChainReader(any_registry.rpc_url).registry(anchor["registry"]).anchor_of(
         bytes.fromhex(anchor["merkleRoot"][2:])).block_number
     accreditation.accredit(UNI, "University of Example", any_registry.address)

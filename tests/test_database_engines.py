@@ -37,12 +37,12 @@ def test_every_migration_runs_on_an_empty_database_of_this_engine(db_urls, db_en
 
 
 def test_the_bulk_friendly_migration_upgrades_an_older_database(db_urls, db_engine):
-    """A database from before 1006 (its indexes, default storage) is upgraded in place."""
+    """A database from before 1007 (its indexes, default storage) is upgraded in place."""
     database = open_database(db_urls.fresh())
     with database.engine.begin() as conn:
         conn.execute(text("CREATE INDEX ix_credentials_status ON credentials (status)"))
-        conn.execute(text("DELETE FROM schema_migrations WHERE name = '1006_credentials_bulk_friendly'"))
-    assert database.migrate() == ["1006_credentials_bulk_friendly"]
+        conn.execute(text("DELETE FROM schema_migrations WHERE name = '1007_credentials_bulk_friendly'"))
+    assert database.migrate() == ["1007_credentials_bulk_friendly"]
     assert "ix_credentials_status" not in {i["name"] for i in inspect(database.engine).get_indexes("credentials")}
     if db_engine == "postgresql":
         with database.engine.connect() as conn:

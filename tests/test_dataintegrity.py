@@ -24,7 +24,7 @@ from tests.helpers_dataintegrity import (
 
 @pytest.fixture(scope="module")
 def ring(tmp_path_factory):
-    return ed25519.load_or_create_keyring(tmp_path_factory.mktemp("keys"), env_var=None)
+    return ed25519.load_or_create_keyring(tmp_path_factory.mktemp("keys"))
 
 
 def test_the_proof_is_the_spec_algorithm_computed_by_hand(ring):

@@ -77,20 +77,20 @@ def test_base58_and_base64url_round_trip_with_leading_zeros():
 
 def test_the_ring_is_created_once_with_0600(tmp_path):
     keys = tmp_path / "keys"
-    ring = ed25519.load_or_create_keyring(keys, env_var=None)
+    ring = ed25519.load_or_create_keyring(keys)
     path = keys / ed25519.KEYRING_FILE
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    again = ed25519.load_or_create_keyring(keys, env_var=None)
+    again = ed25519.load_or_create_keyring(keys)
     assert again.current == ring.current and again.current.retired is None
     assert ed25519.public_key_multibase(again.signing_key) == ring.current.public_key_multibase
     assert ring.current.public_key_multibase.startswith("z6Mk")
     os.chmod(path, 0o644)
-    ed25519.load_or_create_keyring(keys, env_var=None)
+    ed25519.load_or_create_keyring(keys)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
 def test_rotation_keeps_old_keys_listed_without_their_secrets(tmp_path):
-    first = ed25519.load_or_create_keyring(tmp_path, env_var=None)
+    first = ed25519.load_or_create_keyring(tmp_path)
     second = ed25519.rotate(tmp_path, now="2027-01-01T00:00:00Z")
     assert second.current.public_key_multibase != first.current.public_key_multibase
     assert [r.public_key_multibase for r in second.records] == [second.current.public_key_multibase,
@@ -110,31 +110,30 @@ def test_rotation_keeps_old_keys_listed_without_their_secrets(tmp_path):
     assert all(m["type"] == "Multikey" and m["controller"] == DID for m in entries["verificationMethod"])
     assert second.record_for(ids[1], DID) == old
     assert second.record_for(f"{DID}#z6MkUnknown", DID) is None
-    reloaded = ed25519.load_or_create_keyring(tmp_path, env_var=None)
+    reloaded = ed25519.load_or_create_keyring(tmp_path)
     assert reloaded.records == second.records
 
 
-def test_the_environment_key_is_current_and_the_ring_still_lists_its_keys(tmp_path, monkeypatch):
-    ed25519.load_or_create_keyring(tmp_path, env_var=None)
+def test_the_environment_key_is_current_and_the_ring_still_lists_its_keys(tmp_path):
+    ed25519.load_or_create_keyring(tmp_path)
     listed = ed25519.rotate(tmp_path, now="2027-01-01T00:00:00Z")
-    monkeypatch.setenv("TEST_ED25519", W3C_SECRET)
-    ring = ed25519.load_or_create_keyring(tmp_path, env_var="TEST_ED25519")
+    ring = ed25519.load_or_create_keyring(tmp_path, W3C_SECRET)
     assert ring.current.public_key_multibase == W3C_PUBLIC
     assert [r.public_key_multibase for r in ring.records[1:]] == [r.public_key_multibase for r in listed.records]
     before = (tmp_path / ed25519.KEYRING_FILE).read_text()
     assert W3C_PUBLIC not in before, "nothing is written for an environment key"
 
 
-def test_the_environment_key_alone_needs_no_file(tmp_path, monkeypatch):
-    monkeypatch.setenv("TEST_ED25519", ed25519.seed_bytes(Ed25519PrivateKey.generate()).hex())
-    ring = ed25519.load_or_create_keyring(tmp_path / "none", env_var="TEST_ED25519")
+def test_the_environment_key_alone_needs_no_file(tmp_path):
+    secret = ed25519.seed_bytes(Ed25519PrivateKey.generate()).hex()
+    ring = ed25519.load_or_create_keyring(tmp_path / "none", secret)
     assert len(ring.records) == 1 and not (tmp_path / "none").exists()
 
 
 def test_a_damaged_ring_is_refused_with_its_path(tmp_path):
     (tmp_path / ed25519.KEYRING_FILE).write_text('{"keys": []}')
     with pytest.raises(ed25519.Ed25519KeyError, match=ed25519.KEYRING_FILE):
-        ed25519.load_or_create_keyring(tmp_path, env_var=None)
+        ed25519.load_or_create_keyring(tmp_path)
 
 
 @settings(max_examples=300, deadline=None, database=None)
@@ -151,7 +150,7 @@ def test_base58_matches_the_digit_by_digit_definition(data, zeros):
 
 
 def test_assertion_key_reads_a_did_document(tmp_path):
-    ring = ed25519.load_or_create_keyring(tmp_path, env_var=None)
+    ring = ed25519.load_or_create_keyring(tmp_path)
     document = {"id": DID, **ring.did_document_entries(DID)}
     method = ring.verification_method(DID)
     assert ed25519.assertion_key(document, method) == ring.current.public_key_multibase

@@ -28,6 +28,7 @@ from credentials.merkle import verify_path
 from credentials.signing import Eip712Domain, recover_signer
 from kernel.jobs import Stage
 from kernel.settings import Settings
+from tests.helpers_credentials import anchor_of
 
 
 def make_requests(n: int, **overrides) -> list[CredentialRequest]:
@@ -56,7 +57,7 @@ def test_issue_batch_anchors_signed_credentials(session, registry, chain_setting
     domain = Eip712Domain(registry.chain_id, registry.address)
     for path in result.files:
         doc = json.loads(path.read_text())
-        proof = doc["proof"]
+        proof = anchor_of(doc)
         fp = fingerprint(doc)
         assert proof["fingerprint"] == "0x" + fp.hex()
         assert recover_signer(fp, from_hex(proof["signature"]), domain) == registry.issuer.address
@@ -159,7 +160,7 @@ def test_resume_finds_an_anchor_already_on_chain_instead_of_resending(session, r
     assert finished.tx_hash == result.tx_hash
     assert len(anchor_events(registry, result.merkle_root)) == 1
     doc = storage.get_credential(session, storage.search_credentials(session)[0].id).document_dict
-    assert doc["proof"]["anchor"]["transactionHash"] == result.tx_hash
+    assert anchor_of(doc)["anchor"]["transactionHash"] == result.tx_hash
 
 
 def test_a_batch_signed_for_another_registry_is_not_anchored_here(session, registry):

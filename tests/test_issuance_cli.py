@@ -19,6 +19,7 @@ from credentials import storage
 from credentials.chain import open_registry
 from credentials.issuance import CRASH_ENV, ROOT_ANCHORED_TOPIC
 from kernel.settings import ROOT, Settings
+from tests.helpers_credentials import anchor_of
 
 DATA = Path(__file__).parent / "data"
 FLASK = ROOT / ".venv" / "bin" / "flask"
@@ -42,7 +43,7 @@ def test_issue_prints_one_json_object_and_writes_the_files(runner, tmp_path):
     assert summary["count"] == 3 and summary["gas_used"] > 0
     files = sorted(out.glob("*.json"))
     assert len(files) == 3
-    assert all(json.loads(f.read_text())["proof"]["anchor"]["transactionHash"] == summary["tx_hash"]
+    assert all(anchor_of(json.loads(f.read_text()))["anchor"]["transactionHash"] == summary["tx_hash"]
                for f in files)
 
     twice = runner.invoke(args=["credentials", "issue", str(DATA / "issue_sample.csv"), "--out", str(out)])
@@ -121,7 +122,7 @@ def test_crash_between_pending_and_anchored_then_resume_anchors_exactly_once(tmp
     assert batch["state"] == "anchored" and batch["tx_hash"] == tx_hash and statuses == {"active"}
     files = list(out.glob("*.json"))
     assert len(files) == 3
-    assert {json.loads(f.read_text())["proof"]["anchor"]["transactionHash"] for f in files} == {tx_hash}
+    assert {anchor_of(json.loads(f.read_text()))["anchor"]["transactionHash"] for f in files} == {tx_hash}
 
 
 

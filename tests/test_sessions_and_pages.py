@@ -20,7 +20,6 @@ from kernel.serve import seed_demo_users
 from kernel.web.security import HEADERS
 from tests.fixtures_plagiarism import COPIED, INDEPENDENT_A
 
-
 # A page may set a stricter value than the default (the headers are set with
 # setdefault): the holder's pages, whose URL is their secret, send no Referer.
 STRICTER = {"Referrer-Policy": {"no-referrer"}}

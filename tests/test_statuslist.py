@@ -23,7 +23,7 @@ from tests.helpers_dataintegrity import (
 
 @pytest.fixture(scope="module")
 def ring(tmp_path_factory):
-    return ed25519.load_or_create_keyring(tmp_path_factory.mktemp("keys"), env_var=None)
+    return ed25519.load_or_create_keyring(tmp_path_factory.mktemp("keys"))
 
 
 def test_bits_are_numbered_from_the_left_and_round_trip():

@@ -28,7 +28,7 @@ from tests.helpers_dataintegrity import (
 
 @pytest.fixture(scope="module")
 def ring(tmp_path_factory):
-    return ed25519.load_or_create_keyring(tmp_path_factory.mktemp("keys"), env_var=None)
+    return ed25519.load_or_create_keyring(tmp_path_factory.mktemp("keys"))
 
 
 def _digital_bazaar(credential, ring, revoked=()):
@@ -74,7 +74,7 @@ def test_digital_bazaar_sees_a_revoked_credential(ring):
 
 def test_a_credential_signed_before_a_rotation_still_verifies(tmp_path):
     """Retired keys stay in the DID document's assertionMethod."""
-    ring = ed25519.load_or_create_keyring(tmp_path, env_var=None)
+    ring = ed25519.load_or_create_keyring(tmp_path)
     old = signed_credential(ring)
     rotated = ed25519.rotate(tmp_path)
     new = signed_credential(rotated)

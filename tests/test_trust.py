@@ -36,7 +36,12 @@ from credentials.node import free_port
 from credentials.signing import Eip712Domain, Signer
 from kernel.settings import ROOT, Settings
 from kernel.web.extensions import limiter
-from tests.helpers_credentials import issue_stored
+from tests.helpers_credentials import anchor_of, issue_stored
+
+
+def check_of(body: dict, check_id: str) -> dict:
+    return next(c for c in body["checks"] if c["id"] == check_id)
+
 
 DATA = Path(__file__).parent / "data"
 FLASK = ROOT / ".venv" / "bin" / "flask"
@@ -95,7 +100,7 @@ def test_the_impostor_is_refused_on_cli_api_and_page(genuine, impostor_credentia
     own = issue_stored(genuine, 1)[0]
     assert doc["issuer"]["name"] == own["issuer"]["name"] == "Example University"
     assert doc["issuer"]["id"] == own["issuer"]["id"] == "did:web:127.0.0.1%3A5000"
-    signer = doc["proof"]["verificationMethod"].split(":")[4].split("#")[0]
+    signer = anchor_of(doc)["verificationMethod"].split(":")[4].split("#")[0]
 
     code, body = verify_cli(genuine, doc, tmp_path)
     assert code == 1 and body["valid"] is False and body["verdict"] == "not_confirmed"
@@ -105,11 +110,13 @@ def test_the_impostor_is_refused_on_cli_api_and_page(genuine, impostor_credentia
     assert identity["message"] == (
         f"The credential calls itself Example University (did:web:127.0.0.1%3A5000), but the key that signed it "
         f"({signer}) is not one Example University lists; do not rely on this credential.")
-    # Everything else is true of the impostor's document: it is intact and anchored, in its own registry.
+    # Everything else is true of the impostor's document: it is intact and anchored, in its own registry,
+    # and its Data Integrity proof verifies with the impostor's own key. Its status list is not read: only a
+    # trusted issuer's key can sign a list worth believing.
     assert {k: v for k, v in statuses.items() if k != "issuer_identity"} == {
         "format": "passed", "integrity": "passed", "merkle_proof": "passed", "anchor": "passed",
-        "signature": "passed", "issuer_authorized": "passed", "revocation": "passed", "valid_from": "passed",
-        "valid_until": "skipped"}
+        "signature": "passed", "data_integrity": "passed", "issuer_authorized": "passed", "revocation": "passed",
+        "status_list": "skipped", "valid_from": "passed", "valid_until": "skipped"}
     assert body["issuer"] is None
 
     api = genuine.test_client().post("/api/v1/credentials/verify", json=doc)
@@ -160,7 +167,7 @@ def test_a_forgery_on_a_self_deployed_registry_fails_identity(genuine, anvil_url
     assert code == 1 and body["verdict"] == "not_confirmed"
     failed = [c["id"] for c in body["checks"] if c["status"] == "failed"]
     assert failed == ["issuer_identity"]
-    assert "is not one Example University lists" in body["checks"][5]["message"]
+    assert "is not one Example University lists" in check_of(body, "issuer_identity")["message"]
 
 
 @pytest.fixture
@@ -188,7 +195,7 @@ def test_a_second_institution_on_the_trust_list_passes_and_fails_once_removed(ge
     assert doc["issuer"]["id"] == "did:web:northfield.example"
     code, body = verify_cli(genuine, doc, tmp_path)
     assert code == 1 and body["verdict"] == "not_confirmed"
-    assert "an issuer this verifier does not trust" in body["checks"][5]["message"]
+    assert "an issuer this verifier does not trust" in check_of(body, "issuer_identity")["message"]
 
     runner = genuine.test_cli_runner()
     added = runner.invoke(args=["trust", "add", str(entry_file)])
@@ -201,7 +208,7 @@ def test_a_second_institution_on_the_trust_list_passes_and_fails_once_removed(ge
     assert code == 0 and body["verdict"] == "genuine"
     assert body["issuer"]["name"] == "Northfield College" and body["issuer"]["domain"] == "northfield.example"
     assert "Issued by Northfield College (northfield.example), confirmed by this installation's trust list" in \
-        body["checks"][5]["message"]
+        check_of(body, "issuer_identity")["message"]
 
     removed = runner.invoke(args=["trust", "remove", "did:web:northfield.example"])
     assert removed.exit_code == 0, removed.output
@@ -224,7 +231,7 @@ def test_the_trust_list_file_is_read_with_the_issuer_gone(second_institution, an
     assert proc.returncode == 0, proc.stdout + proc.stderr
     body = json.loads(proc.stdout)
     assert body["issuer"]["name"] == "Northfield College"
-    assert "confirmed by the trust list northfield-entry.json" in body["checks"][5]["message"]
+    assert "confirmed by the trust list northfield-entry.json" in check_of(body, "issuer_identity")["message"]
 
 
 def test_accredited_on_chain_passes_and_de_accredited_fails(second_institution, anvil_url, tmp_path, db_urls):
@@ -235,7 +242,7 @@ def test_accredited_on_chain_passes_and_de_accredited_fails(second_institution, 
 
         fund_from_dev_account(funded.w3, accreditor.address)
         agency, _block = AccreditationRegistry.deploy(funded.w3, accreditor)
-        registry = doc["proof"]["anchor"]["registry"]
+        registry = anchor_of(doc)["anchor"]["registry"]
         agency.accredit("did:web:northfield.example", "Northfield College", registry, 31337)
     verifier = create_app({"TESTING": True, "data_dir": tmp_path / "verifier", "rpc_url": anvil_url,
                            "database_url": db_urls.for_dir(tmp_path / "verifier"),
@@ -246,7 +253,7 @@ def test_accredited_on_chain_passes_and_de_accredited_fails(second_institution, 
     agency.withdraw("did:web:northfield.example")
     code, body = verify_cli(verifier, doc, tmp_path)
     assert code == 1 and body["verdict"] == "not_confirmed"
-    assert "withdrew its accreditation of Northfield College" in body["checks"][5]["message"]
+    assert "withdrew its accreditation of Northfield College" in check_of(body, "issuer_identity")["message"]
 
 
 class Served:
@@ -287,7 +294,7 @@ def test_a_did_web_entry_is_resolved_from_the_live_did_document(genuine, anvil_u
     genuine.extensions.pop("attest.trust")
     code, body = verify_cli(genuine, doc, tmp_path)
     assert code == 3 and body["verdict"] == "unavailable"
-    identity = body["checks"][5]
+    identity = check_of(body, "issuer_identity")
     assert identity["status"] == "unavailable" and "cannot be confirmed right now" in identity["message"]
     api = genuine.test_client().post("/api/v1/credentials/verify", json=doc)
     assert api.status_code == 503 and api.headers["Retry-After"] and api.get_json()["verdict"] == "unavailable"
@@ -304,8 +311,15 @@ def test_the_did_document_is_served_where_did_web_says(genuine):
     from credentials.runtime import get_registry
 
     registry = get_registry(genuine)
-    accounts = [m["blockchainAccountId"] for m in doc["verificationMethod"]]
+    accounts = [m["blockchainAccountId"] for m in doc["verificationMethod"] if m["type"] != "Multikey"]
     assert accounts == [f"eip155:{registry.chain_id}:{registry.issuer.address}"]
+    # The Ed25519 key that signs Data Integrity proofs, as a Multikey the assertion method names.
+    from credentials.runtime import get_keyring
+
+    current = get_keyring(genuine).current.public_key_multibase
+    multikeys = [m for m in doc["verificationMethod"] if m["type"] == "Multikey"]
+    assert [m["publicKeyMultibase"] for m in multikeys] == [current]
+    assert multikeys[0]["id"] == f"{doc['id']}#{current}" and multikeys[0]["id"] in doc["assertionMethod"]
     services = {s["type"]: s["serviceEndpoint"] for s in doc["service"]}
     assert services["AttestCredentialRegistry"] == f"eip155:{registry.chain_id}:{registry.address}"
     assert genuine.test_client().get("/did.json").get_json() == doc  # the path form, for a mounted app

@@ -85,7 +85,6 @@ BROKEN = [
     ("description bad language object", ["description"], {"@value": "x", "@language": 5}, "$.description"),
     ("issuer name an object", ["issuer", "name"], {"first": "Uni"}, "$.issuer.name"),
     ("no OB context", ["@context"], ["https://www.w3.org/ns/credentials/v2"], "the Open Badges 3.0 context"),
-    ("not an OB credential", ["type"], ["VerifiableCredential"], "OpenBadgeCredential or AchievementCredential"),
     ("issuer not a Profile", ["issuer", "type"], ["Organization"], "$.issuer.type: expected a list including Profile"),
     ("no achievement", ["credentialSubject", "achievement"], "DELETE", "$.credentialSubject.achievement: expected an Achievement object, found nothing"),
     ("achievement without name", ["credentialSubject", "achievement", "name"], "DELETE", "achievement.name: expected a non-empty string"),
@@ -108,3 +107,14 @@ def test_each_rule_names_path_expected_and_found(doc, what, path, value, words):
 
 def test_ext_achievement_types_are_allowed(doc):
     assert reasons(edit(doc, ["credentialSubject", "achievement", "achievementType"], "ext:Micro")) == []
+
+
+def test_the_ob_profile_applies_to_open_badges_or_when_asked():
+    """A plain VC 2.0 credential is judged by VC 2.0 alone; asked for the OB
+    profile (`--profile ob3`), the same document is not an Open Badge."""
+    plain = edit(build_credential(request(valid_until=None), ISSUER), ["type"], ["VerifiableCredential"])
+    assert reasons(plain) == []
+    ob = [str(p) for p in validate_document(plain, "ob3")]
+    assert any("OpenBadgeCredential or AchievementCredential" in r and r.startswith("$.type:") for r in ob), ob
+    with pytest.raises(ValueError, match="unknown profile"):
+        validate_document(plain, "ob2")

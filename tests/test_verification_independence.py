@@ -21,7 +21,7 @@ from credentials.trust import FileSource, TrustPolicy
 from credentials.verification import verify_credential
 from kernel.settings import ROOT, Settings
 from tests.fixtures_chain import start_anvil
-from tests.helpers_credentials import issue_stored
+from tests.helpers_credentials import anchor_of, issue_stored
 
 
 @pytest.fixture
@@ -86,8 +86,8 @@ def test_cli_in_a_fresh_process_and_empty_data_dir(issued_then_deleted, anvil_ur
 def test_a_second_registry_deployment_fails_anchor(issued_then_deleted, anvil_url, tmp_path):
     with open_registry(Settings.from_env(data_dir=tmp_path / "second", rpc_url=anvil_url)) as second:
         doc = copy.deepcopy(issued_then_deleted[0])
-        doc["proof"]["anchor"]["registry"] = second.address
-        doc["proof"]["eip712Domain"]["verifyingContract"] = second.address
+        anchor_of(doc)["anchor"]["registry"] = second.address
+        anchor_of(doc)["eip712Domain"]["verifyingContract"] = second.address
         result = verify_credential(doc, ChainReader(anvil_url), TrustPolicy([]))
     assert not result.valid
     anchor = result.check("anchor")

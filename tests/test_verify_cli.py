@@ -38,8 +38,10 @@ def test_verify_valid_exits_0_with_the_design_json(runner, world, tmp_path):
     assert result.exit_code == 0, result.output
     body = json.loads(result.stdout)
     assert body["valid"] is True and body["verdict"] == "genuine"
+    # The design's ids keep their order; data_integrity and status_list join them.
     assert [c["id"] for c in body["checks"]] == ["format", "integrity", "merkle_proof", "anchor", "signature",
-                                                 "issuer_identity", "issuer_authorized", "revocation", "valid_from",
+                                                 "data_integrity", "issuer_identity", "issuer_authorized",
+                                                 "revocation", "status_list", "valid_from",
                                                  "valid_until"] == list(CHECK_IDS)
     assert body["issuer"]["name"] == "University of Testing" and body["issuer"]["domain"] == "uni.example.edu"
     assert all(set(c) >= {"id", "status", "message"} for c in body["checks"])

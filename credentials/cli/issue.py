@@ -29,7 +29,7 @@ from credentials.issuance import (
 )
 from credentials.jobs import adopt_orphans, batch_job, submit_batch
 from credentials.reconcile import reconcile
-from credentials.runtime import get_registry
+from credentials.runtime import get_keyring, get_registry
 from kernel.jobs import JobState, get_job, run_inline
 
 CLI_ACTOR = "cli"
@@ -143,7 +143,8 @@ def revoke_command(credential_id: str, reason: str):
     """Revoke a credential on chain, with a reason."""
     try:
         with open_registry(_settings()) as registry, _session() as session:
-            revocation = revoke_credential(session, registry, credential_id, reason, CLI_ACTOR)
+            revocation = revoke_credential(session, registry, credential_id, reason, CLI_ACTOR,
+                                           keyring=get_keyring(current_app._get_current_object()))
             _print({"credential": revocation.credential_id, "revoked": True, "reason": revocation.reason,
                     "tx_hash": revocation.tx_hash})
     except CredentialNotFound as exc:

@@ -2,6 +2,7 @@
 
     institution show              the profile, DID, keys, registries and DID document (JSON)
     institution set --name …      set the name, public URL or logo
+    institution rotate-key        retire the Ed25519 key, make a new one current
     trust list                    every trusted institution and what pins it (JSON)
     trust add FILE|DID [--name]   a trust list, a DID document, another installation's
                                   exported entry, or a did:web to resolve when needed
@@ -53,7 +54,25 @@ def show_command():
         inst = _institution(session)
     _print({"name": inst.name, "public_url": inst.public_url, "logo_url": inst.logo_url, "did": inst.did,
             "domain": inst.domain, "issuers": [a.caip10 for a in inst.issuers],
-            "registries": [r.caip10 for r in inst.registries], "did_document": inst.did_document()})
+            "registries": [r.caip10 for r in inst.registries],
+            "ed25519_keys": [k.public_key_multibase for k in inst.ed25519_keys], "did_document": inst.did_document()})
+
+
+@institution_cli.command("rotate-key")
+def rotate_key_command():
+    """Retire the institution's Ed25519 key (its public key stays in the DID document, so the
+    credentials it signed keep verifying) and make a fresh one current. Prints JSON."""
+    settings = current_app.extensions["attest.settings"]
+    with _session() as session:
+        inst = _institution(session)
+        try:
+            ring = identity.rotate_ed25519_key(session, settings.keys_dir, inst.did, CLI_ACTOR, settings.ed25519_key)
+        except IdentityError as exc:
+            _fail(str(exc))
+        session.commit()
+    trust_changed()
+    _print({"current": ring.verification_method(inst.did),
+            "retired": [r.public_key_multibase for r in ring.records[1:]]})
 
 
 @institution_cli.command("set")

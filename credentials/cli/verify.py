@@ -22,8 +22,15 @@ from flask import current_app
 from credentials.cli.groups import credentials_cli
 from credentials.node import EmbeddedAnvil, NodeError
 from credentials.reader import ChainReader
-from credentials.runtime import get_trust_policy
-from credentials.validate import MAX_DOCUMENT_BYTES, NotACredential, load_document, validate_document
+from credentials.runtime import get_status_lists, get_trust_policy
+from credentials.validate import (
+    MAX_DOCUMENT_BYTES,
+    OB3,
+    NotACredential,
+    is_open_badge,
+    load_document,
+    validate_document,
+)
 from credentials.verification import GENUINE, INVALID, NOT_CONFIRMED, UNKNOWN_NOW, verify_credential
 
 EXIT_VALID, EXIT_INVALID, EXIT_NOT_A_CREDENTIAL, EXIT_UNAVAILABLE = 0, 1, 2, 3
@@ -81,29 +88,37 @@ def verify_command(file: BinaryIO, rpc_url: str | None) -> None:
         document = read_document(file)
     except NotACredential as exc:
         not_a_credential(exc, as_json=True)
-    result = verify_credential(document, ChainReader(rpc_url or default_rpc_url()), get_trust_policy(current_app))
+    result = verify_credential(document, ChainReader(rpc_url or default_rpc_url()), get_trust_policy(current_app),
+                               status_lists=get_status_lists(current_app))
     click.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
     sys.exit(EXIT_CODES[result.verdict])
 
 
 @credentials_cli.command("validate")
 @click.argument("file", type=click.File("rb"))
-@click.option("--json", "as_json", is_flag=True, help="Print {\"conforming\", \"problems\"} as JSON.")
-def validate_command(file: BinaryIO, as_json: bool) -> None:
-    """Check a credential against the W3C VC 2.0 data model (and Open Badges 3.0) on the document alone.
+@click.option("--json", "as_json", is_flag=True, help="Print {\"conforming\", \"profiles\", \"problems\"} as JSON.")
+@click.option("--profile", type=click.Choice([OB3]), default=None,
+              help="Also check the Open Badges 3.0 profile (added anyway for credentials typed as Open Badges).")
+def validate_command(file: BinaryIO, as_json: bool, profile: str | None) -> None:
+    """Check a credential against the W3C VC 2.0 data model on the document alone, plus the Open Badges 3.0
+    profile for credentials typed as Open Badges or with --profile ob3.
 
-    Exit 0 conforming, 1 not (one reason a line), 2 not a credential at all. FILE may be - for standard input."""
+    Exit 0 conforming, 1 not (one reason a line, each naming its JSON path), 2 not a credential at all.
+    FILE may be - for standard input."""
     try:
         document = read_document(file)
     except NotACredential as exc:
         not_a_credential(exc, as_json=as_json)
-    problems = validate_document(document)
+    problems = validate_document(document, profile)
+    profiles = ["vc2"] + ([OB3] if profile == OB3 or is_open_badge(document) else [])
     if as_json:
-        click.echo(json.dumps({"conforming": not problems, "problems": [str(p) for p in problems]}, indent=2))
+        click.echo(json.dumps({"conforming": not problems, "profiles": profiles,
+                               "problems": [str(p) for p in problems]}, indent=2))
     elif problems:
         click.echo(f"not conforming: {len(problems)} problem{'s' if len(problems) != 1 else ''}")
         for problem in problems:
             click.echo(f"  - {problem}")
     else:
-        click.echo("conforming: the document meets the W3C VC Data Model 2.0 and the Open Badges 3.0 fields checked")
+        model = "the W3C VC Data Model 2.0" + (" and the Open Badges 3.0 profile" if OB3 in profiles else "")
+        click.echo(f"conforming: the document meets {model}")
     sys.exit(EXIT_INVALID if problems else EXIT_VALID)

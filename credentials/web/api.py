@@ -17,7 +17,7 @@ from pathlib import Path
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
-from credentials.runtime import get_chain_reader, get_trust_policy
+from credentials.runtime import get_chain_reader, get_status_lists, get_trust_policy
 from credentials.validate import MAX_DOCUMENT_BYTES, NotACredential, load_document
 from credentials.verification import CHECK_IDS, STATUSES, UNKNOWN_NOW, VERDICTS, verify_credential
 from kernel.web.extensions import csrf, limiter
@@ -73,7 +73,7 @@ def verify():
         return json_response({"error": "not a credential this API can check: " + "; ".join(
             f"{p['path']}: {p['message']}" for p in problems[:3]) + " (see /api/v1/openapi.json)",
             "status": 400, "errors": problems}, 400)
-    result = verify_credential(document, get_chain_reader(), get_trust_policy())
+    result = verify_credential(document, get_chain_reader(), get_trust_policy(), status_lists=get_status_lists())
     if result.verdict == UNKNOWN_NOW:
         # Nothing failed, but the chain or a trust source did not answer: not a
         # verdict on the credential. 503 tells a script to try again later.

@@ -1,5 +1,7 @@
 """The institution's identity on the web: its DID document (public, at the
-did:web location) and the registrar's pages for the profile and the trust list.
+did:web location), Attest's JSON-LD context and the status lists (public,
+under the public URL), and the registrar's pages for the profile, the
+Ed25519 key and the trust list.
 
 Thin views: parse the form, call `credentials.identity` / `trust_store`, render.
 """
@@ -15,9 +17,9 @@ from flask_wtf.file import FileField
 from wtforms import StringField
 from wtforms.validators import Length
 
-from credentials import identity, trust_store
+from credentials import identity, jsonld, status_store, trust_store
 from credentials.identity import IdentityError
-from credentials.runtime import current_institution, get_trust_policy, trust_changed
+from credentials.runtime import current_institution, get_keyring, get_trust_policy, trust_changed
 from credentials.trust import TrustListError, trust_list_json
 from kernel.web.auth import db_session, role_required
 
@@ -42,6 +44,29 @@ def did_document():
     """The did:web document: `/.well-known/did.json` for a bare domain, `<path>/did.json`
     when the public URL has a path (the app is then mounted under that path)."""
     return _json(institution().did_document(), "application/did+json")
+
+
+@identity_bp.get(jsonld.ATTEST_CONTEXT_PATH)
+def attest_context():
+    """Attest's JSON-LD context, the pinned file itself (verifiers never need
+    to fetch it: every Attest verifier ships it)."""
+    response = current_app.response_class(jsonld.ATTEST_CONTEXT_FILE.read_bytes(), mimetype="application/ld+json")
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    response.headers["Cache-Control"] = "public, max-age=86400"
+    return response
+
+
+@identity_bp.get(f"{status_store.STATUS_PATH}<int:list_id>")
+def status_list(list_id: int):
+    """A Bitstring Status List credential, signed with Data Integrity, as last
+    published (rebuilt from the database if it is missing)."""
+    document = status_store.list_document(db_session(), list_id, get_keyring)
+    if document is None:
+        return _json({"error": f"no status list {list_id}"}), 404
+    response = _json(document, "application/vc")
+    # Revocations must reach verifiers soon; the list is small.
+    response.headers["Cache-Control"] = "public, max-age=60"
+    return response
 
 
 # ----- registrar pages ---------------------------------------------------------------
@@ -86,8 +111,33 @@ def institution_page():
             flash("The institution's profile is saved. New credentials carry it; the DID document shows it now.",
                   "success")
             return redirect(url_for(".institution_page"))
+    ring = get_keyring()
     return render_template("registrar/institution.html", form=form, inst=inst,
-                           did_document=json.dumps(inst.did_document(), indent=2))
+                           did_document=json.dumps(inst.did_document(), indent=2),
+                           current_key=ring.current.public_key_multibase,
+                           key_from_env=bool(current_app.extensions["attest.settings"].ed25519_key),
+                           action_form=ActionForm())
+
+
+@identity_bp.post("/registrar/institution/rotate-key")
+@role_required("registrar")
+def rotate_key():
+    if not ActionForm().validate_on_submit():
+        return redirect(url_for(".institution_page"))
+    settings = current_app.extensions["attest.settings"]
+    session = db_session()
+    try:
+        ring = identity.rotate_ed25519_key(session, settings.keys_dir, institution().did, current_user.email,
+                                           settings.ed25519_key)
+    except IdentityError as exc:
+        session.rollback()
+        flash(f"The key was not changed: {exc}.", "error")
+    else:
+        session.commit()
+        trust_changed()
+        flash(f"New credentials are signed with the key {ring.current.public_key_multibase[:16]}…; the old key stays "
+              "in the DID document, so what it signed keeps verifying.", "success")
+    return redirect(url_for(".institution_page"))
 
 
 @identity_bp.get("/registrar/trust")

@@ -38,9 +38,9 @@ from wtforms.validators import DataRequired, Length
 
 from credentials import certificate, csvimport, issuance, storage
 from credentials.chain import ChainError
-from credentials.document import ACHIEVEMENT_TYPES, CredentialRequest
+from credentials.document import ACHIEVEMENT_TYPES, CredentialRequest, anchor_proof
 from credentials.jobs import adopt_orphans, batch_job, submit_batch
-from credentials.runtime import get_registry
+from credentials.runtime import get_keyring, get_registry
 from credentials.web.identity import institution
 from kernel.database import utcnow
 from kernel.jobs import JobState, Stage, dispatch, make_due
@@ -333,6 +333,7 @@ def _view_model(record: storage.CredentialRecord) -> dict:
     document = record.document_dict
     revocation = storage.get_revocation(db_session(), record.id) if record.status == storage.REVOKED else None
     return {"record": record, "document": document, "revocation": revocation,
+            "anchor": (anchor_proof(document) or {}).get("anchor", {}),
             "verify_url": certificate.verify_url(_public_base(), record.id),
             "institution": (document.get("issuer") or {}).get("name", "")}
 
@@ -390,7 +391,8 @@ def revoke(cid: str):
     form = RevokeForm()
     if form.validate_on_submit():
         try:
-            issuance.revoke_credential(db_session(), get_registry(), record.id, form.reason.data, _actor())
+            issuance.revoke_credential(db_session(), get_registry(), record.id, form.reason.data, _actor(),
+                                        keyring=get_keyring())
         except issuance.RevocationError as exc:
             form.reason.errors.append(str(exc))
         except CHAIN_ERRORS as exc:

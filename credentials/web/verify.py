@@ -10,7 +10,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, render_template, request
 
 from credentials import storage
-from credentials.runtime import get_chain_reader, get_trust_policy
+from credentials.runtime import get_chain_reader, get_status_lists, get_trust_policy
 from credentials.validate import MAX_DOCUMENT_BYTES, NotACredential, load_document
 from credentials.verification import CHECK_LABELS, verify_credential
 from credentials.web.api import rate_limit
@@ -35,7 +35,7 @@ def find_stored(credential_id: str) -> tuple[dict, str] | None:
 
 
 def render_result(document: dict, status_code: int = 200, **extra):
-    result = verify_credential(document, get_chain_reader(), get_trust_policy())
+    result = verify_credential(document, get_chain_reader(), get_trust_policy(), status_lists=get_status_lists())
     return render_template("verify/page.html", result=result.as_dict(), check_labels=CHECK_LABELS,
                            **extra), status_code
 

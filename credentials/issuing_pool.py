@@ -1,0 +1,190 @@
+"""Issuing on every core: the per-credential work of a batch in worker processes.
+
+What each credential costs is pure computation that needs nothing from the
+others: build the document, its JCS fingerprint (keccak256), the EIP-712
+signature, the Data Integrity proof (eddsa-rdfc-2022) when asked, and the
+JSON text. Only the Merkle tree joins them, and a credential's Merkle path
+(with the root) is the one part of its text that depends on the rest of the
+batch. So a worker returns each credential's text in two pieces, `head` and
+`tail`, split exactly where the anchor proof's `merkleRoot` and `merklePath`
+go, and the issuing process assembles `head + root + path + tail` once the
+tree is known (`assemble`): no document is parsed or serialised twice.
+`assemble` gives byte for byte what `issuance.document_json` gives for the
+whole document (tests/test_issuing_pool.py proves it on generated requests).
+
+The keys reach the workers once, when the pool starts (the EIP-712 key as
+32 bytes, the Ed25519 key as its seed), over the forkserver's pipe; they are
+never written anywhere. The pool is kept warm per process and per pair of
+keys (`shared_issuing_pool`), since starting workers costs about as much as
+issuing a few hundred credentials.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import multiprocessing
+import os
+import secrets
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from functools import cached_property
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from credentials import dataintegrity, statuslist
+from credentials.canonical import fingerprint as credential_fingerprint
+from credentials.canonical import to_hex
+from credentials.document import CredentialRequest, IssuerProfile, build_credential, make_proof
+from credentials.ed25519 import public_key_multibase, seed_bytes
+from credentials.signing import Eip712Domain, Signer
+
+log = logging.getLogger(__name__)
+
+# Where the text is cut: the anchor proof is serialised with these stand-ins
+# for its root and path. The quotes in it are bare, so no string value of the
+# document (whose quotes JSON escapes) can contain it.
+_ROOT, _PATH = "@@merkle-root@@", "@@merkle-path@@"
+_CUT = f'{_ROOT}","merklePath":["{_PATH}"]'
+
+
+@dataclass(frozen=True)
+class BatchTerms:
+    """What every credential of a batch shares."""
+
+    profile: IssuerProfile
+    chain_id: int
+    registry: str
+    created: str
+    batch_id: str
+    hash_emails: bool = False
+    verification_method: str | None = None  # with an Ed25519 key: the Data Integrity proof's method
+
+    @cached_property
+    def domain(self) -> Eip712Domain:
+        """One per batch (and per worker chunk): its separator is hashed once."""
+        return Eip712Domain(self.chain_id, self.registry)
+
+
+@dataclass(frozen=True)
+class Issued:
+    """One credential as a worker made it (see the module doc)."""
+
+    id: str
+    leaf: bytes
+    signature: str
+    head: str
+    tail: str
+
+
+def assemble(item: Issued, root_hex: str, path_hex: Sequence[str]) -> str:
+    """The credential's stored JSON text, its Merkle root and path filled in."""
+    path = '"' + '","'.join(path_hex) + '"' if path_hex else ""
+    return f'{item.head}{root_hex}","merklePath":[{path}]{item.tail}'
+
+
+def issue_one(request: CredentialRequest, status: tuple[str, int], terms: BatchTerms, signer: Signer,
+              ed_key: Ed25519PrivateKey | None) -> Issued:
+    """Everything about one credential that does not need the others."""
+    from credentials.issuance import document_json
+
+    salt = secrets.token_hex(16) if terms.hash_emails else None
+    credential = build_credential(request, terms.profile, hash_email_salt=salt,
+                                  status=statuslist.status_entry(*status))
+    leaf = credential_fingerprint(credential)
+    signature = to_hex(signer.sign(leaf, terms.domain))
+    anchor = make_proof(fingerprint=to_hex(leaf), signature=signature, signer=signer.address,
+                        chain_id=terms.chain_id, registry=terms.registry, merkle_root=_ROOT,
+                        merkle_path=[_PATH], created=terms.created, batch=terms.batch_id)
+    if ed_key is not None:
+        di = dataintegrity.sign_eddsa_rdfc_2022(credential, ed_key, terms.verification_method, terms.created)
+        credential["proof"] = [di, anchor]
+    else:
+        credential["proof"] = anchor
+    head, tail = document_json(credential).split(_CUT)
+    return Issued(credential["id"], leaf, signature, head, tail)
+
+
+_worker: dict = {}
+
+
+def _start_worker(eth_key: bytes, ed_seed: bytes | None) -> None:
+    _worker["signer"] = Signer(eth_key)
+    _worker["ed"] = Ed25519PrivateKey.from_private_bytes(ed_seed) if ed_seed else None
+
+
+def _issue_chunk(requests: list[CredentialRequest], statuses: list[tuple[str, int]],
+                 terms: BatchTerms) -> list[Issued]:
+    signer, ed_key = _worker["signer"], _worker["ed"]
+    return [issue_one(r, s, terms, signer, ed_key) for r, s in zip(requests, statuses, strict=True)]
+
+
+class IssuingPool:
+    """Worker processes holding the issuer's keys (see the module doc)."""
+
+    def __init__(self, eth_key: bytes, ed_key: Ed25519PrivateKey | None, processes: int | None = None):
+        self.processes = processes or min(2, os.cpu_count() or 1)
+        self.address = Signer(eth_key).address
+        self.ed_public = public_key_multibase(ed_key) if ed_key is not None else None
+        # forkserver: workers fork from a clean single-threaded server, never
+        # from the caller (a web or job worker with threads of its own).
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["credentials.issuing_pool", "credentials.issuance"])
+        self._executor = ProcessPoolExecutor(self.processes, mp_context=context, initializer=_start_worker,
+                                             initargs=(bytes(eth_key), seed_bytes(ed_key) if ed_key else None))
+
+    def issue(self, requests: Sequence[CredentialRequest], statuses: Sequence[tuple[str, int]], terms: BatchTerms,
+              chunk: int = 250) -> Iterator[list[Issued]]:
+        """The batch's credentials, chunk by chunk in order, as workers finish
+        them (the caller builds the Merkle tree meanwhile)."""
+        futures = [self._executor.submit(_issue_chunk, list(requests[i:i + chunk]), list(statuses[i:i + chunk]),
+                                         terms) for i in range(0, len(requests), chunk)]
+        try:
+            for future in futures:
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+    def close(self) -> None:
+        self._executor.shutdown(cancel_futures=True)
+
+    def __enter__(self) -> IssuingPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+_shared: dict[tuple, IssuingPool] = {}
+_shared_lock = threading.Lock()
+
+
+def shared_issuing_pool(eth_key: bytes, ed_key: Ed25519PrivateKey | None) -> IssuingPool | None:
+    """This process's warm pool for these keys (made on first use, closed at
+    exit; other keys get a new one), or None where worker processes cannot
+    be started (a daemonic process): the caller then issues in-process."""
+    key = (Signer(eth_key).address, public_key_multibase(ed_key) if ed_key is not None else None)
+    with _shared_lock:
+        pool = _shared.get(key)
+        if pool is None:
+            for old in _shared.values():
+                old.close()
+            _shared.clear()
+            try:
+                pool = IssuingPool(eth_key, ed_key)
+            except (AssertionError, OSError) as exc:  # multiprocessing's "daemonic processes" refusal
+                log.warning("issuing in this process: no worker processes (%s)", exc)
+                return None
+            _shared[key] = pool
+        return pool
+
+
+@atexit.register
+def _close_shared() -> None:
+    with _shared_lock:
+        for pool in _shared.values():
+            pool.close()
+        _shared.clear()
