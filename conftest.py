@@ -7,6 +7,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 pytest_plugins = [
+    "tests.fixtures_databases",
     "tests.fixtures_chain",
     "tests.fixtures_app",
     "tests.fixtures_browser",

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from credentials import identity, status_store, storage
@@ -253,7 +253,7 @@ def sign_and_save(session: Session, registry: Registry, profile: IssuerProfile,
                                      registry.address)
     if keyring is not None:
         identity.record_ed25519_keys(session, profile.did, [r.public_key_multibase for r in keyring.records])
-    session.execute(insert(CredentialRecord.__table__), rows)
+    storage.insert_credentials(session, rows)  # COPY on PostgreSQL
     session.execute(update(Batch).where(Batch.id == batch.id).values(merkle_root=root, error=None))
     audit.record(session, actor, "batch_created", batch.id, count=len(rows), merkle_root=root)
     session.commit()

@@ -48,6 +48,17 @@ CHAIN_ID_TTL = 5.0
 CACHE_SIZE = 100_000
 
 
+NO_ADDRESS = "0x0000000000000000000000000000000000000000"
+
+
+@dataclass(frozen=True)
+class ViewedRevocation(RevocationRecord):
+    """A revocation answer from the event-fed view: true as of `as_of_block`,
+    the newest block the node had announced."""
+
+    as_of_block: int | None = None
+
+
 class NotARegistry(ChainError):
     """The stated address holds no CredentialRegistry on this chain."""
 
@@ -92,7 +103,8 @@ class _Lru:
 class ChainReader:
     """JSON-RPC reads against one node; safe to share between threads."""
 
-    def __init__(self, rpc_url: str, timeout: float = 10.0, finality_depth: int = 0):
+    def __init__(self, rpc_url: str, timeout: float = 10.0, finality_depth: int = 0,
+                 follow_revocations: bool = False):
         self.rpc_url = rpc_url
         parts = urlsplit(rpc_url)
         self._host, self._port, self._https = parts.hostname or "127.0.0.1", parts.port, parts.scheme == "https"
@@ -113,6 +125,30 @@ class ChainReader:
         self._chain_id: tuple[int, float] | None = None
         self._facts = _Lru()
         self._registry_hashes = known_registry_code_hashes()
+        # With follow_revocations (a long-lived verifier: the web workers), each
+        # registry's revocations are followed from its events (credentials.revocations).
+        self.follow_revocations = follow_revocations
+        self._feeds: dict = {}
+        self._feeds_lock = threading.Lock()
+
+    def revocation_feed(self, address: str):
+        """The event-fed revocation view of registry `address`, started on first use (None when off)."""
+        if not self.follow_revocations:
+            return None
+        feed = self._feeds.get(address)
+        if feed is None:
+            from credentials.revocations import RevocationFeed
+
+            with self._feeds_lock:
+                feed = self._feeds.get(address)
+                if feed is None:
+                    feed = self._feeds[address] = RevocationFeed(self, address)
+        return feed
+
+    def close(self) -> None:
+        """Stop following revocations."""
+        for feed in list(self._feeds.values()):
+            feed.stop()
 
     # ----- transport -------------------------------------------------------
 
@@ -244,6 +280,13 @@ class RegistryView:
         return bool(answer)
 
     def revocation_of(self, fingerprint: bytes) -> RevocationRecord:
+        """Revoked? From the event-fed view when it is current (its answer names
+        the block it holds as of), else from the contract, asked now."""
+        feed = self.reader.revocation_feed(self.address)
+        if feed is not None:
+            block = feed.lookup(fingerprint)
+            if block is not None:
+                return ViewedRevocation(False, 0, "", NO_ADDRESS, as_of_block=block)
         revoked, ts, reason, revoker = self._call(_REVOCATION_OF, ["bytes32"], [fingerprint],
                                                   ["bool", "uint256", "string", "address"])
         return RevocationRecord(bool(revoked), ts, reason, checksum(revoker))

@@ -49,7 +49,9 @@ def _open_reader(app: Flask) -> ChainReader:
     # Without a URL of its own, it reads the node the app's registry uses
     # (the embedded node's, when ATTEST_RPC_URL is unset).
     url = app.config.get("VERIFY_RPC_URL") or settings.rpc_url or get_registry(app).rpc_url
-    return ChainReader(url, finality_depth=settings.confirmations)
+    # A web process verifies many credentials: it follows each registry's
+    # revocation events instead of asking the contract every time.
+    return ChainReader(url, finality_depth=settings.confirmations, follow_revocations=True)
 
 
 def get_chain_reader(app: Flask | None = None) -> ChainReader:
@@ -212,6 +214,9 @@ def shutdown(app: Flask) -> None:
     registry = app.extensions.pop("attest.registry", None)
     if registry is not None:
         registry.close()
+    reader = app.extensions.pop("attest.chain_reader", None)
+    if reader is not None:
+        reader.close()
 
 
 def embedded_chain_service(settings, env: dict):

@@ -27,6 +27,7 @@ from sqlalchemy import (
     String,
     Text,
     func,
+    insert,
     or_,
     select,
 )
@@ -95,9 +96,9 @@ class CredentialRecord(Base):
     __tablename__ = "credentials"
     id = Column(String(64), primary_key=True)  # urn:uuid:…
     batch_id = Column(String(64), ForeignKey("credential_batches.id"), nullable=False, index=True)
-    recipient_name = Column(String(255), nullable=False, index=True)
-    recipient_email = Column(String(255), nullable=False, index=True)
-    achievement_name = Column(String(255), nullable=False, index=True)
+    recipient_name = Column(String(255), nullable=False)
+    recipient_email = Column(String(255), nullable=False)
+    achievement_name = Column(String(255), nullable=False)
     achievement_type = Column(String(64), nullable=False)
     awarded_on = Column(Date, nullable=False)
     valid_until = Column(Date, nullable=True)
@@ -106,7 +107,7 @@ class CredentialRecord(Base):
     # The full signed credential JSON. While the batch is pending its proof
     # has no transaction hash yet; once anchored it is the document as issued.
     document = Column(Text, nullable=False)
-    status = Column(String(16), nullable=False, default=CREDENTIAL_PENDING, index=True)
+    status = Column(String(16), nullable=False, default=CREDENTIAL_PENDING)
     created_at = Column(DateTime, nullable=False, default=utcnow, index=True)
     # Its BitstringStatusListEntry: which list (credential_status_lists.id) and
     # which bit. Null for credentials issued before status lists.
@@ -167,7 +168,11 @@ class CsvUpload(Base):
     batch_id = Column(String(64), nullable=True)  # set once issued
 
 
-Index("ix_credentials_batch_status", CredentialRecord.batch_id, CredentialRecord.status)
+# No index on status or on the searched names: the search is `lower(x) LIKE
+# '%q%'`, which no b-tree index serves, and an indexed status would make the
+# anchoring update (status and document of every credential of the batch)
+# rewrite every index entry instead of an in-place (HOT) update on PostgreSQL.
+# Paging goes by created_at, a batch's credentials by batch_id.
 # Two credentials never share a bit (the permutation promises it; this keeps it).
 Index("uq_credentials_status_slot", CredentialRecord.status_list, CredentialRecord.status_index, unique=True)
 
@@ -209,6 +214,46 @@ def _add_status_lists(conn) -> None:
     for index in CredentialRecord.__table__.indexes:
         if index.name == "uq_credentials_status_slot":
             index.create(conn, checkfirst=True)
+
+
+UNSERVED_INDEXES = ("ix_credentials_recipient_name", "ix_credentials_recipient_email",
+                    "ix_credentials_achievement_name", "ix_credentials_status", "ix_credentials_batch_status")
+
+
+@migration("1007_credentials_bulk_friendly")
+def _credentials_bulk_friendly(conn) -> None:
+    """Indexes no query uses go (see the model). On PostgreSQL a credential's
+    JSON (about 3 kB) stays in its row, uncompressed (STORAGE MAIN, a 4 kB
+    toast target: no separate TOAST write, no pglz on every write), and pages
+    keep room (fillfactor 45) so that the anchoring update is done in place."""
+    for name in UNSERVED_INDEXES:
+        conn.exec_driver_sql(f"DROP INDEX IF EXISTS {name}")
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("ALTER TABLE credentials SET (toast_tuple_target = 4080, fillfactor = 45)")
+        conn.exec_driver_sql("ALTER TABLE credentials ALTER COLUMN document SET STORAGE MAIN")
+
+
+# ----- bulk writes ---------------------------------------------------------------
+
+def insert_credentials(session: Session, rows: list[dict]) -> None:
+    """Insert a batch's credential rows in the session's transaction: one
+    executemany on SQLite; COPY on PostgreSQL, which takes 10,000 rows in a
+    fraction of the time of even batched INSERTs."""
+    if not rows:
+        return
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        session.execute(insert(CredentialRecord.__table__), rows)
+        return
+    columns = [c.name for c in CredentialRecord.__table__.columns]
+    names = ", ".join(f'"{c}"' for c in columns)
+    cursor = connection.connection.driver_connection.cursor()
+    try:
+        with cursor.copy(f"COPY credentials ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([row.get(c) for c in columns])
+    finally:
+        cursor.close()
 
 
 # ----- queries the web UI, the CLI and the verifier share ---------------------

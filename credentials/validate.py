@@ -27,6 +27,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from itertools import accumulate
 from typing import Any
 
@@ -103,18 +104,6 @@ def _too_deep(raw: bytes) -> bool:
     return max(accumulate(steps)) > MAX_DEPTH
 
 
-def _depth(value: Any) -> int:
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if depth > MAX_DEPTH:
-            return depth
-        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
-        stack.extend((child, depth + 1) for child in children)
-    return deepest
-
-
 def json_kind(value: Any) -> str:
     return {dict: "object", list: "array", str: "string", bool: "boolean", int: "number",
             float: "number", type(None): "null"}.get(type(value), type(value).__name__)
@@ -154,8 +143,8 @@ def load_document(raw: bytes | str, wrapped_ok: bool = False) -> dict:
         doc = doc["credential"]
         if not isinstance(doc, dict):
             raise NotACredential(f"expected \"credential\" to hold a JSON object, found a JSON {json_kind(doc)}")
-    if _depth(doc) > MAX_DEPTH:
-        raise NotACredential(f"the JSON is nested too deeply; a credential nests at most {MAX_DEPTH} levels")
+    # No second walk over the parsed document: _too_deep measured the nesting
+    # of the text, and the document (an envelope's content) nests no deeper.
     if not any(key in doc for key in ("@context", "type", "credentialSubject", "proof", "issuer")):
         raise NotACredential("the JSON object has none of @context, type, issuer, credentialSubject or "
                              "proof: it is not a verifiable credential")
@@ -258,6 +247,20 @@ def _check_context(doc: dict) -> Iterator[Problem]:
             yield Problem(f"$['@context'][{i}]", "a URL or an object", describe(item))
 
 
+@lru_cache(maxsize=1024)
+def _context_list_problems(contexts: tuple[str, ...]) -> tuple[Problem, ...]:
+    return tuple(_check_context({"@context": list(contexts)}))
+
+
+def _validated_context(doc: dict) -> list[Problem]:
+    """_check_context, remembered for @context lists of URLs: a verifier sees the
+    same few lists over and over, and their verdict depends on nothing else."""
+    ctx = doc.get("@context")
+    if isinstance(ctx, list) and ctx and all(type(item) is str for item in ctx):
+        return list(_context_list_problems(tuple(ctx)))
+    return list(_check_context(doc))
+
+
 def _check_dates(doc: dict) -> Iterator[Problem]:
     parsed = {}
     for key in ("validFrom", "validUntil"):
@@ -350,7 +353,7 @@ def _check_typed_members(doc: dict) -> Iterator[Problem]:
 
 def vc_problems(doc: dict) -> list[Problem]:
     """Every VC Data Model 2.0 MUST that the document alone can show broken."""
-    problems = list(_check_context(doc))
+    problems = _validated_context(doc)
     problems += _check_type(doc, "$", includes=("VerifiableCredential",))
     problems += _check_issuer(doc)
     problems += _check_subject(doc)

@@ -522,6 +522,10 @@ def check_revocation(ctx: Context) -> CheckResult:
     if record.revoked:
         return failed("revocation", f"Expected no revocation; the registry records one: revoked on "
                                     f"{when(record.timestamp)} by {record.revoker}, reason: {record.reason!r}.")
+    as_of = getattr(record, "as_of_block", None)
+    if as_of is not None:
+        return passed("revocation", f"Not revoked: the registry holds no revocation for this credential, as of "
+                                    f"block {as_of}, the latest block (from the registry's revocation events).")
     return passed("revocation", "Not revoked: the registry holds no revocation for this credential (asked just now).")
 
 

@@ -30,8 +30,14 @@ on-disk implementation:
   repaired or rebuilt from the stored vectors, never from the model.
 - A manifest or document file that is missing or unreadable raises
   `IndexCorruptError` naming the file; nothing is silently dropped.
-- Several processes may share a partition: writes hold a file lock and
-  every call first reloads if another process changed the manifest.
+- One writer per partition: the job system's indexing jobs take the
+  partition's cross-process lock (`plagiarism.indexing.partition_writer`: a
+  PostgreSQL advisory lock shared by every machine, a file lock on one), and
+  writes here also hold a file lock. Every call first reloads if the manifest
+  changed, judged by its content (a SHA-256 of its bytes), never by stat:
+  NFS attribute caching can keep an old size and mtime for seconds, and a
+  writer trusting that stat once wrote its stale manifest over another's,
+  losing 10 of 11 documents (tests/test_plagiarism_index.py).
 """
 
 from __future__ import annotations
@@ -152,7 +158,7 @@ class LocalPartition:
         self.ann_threshold = ann_threshold
         self._lock = threading.RLock()
         self._file_lock = FileLock(str(self.directory) + ".lock")
-        self._stamp: tuple | None = None
+        self._stamp: str | None = None
         self._ann = None
         self._ann_dirty = False
         self._building = False
@@ -163,18 +169,26 @@ class LocalPartition:
             self._load()
 
     # ------------------------------------------------------------------ reading
-    def _manifest_stamp(self) -> tuple | None:
+    def _manifest_bytes(self) -> bytes | None:
         try:
-            st = (self.directory / MANIFEST).stat()
+            return (self.directory / MANIFEST).read_bytes()
         except FileNotFoundError:
             return None
-        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    @staticmethod
+    def _digest(data: bytes | None) -> str | None:
+        return None if data is None else hashlib.sha256(data).hexdigest()
+
+    def _manifest_stamp(self) -> str | None:
+        """What the manifest on disk says now: the SHA-256 of its bytes (None: no manifest)."""
+        return self._digest(self._manifest_bytes())
 
     def _load(self) -> None:
         """(Re)read the manifest and every document file into memory."""
         path = self.directory / MANIFEST
-        self._stamp = self._manifest_stamp()
-        if self._stamp is None:
+        data = self._manifest_bytes()
+        self._stamp = self._digest(data)
+        if data is None:
             if (self.directory / "docs").is_dir() and any((self.directory / "docs").glob("*.npz")):
                 raise IndexCorruptError(f"{path} is missing but the partition holds document files; "
                                         "restore the manifest from a backup or delete the directory and re-add")
@@ -182,7 +196,7 @@ class LocalPartition:
                               "next_label": 0, "docs": {}}
         else:
             try:
-                manifest = json.loads(path.read_bytes())
+                manifest = json.loads(data)
                 docs = manifest["docs"]
                 if manifest.get("format") != FORMAT or not isinstance(docs, dict):
                     raise ValueError(f"unknown format {manifest.get('format')!r}")
@@ -258,8 +272,9 @@ class LocalPartition:
         return labels
 
     def _refresh(self) -> None:
-        """Pick up another process's writes (one stat per call). The reload holds the
-        file lock, so a writer cannot delete a file this reader is about to open."""
+        """Pick up another process's writes (one read and hash of the manifest per
+        call, a few hundred microseconds). The reload holds the file lock, so a
+        writer cannot delete a file this reader is about to open."""
         if self._manifest_stamp() != self._stamp:
             with self._file_lock:
                 self._load()
@@ -267,8 +282,9 @@ class LocalPartition:
     # ------------------------------------------------------------------ writing
     def _write_manifest(self) -> None:
         self._manifest["generation"] += 1
-        _atomic_write(self.directory / MANIFEST, json.dumps(self._manifest, sort_keys=True).encode())
-        self._stamp = self._manifest_stamp()
+        data = json.dumps(self._manifest, sort_keys=True).encode()
+        _atomic_write(self.directory / MANIFEST, data)
+        self._stamp = self._digest(data)
 
     @contextmanager
     def _reload_on_failure(self) -> Iterator[None]:

@@ -69,10 +69,29 @@ def submission_doc(sub: Submission) -> tuple[str, str, str, dict]:
             {"student": sub.student_id, "filename": sub.filename, "sha256": sub.sha256})
 
 
+def partition_writer(settings, key: str):
+    """The lock that makes a job the one writer of partition `key`, whichever
+    worker of whichever machine runs it: a PostgreSQL advisory lock when the
+    database is PostgreSQL, a file lock under the data dir on one machine."""
+    from kernel.locks import cross_process_lock
+
+    return cross_process_lock(settings, f"index-partition:{key}")
+
+
 def index_documents(index: VectorIndex, key: str, docs: list[tuple[str, str, str, dict]],
-                    templates: list[str], progress: Progress | None = None) -> int:
+                    templates: list[str], progress: Progress | None = None, settings=None) -> int:
     """Embed (through the cache) and add documents [(doc id, kind, text, meta)]
-    not yet in partition `key`, a few at a time; returns how many were added."""
+    not yet in partition `key`, a few at a time; returns how many were added.
+    Jobs pass their `settings`: the partition's writer lock is then held
+    throughout (`partition_writer`)."""
+    if settings is None:
+        return _index_documents(index, key, docs, templates, progress)
+    with partition_writer(settings, key):
+        return _index_documents(index, key, docs, templates, progress)
+
+
+def _index_documents(index: VectorIndex, key: str, docs: list[tuple[str, str, str, dict]],
+                     templates: list[str], progress: Progress | None) -> int:
     from plagiarism.nearduplicate import embed_windows, prepare
 
     partition = index.partition(key)

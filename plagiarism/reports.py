@@ -170,7 +170,8 @@ def report_body(course: Course, assignment: Assignment, subs: list[Submission], 
 
 
 def build_report(session: Session, assignment: Assignment, index_dir: Path, actor: str = "system",
-                 encoder=None, progress: Progress = _quiet, job_id: str | None = None) -> Report:
+                 encoder=None, progress: Progress = _quiet, job_id: str | None = None,
+                 settings=None) -> Report:
     """Compare, look for anomalies, store the report (committed, audit-logged);
     not anchored yet (`anchor_report`)."""
     from plagiarism.nearduplicate import Params, scan
@@ -188,7 +189,8 @@ def build_report(session: Session, assignment: Assignment, index_dir: Path, acto
     templates = templates_of(assignment)
     progress(Stage.INDEXING, 0, len(subs))
     # Index anything not indexed yet (a crash between storing and indexing).
-    index_documents(index, assignment_partition(course, assignment), [submission_doc(s) for s in subs], templates)
+    index_documents(index, assignment_partition(course, assignment), [submission_doc(s) for s in subs], templates,
+                    settings=settings)
     sources = _candidate_sources(index, course, assignment, sources_for(session, assignment), CANDIDATE_SIM)
     progress(Stage.COMPARING, 1, 4)
     result = scan({f"s{s.id}": s.text for s in subs}, {f"r{s.id}": s.text for s in sources},
@@ -272,7 +274,7 @@ def build_report_job(ctx: JobContext) -> dict:
     with ctx.session() as session:
         assignment = session.get(Assignment, ctx.payload["assignment"])
         report = build_report(session, assignment, settings.index_dir, ctx.created_by, progress=ctx.progress,
-                              job_id=ctx.job_id)
+                              job_id=ctx.job_id, settings=settings)
         ctx.checkpoint()
         ctx.progress(Stage.ANCHORING_REPORT, 3, 4)
         try:

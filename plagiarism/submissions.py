@@ -202,7 +202,8 @@ def index_upload_job(ctx: JobContext) -> dict:
         if docs:
             ctx.progress(Stage.INDEXING, 0, len(docs))
             index_documents(open_index(settings.index_dir), assignment_partition(course, assignment), docs,
-                            templates_of(assignment), lambda d, t: ctx.progress(Stage.INDEXING, d, t))
+                            templates_of(assignment), lambda d, t: ctx.progress(Stage.INDEXING, d, t),
+                            settings=settings)
         items = upload_items(session, ctx.job_id)
         if p["target"] == SOURCES:
             added = [s.name for s in session.scalars(select(Source).where(Source.upload_job == ctx.job_id))]

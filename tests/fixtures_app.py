@@ -15,6 +15,9 @@ def app(tmp_path, anvil_url):
     registry = app.extensions.pop("attest.registry", None)
     if registry is not None:
         registry.close()
+    reader = app.extensions.pop("attest.chain_reader", None)
+    if reader is not None:
+        reader.close()  # its revocation feeds' threads end
 
 
 @pytest.fixture
@@ -28,10 +31,12 @@ def runner(app):
 
 
 @pytest.fixture
-def database(tmp_path):
-    """A fresh, migrated SQLite database of its own, without the app."""
-    database = open_database(f"sqlite:///{tmp_path / 'attest.db'}")
-    return database
+def database(db_urls):
+    """A fresh, migrated database of its own (SQLite or PostgreSQL, as the
+    session runs), without the app."""
+    database = open_database(db_urls.fresh())
+    yield database
+    database.engine.dispose()
 
 
 @pytest.fixture

@@ -74,9 +74,11 @@ class RedisServer:
 
 class PostgresServer:
     """A PostgreSQL 15 cluster in `folder`, listening on 127.0.0.1:<free port>
-    only, trusting local connections (it is a test cluster on loopback)."""
+    only, trusting local connections (it is a test cluster on loopback).
+    `durable=False` (the tests) turns fsync off; benchmarks keep it on, as a
+    production server has it."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, durable: bool = False):
         if not (PG_BIN / "initdb").exists():
             raise ServerError("PostgreSQL 15 is not installed: `make test` installs Debian's postgresql")
         self.folder = folder
@@ -94,7 +96,9 @@ class PostgresServer:
         self._run([str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
                    "--no-sync", "--locale=C.UTF-8"])
         options = (f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={folder} "
-                   "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+                   "-c max_connections=200")
+        if not durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(folder / "postgres.log"), "-o", options,
                    "-w", "-t", "60", "start"])
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"

@@ -28,9 +28,9 @@ def world(tmp_path_factory, anvil_url):
 
 
 @pytest.fixture(scope="module")
-def conforming_app(tmp_path_factory, anvil_url, world):
+def conforming_app(tmp_path_factory, anvil_url, world, module_database_url):
     app = create_app({"TESTING": True, "data_dir": tmp_path_factory.mktemp("api-conformance"),
-                      "rpc_url": anvil_url, "SECRET_KEY": "test-secret"})
+                      "database_url": module_database_url, "rpc_url": anvil_url, "SECRET_KEY": "test-secret"})
     app.config["VERIFY_RPC_URL"] = world.rpc_url
     app.config["VERIFY_RATE_LIMIT"] = "1000000/minute"
     trust_world(app, world)

@@ -100,13 +100,14 @@ def test_drag_and_drop_onto_the_drop_zone(live_server, page, issued):
     assert page.inner_text("#fact-holder") == "Grace Hopper"
 
 
-def test_genuine_and_impostor_headlines_read_apart(live_server, page, app, issued, tmp_path, anvil_url):
+def test_genuine_and_impostor_headlines_read_apart(live_server, page, app, issued, tmp_path, anvil_url, db_urls):
     """A second installation on the same chain, with the same default name and
     did:web: its credential reads "Not confirmed", the genuine one "Genuine",
     with the confirmed domain, in words an employer reads."""
     from app import create_app
 
     impostor_app = create_app({"TESTING": True, "data_dir": tmp_path / "impostor", "rpc_url": anvil_url,
+                               "database_url": db_urls.for_dir(tmp_path / "impostor"),
                                "SECRET_KEY": "x", "public_url": live_server.url})
     try:
         impostor = issue_stored(impostor_app, 1)[0]

@@ -37,7 +37,8 @@ DURABLE = "anvil-state.durable.json"
 
 
 def env_for(data_dir: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ATTEST_")}
+    # The test's database stays (on PostgreSQL, ATTEST_DATABASE_URL; see tests/fixtures_databases.py).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATTEST_") or k == "ATTEST_DATABASE_URL"}
     # Anvil's own state file only on SIGTERM: a -9 keeps nothing but what we saved.
     env.update(ATTEST_DATA_DIR=str(data_dir), ATTEST_ANVIL_STATE_INTERVAL="3600")
     return env

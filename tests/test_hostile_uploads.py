@@ -52,7 +52,8 @@ def hostile_folder(tmp_path_factory) -> Path:
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ATTEST_")}
+    # The test's database stays (on PostgreSQL, ATTEST_DATABASE_URL: tests/fixtures_databases.py).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATTEST_") or k == "ATTEST_DATABASE_URL"}
     env.update(ATTEST_DATA_DIR=str(tmp_path / "data"), ATTEST_RPC_URL="http://127.0.0.1:9",
                HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", **extra)
     return env

@@ -233,10 +233,10 @@ def test_a_failure_before_anchoring_marks_the_batch_failed_and_saves_nothing(ses
 
 
 @pytest.mark.ganache
-def test_issue_and_resume_on_ganache_too(tmp_path, ganache_url):
+def test_issue_and_resume_on_ganache_too(tmp_path, ganache_url, db_urls):
     """The same issuance and the log look-up resume relies on, on a second EVM."""
     settings = Settings.from_env(data_dir=tmp_path / "data", rpc_url=ganache_url)
-    database = open_database(f"sqlite:///{tmp_path / 'g.db'}")
+    database = open_database(db_urls.fresh())
     with open_registry(settings) as registry, database.session() as session:
         result = issue_batch(session, registry, issuer_profile(session, registry, settings), make_requests(3), "tester")
         batch = storage.get_batch(session, result.batch_id)
@@ -247,10 +247,12 @@ def test_issue_and_resume_on_ganache_too(tmp_path, ganache_url):
         assert len(anchor_events(registry, result.merkle_root)) == 1
 
 
-def test_migrations_add_the_source_digest_to_an_older_database(tmp_path):
+def test_migrations_add_the_source_digest_to_an_older_database(db_urls):
+    """On the session's engine (SQLite or PostgreSQL): a later step upgrades an
+    older database in place."""
     from sqlalchemy import inspect, text
 
-    database = open_database(f"sqlite:///{tmp_path / 'old.db'}")
+    database = open_database(db_urls.fresh())
     with database.engine.begin() as conn:  # make it look like a database from before 1004
         conn.execute(text("DROP INDEX ix_credential_batches_source_digest"))
         conn.execute(text("ALTER TABLE credential_batches DROP COLUMN source_digest"))

@@ -78,7 +78,9 @@ def test_revoke_an_unknown_credential_fails_clearly(runner):
 
 
 def _state(data_dir: Path):
-    database = open_database(f"sqlite:///{data_dir / 'attest.db'}")
+    # The installation's own database: its file under data_dir, or on PostgreSQL
+    # the test's database (ATTEST_DATABASE_URL, as the subprocess saw it).
+    database = open_database(Settings.from_env(data_dir=data_dir).sqlalchemy_url)
     with database.session() as session:
         [batch] = storage.list_batches(session)
         statuses = {r.status for r in storage.search_credentials(session, batch_id=batch.id, limit=1000)}

@@ -30,7 +30,8 @@ FLASK = ROOT / ".venv" / "bin" / "flask"
 
 
 def env_for(data_dir: Path, rpc_url: str, **extra: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ATTEST_")}
+    # The test's database stays (on PostgreSQL, ATTEST_DATABASE_URL: tests/fixtures_databases.py).
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ATTEST_") or k == "ATTEST_DATABASE_URL"}
     env.update(ATTEST_DATA_DIR=str(data_dir), ATTEST_RPC_URL=rpc_url, **extra)
     return env
 

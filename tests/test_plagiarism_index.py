@@ -254,6 +254,42 @@ def test_writes_during_a_background_graph_build_are_not_lost(tmp_path) -> None:
     assert len(p._ann) == len(p) == 1910
 
 
+def test_a_stale_stat_loses_no_document_of_another_writer(tmp_path, monkeypatch) -> None:
+    """Two processes on one shared partition, where stat lies as NFS attribute
+    caching makes it lie: the manifest's size, mtime and inode stay those first
+    seen. Trusting that stat, the second writer once wrote its own stale
+    manifest over the first's and lost 10 of its 11 documents. Judged by
+    content, it reloads before writing and keeps all 12."""
+    import pathlib
+
+    real_stat = pathlib.Path.stat
+    cached: dict[str, os.stat_result] = {}
+
+    def attribute_cached_stat(self, *args, **kwargs):
+        if self.name != MANIFEST:
+            return real_stat(self, *args, **kwargs)
+        key = str(self)
+        if key not in cached:
+            cached[key] = real_stat(self, *args, **kwargs)
+        return cached[key]
+
+    first = LocalPartition(tmp_path / "p", "course/assignment")
+    first.add("doc0", rand_unit(5, 0), spans(5))
+    monkeypatch.setattr(pathlib.Path, "stat", attribute_cached_stat)
+    second = LocalPartition(tmp_path / "p", "course/assignment")  # another machine, on the same share
+    (first.directory / MANIFEST).stat()  # the attributes are cached from here on
+    for d in range(1, 11):
+        first.add(f"doc{d}", rand_unit(5, d), spans(5))
+    assert sorted(second.doc_ids()) == sorted(f"doc{d}" for d in range(11)), "a reader sees the other's writes"
+    second.add("doc11", rand_unit(5, 11), spans(5))
+    monkeypatch.undo()
+    on_disk = LocalPartition(tmp_path / "p", "course/assignment")
+    assert sorted(on_disk.doc_ids()) == sorted(f"doc{d}" for d in range(12))
+    assert sorted(first.doc_ids()) == sorted(f"doc{d}" for d in range(12)), "and the first sees the second's"
+    hits = on_disk.search(rand_unit(1, 3), k=1)
+    assert [h.doc_id for h in hits[0]] == ["doc3"]
+
+
 def test_a_process_that_searches_a_large_partition_before_it_embeds_survives(tmp_path):
     """Found by running this file before test_plagiarism_embedding.py: usearch
     loaded before onnxruntime, then the embedder, is a segmentation fault. A

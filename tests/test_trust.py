@@ -48,20 +48,25 @@ FLASK = ROOT / ".venv" / "bin" / "flask"
 CHECK_ROW = re.compile(r'data-check="(\w+)" data-status="(\w+)"')
 
 
-def flask_process(data_dir: Path, rpc_url: str, *args: str, **env: str) -> subprocess.CompletedProcess:
-    """A real `flask --app app …` of an installation living in `data_dir`."""
+def flask_process(data_dir: Path, rpc_url: str, *args: str, database_url: str | None = None,
+                  **env: str) -> subprocess.CompletedProcess:
+    """A real `flask --app app …` of an installation living in `data_dir` (and,
+    on PostgreSQL, in `database_url`)."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("ATTEST_")}
     clean.update(ATTEST_DATA_DIR=str(data_dir), ATTEST_RPC_URL=rpc_url, **env)
+    if database_url:
+        clean["ATTEST_DATABASE_URL"] = database_url
     return subprocess.run([str(FLASK), "--app", "app", *args], cwd=ROOT, env=clean, capture_output=True, text=True,
                           timeout=180)
 
 
 @pytest.fixture(scope="module")
-def impostor_credentials(tmp_path_factory, anvil_url) -> list[dict]:
+def impostor_credentials(tmp_path_factory, anvil_url, postgres_databases) -> list[dict]:
     """Credentials issued by a second installation with the default settings."""
     base = tmp_path_factory.mktemp("impostor")
+    database_url = postgres_databases.create()[1] if postgres_databases else None
     proc = flask_process(base / "data", anvil_url, "credentials", "issue", str(DATA / "issue_sample.csv"),
-                         "--out", str(base / "out"))
+                         "--out", str(base / "out"), database_url=database_url)
     assert proc.returncode == 0, proc.stderr
     return [json.loads(p.read_text()) for p in sorted((base / "out").glob("*.json"))]
 
@@ -166,10 +171,11 @@ def test_a_forgery_on_a_self_deployed_registry_fails_identity(genuine, anvil_url
 
 
 @pytest.fixture
-def second_institution(tmp_path, anvil_url):
+def second_institution(tmp_path, anvil_url, db_urls):
     """Another Attest installation, "Northfield College" at its own address,
     with one credential; its own trust entry exported as another would receive it."""
     app = create_app({"TESTING": True, "data_dir": tmp_path / "northfield", "rpc_url": anvil_url,
+                      "database_url": db_urls.for_dir(tmp_path / "northfield"),
                       "SECRET_KEY": "x", "public_url": "https://northfield.example", "institution_name":
                       "Northfield College"})
     doc = issue_stored(app, 1)[0]
@@ -210,7 +216,7 @@ def test_a_second_institution_on_the_trust_list_passes_and_fails_once_removed(ge
     assert code == 1 and body["verdict"] == "not_confirmed"
 
 
-def test_the_trust_list_file_is_read_with_the_issuer_gone(second_institution, anvil_url, tmp_path):
+def test_the_trust_list_file_is_read_with_the_issuer_gone(second_institution, anvil_url, tmp_path, db_urls):
     """ATTEST_TRUSTED_ISSUERS pins the institution: its server and database can go."""
     doc, entry_file, other = second_institution
     other.extensions.pop("attest.registry").close()
@@ -221,14 +227,14 @@ def test_the_trust_list_file_is_read_with_the_issuer_gone(second_institution, an
     credential = tmp_path / "northfield-credential.json"
     credential.write_text(json.dumps(doc))
     proc = flask_process(tmp_path / "verifier", anvil_url, "credentials", "verify", str(credential),
-                         ATTEST_TRUSTED_ISSUERS=str(entry_file))
+                         database_url=db_urls.for_dir(tmp_path / "verifier"), ATTEST_TRUSTED_ISSUERS=str(entry_file))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     body = json.loads(proc.stdout)
     assert body["issuer"]["name"] == "Northfield College"
     assert "confirmed by the trust list northfield-entry.json" in check_of(body, "issuer_identity")["message"]
 
 
-def test_accredited_on_chain_passes_and_de_accredited_fails(second_institution, anvil_url, tmp_path):
+def test_accredited_on_chain_passes_and_de_accredited_fails(second_institution, anvil_url, tmp_path, db_urls):
     doc, _, _ = second_institution
     accreditor = Account.create()
     with open_registry(Settings.from_env(data_dir=tmp_path / "agency-funding", rpc_url=anvil_url)) as funded:
@@ -239,6 +245,7 @@ def test_accredited_on_chain_passes_and_de_accredited_fails(second_institution, 
         registry = anchor_of(doc)["anchor"]["registry"]
         agency.accredit("did:web:northfield.example", "Northfield College", registry, 31337)
     verifier = create_app({"TESTING": True, "data_dir": tmp_path / "verifier", "rpc_url": anvil_url,
+                           "database_url": db_urls.for_dir(tmp_path / "verifier"),
                            "SECRET_KEY": "x", "accreditation_registry": f"31337:{agency.address}"})
     code, body = verify_cli(verifier, doc, tmp_path)
     assert code == 0 and body["verdict"] == "genuine", body
@@ -263,9 +270,10 @@ class Served:
         self.thread.join(timeout=10)
 
 
-def test_a_did_web_entry_is_resolved_from_the_live_did_document(genuine, anvil_url, tmp_path):
+def test_a_did_web_entry_is_resolved_from_the_live_did_document(genuine, anvil_url, tmp_path, db_urls):
     port = free_port()
     other = create_app({"TESTING": True, "data_dir": tmp_path / "live", "rpc_url": anvil_url, "SECRET_KEY": "x",
+                        "database_url": db_urls.for_dir(tmp_path / "live"),
                         "public_url": f"http://127.0.0.1:{port}", "institution_name": "Live University"})
     doc = issue_stored(other, 1)[0]
     did = f"did:web:127.0.0.1%3A{port}"

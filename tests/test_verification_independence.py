@@ -25,12 +25,13 @@ from tests.helpers_credentials import anchor_of, issue_stored
 
 
 @pytest.fixture
-def issued_then_deleted(tmp_path, anvil_url):
+def issued_then_deleted(tmp_path, anvil_url, db_urls):
     """Credentials issued by a real Attest instance, whose data dir (database,
     issuer key, owner key, deployment record) is then deleted. Before that, the
     instance exported its trust entry (`trust export --own`) into trust.json."""
     data_dir = tmp_path / "issuer-instance"
     app = create_app({"TESTING": True, "data_dir": data_dir, "rpc_url": anvil_url, "SECRET_KEY": "x",
+                      "database_url": db_urls.for_dir(data_dir),
                       "public_url": "https://registry.uni.example.edu"})
     docs = issue_stored(app, 3)
     exported = app.test_cli_runner().invoke(args=["trust", "export", "--own"])
