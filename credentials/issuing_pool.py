@@ -41,7 +41,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from credentials import dataintegrity, statuslist
 from credentials.canonical import fingerprint as credential_fingerprint
-from credentials.canonical import to_hex
+from credentials.canonical import plain_fingerprint, to_hex
 from credentials.document import CredentialRequest, IssuerProfile, build_credential, document_json, make_proof
 from credentials.ed25519 import public_key_multibase, seed_bytes
 from credentials.signing import Eip712Domain, Signer
@@ -90,6 +90,15 @@ def assemble(item: Issued, root_hex: str, path_hex: Sequence[str]) -> str:
     return f'{item.head}{root_hex}","merklePath":[{path}]{item.tail}'
 
 
+def _all_strings(request: CredentialRequest, profile: IssuerProfile) -> bool:
+    return (type(request.recipient_name) is str and type(request.recipient_email) is str
+            and type(request.achievement_name) is str and type(request.achievement_type) is str
+            and type(request.description) is str and (request.grade is None or type(request.grade) is str)
+            and type(profile.name) is str and type(profile.did) is str
+            and (profile.url is None or type(profile.url) is str)
+            and (profile.image is None or type(profile.image) is str))
+
+
 def issue_one(request: CredentialRequest, status: tuple[str, int], terms: BatchTerms, signer: Signer,
               ed_key: Ed25519PrivateKey | None) -> Issued:
     """Everything about one credential that does not need the others
@@ -97,7 +106,10 @@ def issue_one(request: CredentialRequest, status: tuple[str, int], terms: BatchT
     salt = secrets.token_hex(16) if terms.hash_emails else None
     credential = build_credential(request, terms.profile, hash_email_salt=salt,
                                   status=statuslist.status_entry(*status))
-    leaf = credential_fingerprint(credential)
+    # build_credential puts only literal ASCII keys, booleans and strings in a
+    # document: with every string it copies from the request and the issuer
+    # really a string, the fingerprint can skip the shape check.
+    leaf = plain_fingerprint(credential) if _all_strings(request, terms.profile) else credential_fingerprint(credential)
     signature = to_hex(signer.sign(leaf, terms.domain))
     anchor = make_proof(fingerprint=to_hex(leaf), signature=signature, signer=signer.address,
                         chain_id=terms.chain_id, registry=terms.registry, merkle_root=_ROOT,
