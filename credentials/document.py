@@ -29,6 +29,7 @@ anchor proof alone; they keep verifying.
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -189,6 +190,12 @@ def build_credential(request: CredentialRequest, issuer: IssuerProfile, *,
     if status is not None:
         credential["credentialStatus"] = status
     return credential
+
+
+def document_json(credential: dict) -> str:
+    """The stored and exported form of a credential: compact JSON, keys in
+    document order, UTF-8 text (not \\u-escaped)."""
+    return json.dumps(credential, ensure_ascii=False, separators=(",", ":"))
 
 
 @lru_cache(maxsize=64)

@@ -35,7 +35,6 @@ subprocess; nothing else may set it.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import signal
 import uuid
@@ -51,7 +50,7 @@ from sqlalchemy.orm import Session
 from credentials import identity, status_store, storage
 from credentials.canonical import keccak256, to_hex
 from credentials.chain import ChainError, Registry, TransactionReverted, TxResult
-from credentials.document import CredentialRequest, IssuerProfile, rfc3339
+from credentials.document import CredentialRequest, IssuerProfile, document_json, rfc3339  # noqa: F401 - document_json re-exported
 from credentials.ed25519 import KeyRing
 from credentials.issuing_pool import BatchTerms, IssuingPool, assemble, issue_one, shared_issuing_pool
 from credentials.merkle import MerkleBuilder
@@ -137,12 +136,6 @@ def _crash_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def document_json(credential: dict) -> str:
-    """The stored and exported form of a credential: compact JSON, keys in
-    document order, UTF-8 text (not \\u-escaped)."""
-    return json.dumps(credential, ensure_ascii=False, separators=(",", ":"))
-
-
 def _quiet(stage: Stage, done: int, total: int) -> None:
     pass
 
@@ -208,8 +201,9 @@ def sign_and_save(session: Session, registry: Registry, profile: IssuerProfile,
     eth_key = bytes(registry.issuer.key)
     if pool is None and total >= POOL_FROM:
         pool = shared_issuing_pool(eth_key, ed_key)
+    # A pool with an Ed25519 key issues anchor-only batches too (it leaves the key unused).
     if pool is not None and (pool.address != registry.issuer.address
-                             or pool.ed_public != (keyring.current.public_key_multibase if keyring else None)):
+                             or (keyring is not None and pool.ed_public != keyring.current.public_key_multibase)):
         raise IssuanceError("the issuing pool holds other keys than this batch's issuer")
     progress(Stage.SIGNING, 0, total)
     if pool is not None:
