@@ -23,7 +23,6 @@ again from its state on the same port, so the server goes on serving.
 
 from __future__ import annotations
 
-import fcntl
 import gzip
 import json
 import logging
@@ -33,11 +32,11 @@ import socket
 import subprocess
 import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import requests
 
+from kernel.locks import file_lock
 from kernel.settings import ROOT
 
 ANVIL_BINARY = ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
@@ -86,16 +85,6 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-@contextmanager
-def _locked(path: Path):
-    with open(path, "a+") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def processes_using(state_file: Path) -> list[int]:
@@ -150,7 +139,7 @@ def dump_state(url: str, path: Path, timeout: float = 30.0) -> int:
         raise NodeError(f"the node at {url} did not dump its state: {r.text[:200]}")
     raw = gzip.decompress(bytes.fromhex(result[2:]))
     block = int(str(json.loads(raw)["block"]["number"]), 0)
-    with _locked(path.with_name(path.name + ".lock")):
+    with file_lock(path.with_name(path.name + ".lock")):
         if (state_block(path) or -1) <= block:
             write_atomically(path, raw)
     return block
@@ -187,7 +176,7 @@ class EmbeddedAnvil:
                 f"the Anvil binary is missing ({self.binary}): "
                 "run `make setup` (it runs npm ci) first"
             )
-        with _locked(self.chain_dir / "node.lock"):
+        with file_lock(self.chain_dir / "node.lock"):
             running = self._running_record()
             if running:
                 self.url = running
