@@ -31,10 +31,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import requests
-
-from credentials.node import free_port, pid_alive, processes_using
+from credentials.node import pid_alive, processes_using
 from kernel.settings import ROOT
+from tests.servers import FlaskServe, ServerError
 
 FLASK = ROOT / ".venv" / "bin" / "flask"
 RESULTS = Path(__file__).with_name("results") / "bench_powercut.txt"
@@ -47,30 +46,16 @@ def environment(data_dir: Path) -> dict:
     return env
 
 
-class Server:
+class Server(FlaskServe):
     def __init__(self, data_dir: Path, log: Path):
-        self.data_dir, self.port = data_dir, free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._log = open(log, "ab")
-        self.log = log
-        self.proc = subprocess.Popen([str(FLASK), "--app", "app", "serve", "--port", str(self.port)], cwd=ROOT,
-                                     env=environment(data_dir), stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                sys.exit(f"the server exited ({self.proc.returncode}): see {log}")
-            try:
-                if requests.get(self.url + "/", timeout=1).status_code == 200:
-                    return
-            except requests.RequestException:
-                time.sleep(0.2)
-        sys.exit(f"the server did not answer within 120 s: see {log}")
+        try:
+            super().__init__(environment(data_dir), data_dir, log)
+        except ServerError as exc:
+            sys.exit(str(exc))
 
     def verify(self, document: bytes) -> tuple[int, str]:
         for _ in range(60):
-            r = requests.post(self.url + "/api/v1/credentials/verify", data=document,
-                              headers={"Content-Type": "application/json"}, timeout=60)
+            r = self.post_credential(document)
             if r.status_code == 429:
                 sys.exit("the verify API refused the bench's rate: the figures would mean nothing")
             if r.status_code != 503:  # the node may still be coming up: "could not check" is retried
@@ -89,16 +74,6 @@ class Server:
         self._log.close()
         while any(pid_alive(pid) for pid in nodes):
             time.sleep(0.02)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        if not self._log.closed:
-            self._log.close()
 
 
 class Issuer(threading.Thread):
@@ -176,7 +151,7 @@ def main() -> None:
         verdicts = [server.verify(f.read_bytes()) for f in files]
         genuine = sum(1 for status, verdict in verdicts if status == 200 and verdict == "genuine")
         others = Counter(f"{status} {verdict}" for status, verdict in verdicts if verdict != "genuine")
-        log_text = server.log.read_text(errors="replace")
+        log_text = server.output()
         lost_root = "has lost it" in log_text
         resumed = log_text.count("resuming batch")
         rounds.append((n, moment, len(issuer.reported), len(files), genuine, lost_root))

@@ -1,6 +1,6 @@
-"""Real Redis and PostgreSQL servers from Debian's packages, started on
-127.0.0.1 and a free port in a folder of their own, and stopped by whoever
-started them (a fixture, a benchmark, `.ci/run`).
+"""Real Redis and PostgreSQL servers from Debian's packages, and `flask serve`
+itself, started on 127.0.0.1 and a free port, and stopped by whoever started
+them (a fixture, a benchmark, `.ci/run`).
 
 PostgreSQL refuses to run as root, so when the tests run as root the cluster
 is made and run as the `postgres` user (in a folder that user can enter).
@@ -8,6 +8,7 @@ is made and run as the `postgres` user (in a folder that user can enter).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -15,7 +16,10 @@ import subprocess
 import time
 from pathlib import Path
 
+import requests
+
 from credentials.node import free_port
+from kernel.settings import ROOT
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
@@ -33,6 +37,61 @@ def _wait(check, what: str, timeout: float = 30.0, proc: subprocess.Popen | None
             raise ServerError(f"{what} exited with code {proc.returncode} before answering")
         time.sleep(0.05)
     raise ServerError(f"{what} did not answer within {timeout:.0f} s")
+
+
+class FlaskServe:
+    """`flask --app app serve` as a real process with its embedded chain, on
+    127.0.0.1:<free port>, in a session of its own, its output in `log`."""
+
+    def __init__(self, env: dict, data_dir: Path, log: Path, timeout: float = 120.0):
+        self.data_dir, self.port = data_dir, free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log
+        self._log = open(log, "ab")
+        flask = ROOT / ".venv" / "bin" / "flask"
+        self.proc = subprocess.Popen([str(flask), "--app", "app", "serve", "--port", str(self.port)], cwd=ROOT,
+                                     env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+
+        def answers() -> bool:
+            try:
+                return requests.get(self.url + "/", timeout=1).status_code == 200
+            except requests.RequestException:
+                return False
+
+        try:
+            _wait(answers, "flask serve", timeout, self.proc)
+        except ServerError as exc:
+            self.stop()
+            raise ServerError(f"{exc}:\n{self.output()}") from None
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def node(self) -> dict:
+        """The embedded node's record (pid, url, owner)."""
+        return json.loads((self.data_dir / "chain" / "node.json").read_text())
+
+    def post_credential(self, document: bytes) -> requests.Response:
+        return requests.post(self.url + "/api/v1/credentials/verify", data=document,
+                             headers={"Content-Type": "application/json"}, timeout=60)
+
+    def kill(self) -> None:
+        """`kill -9` of the server alone (its node, in a session of its own, lives on)."""
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+        self._log.close()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if not self._log.closed:
+            self._log.close()
 
 
 class RedisServer:

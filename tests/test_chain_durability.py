@@ -25,10 +25,10 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
 
 from credentials.node import free_port, pid_alive, processes_using, state_block
 from kernel.settings import ROOT
+from tests.servers import FlaskServe
 
 pytestmark = pytest.mark.slow
 FLASK = ROOT / ".venv" / "bin" / "flask"
@@ -44,54 +44,15 @@ def env_for(data_dir: Path) -> dict:
     return env
 
 
-class Server:
-    """`flask --app app serve` as a real process, with the embedded chain."""
+class Server(FlaskServe):
+    """`flask --app app serve` on a data dir, Anvil's own saves put off (env_for)."""
 
     def __init__(self, data_dir: Path, log: Path):
-        self.data_dir, self.port = data_dir, free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log
-        self._log = open(log, "ab")
-        self.proc = subprocess.Popen([str(FLASK), "--app", "app", "serve", "--port", str(self.port)], cwd=ROOT,
-                                     env=env_for(data_dir), stdout=self._log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"the server exited ({self.proc.returncode}):\n{self.output()}")
-            try:
-                if requests.get(self.url + "/", timeout=1).status_code == 200:
-                    return
-            except requests.RequestException:
-                time.sleep(0.2)
-        pytest.fail(f"the server did not answer within 90 s:\n{self.output()}")
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def node(self) -> dict:
-        return json.loads((self.data_dir / "chain" / "node.json").read_text())
+        super().__init__(env_for(data_dir), data_dir, log, timeout=90)
 
     def verify(self, credential: Path) -> tuple[int, dict]:
-        r = requests.post(self.url + "/api/v1/credentials/verify", data=credential.read_bytes(),
-                          headers={"Content-Type": "application/json"}, timeout=60)
+        r = self.post_credential(credential.read_bytes())
         return r.status_code, r.json()
-
-    def kill(self) -> None:
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-        self._log.close()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if not self._log.closed:
-            self._log.close()
 
 
 @pytest.fixture
