@@ -11,7 +11,6 @@ not disturb the Data Integrity proof beside it, and that it expands safely.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -29,10 +28,6 @@ STATUS_URL = f"{PUBLIC_URL}/status/1"
 REGISTRY = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 SIGNER = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
 CREATED = "2026-01-15T09:30:00Z"
-
-
-def node_available() -> bool:
-    return shutil.which("node") is not None and (ROOT / "node_modules" / "@digitalbazaar" / "vc").is_dir()
 
 
 def node(script: str, request: dict, timeout: float = 120) -> dict:

@@ -33,9 +33,7 @@ from credentials.validate import validate_document
 from credentials.verification import verify_credential
 from kernel.web.extensions import limiter
 from tests.helpers_credentials import issue_stored
-from tests.helpers_dataintegrity import node, node_available
-
-pytestmark = pytest.mark.skipif(not node_available(), reason="node and node_modules (make setup) are needed")
+from tests.helpers_dataintegrity import node
 
 
 @pytest.fixture
