@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import requests
 
+from credentials.httpfetch import LOOPBACK, bounded_get
 from credentials.identity import (
     ETHEREUM_METHOD,
     REGISTRY_SERVICE,
@@ -34,7 +35,6 @@ from credentials.identity import (
 from credentials.trust import TrustEntry, TrustUnavailable
 
 MAX_DID_DOCUMENT_BYTES = 256 * 1024
-LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
 def parse_did_document(did: str, document: dict, source: str) -> TrustEntry:
@@ -95,16 +95,8 @@ class DidWebResolver:
         return did_web_document_url(did, scheme="http" if host in LOOPBACK else "https")
 
     def _http_get(self, url: str) -> bytes:
-        with requests.get(url, timeout=self.timeout, stream=True, allow_redirects=False,
-                          headers={"Accept": "application/did+json, application/json"}) as response:
-            if response.status_code != 200:
-                raise OSError(f"HTTP {response.status_code}")
-            data = b""
-            for chunk in response.iter_content(16384):
-                data += chunk
-                if len(data) > MAX_DID_DOCUMENT_BYTES:
-                    raise OSError(f"the document is larger than {MAX_DID_DOCUMENT_BYTES:,} bytes")
-            return data
+        return bounded_get(url, accept="application/did+json, application/json", limit=MAX_DID_DOCUMENT_BYTES,
+                           what="document", timeout=self.timeout)
 
     def __call__(self, did: str) -> TrustEntry:
         now = time.monotonic()

@@ -24,8 +24,9 @@ from urllib.parse import urlsplit
 
 import requests
 
+from credentials.httpfetch import LOOPBACK, bounded_get
+
 MAX_LIST_BYTES = 4 * 1024 * 1024
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 class StatusUnavailable(RuntimeError):
@@ -56,16 +57,8 @@ class StatusListClient:
         parts = urlsplit(url)
         if parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname in LOOPBACK):
             raise OSError("only https URLs (or http on this machine) are fetched")
-        with requests.get(url, timeout=self.timeout, stream=True, allow_redirects=False,
-                          headers={"Accept": "application/vc, application/vc+ld+json, application/json"}) as response:
-            if response.status_code != 200:
-                raise OSError(f"HTTP {response.status_code}")
-            data = b""
-            for chunk in response.iter_content(65536):
-                data += chunk
-                if len(data) > MAX_LIST_BYTES:
-                    raise OSError(f"the list is larger than {MAX_LIST_BYTES:,} bytes")
-            return data
+        return bounded_get(url, accept="application/vc, application/vc+ld+json, application/json",
+                           limit=MAX_LIST_BYTES, what="list", timeout=self.timeout)
 
     def get(self, url: str) -> dict:
         """The list credential at `url`; StatusUnavailable when it cannot be had now."""
