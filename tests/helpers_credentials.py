@@ -198,3 +198,16 @@ def trust_world(app, world: VerifyWorld) -> None:
             trust_store.add_entry(session, entry, "test")
         session.commit()
     trust_changed(app)
+
+
+def edited(doc: dict, path: list, value=..., delete: bool = False) -> dict:
+    """A deep copy of `doc` with the member at `path` set to `value` (or deleted)."""
+    doc = copy.deepcopy(doc)
+    node = doc
+    for key in path[:-1]:
+        node = node[key]
+    if delete:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return doc

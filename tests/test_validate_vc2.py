@@ -16,6 +16,7 @@ import json
 import pytest
 
 from credentials.validate import validate_document
+from tests.helpers_credentials import edited
 
 VC = "https://www.w3.org/ns/credentials/v2"
 
@@ -35,15 +36,7 @@ def plain() -> dict:
 
 
 def changed(path: list, value=..., delete: bool = False) -> dict:
-    doc = plain()
-    node = doc
-    for key in path[:-1]:
-        node = node[key]
-    if delete:
-        del node[path[-1]]
-    else:
-        node[path[-1]] = value
-    return doc
+    return edited(plain(), path, value, delete)
 
 
 def reasons(doc: dict, profile: str | None = None) -> list[str]:

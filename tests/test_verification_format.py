@@ -4,13 +4,11 @@ expected and what was found. No chain needed."""
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 
 from credentials.document import IssuerProfile, build_credential
 from credentials.validate import validate_document
-from tests.helpers_credentials import request
+from tests.helpers_credentials import edited, request
 
 ISSUER = IssuerProfile("University of Testing", "0x" + "ab" * 20, 31337)
 
@@ -32,18 +30,6 @@ def test_language_value_objects_and_subject_arrays_of_objects_are_allowed(doc):
     doc["name"] = [{"@value": "Licence", "@language": "fr"}, {"@value": "Degree", "@language": "en"}]
     doc["description"] = {"@value": "Un diplôme", "@language": "fr", "@direction": "ltr"}
     assert reasons(doc) == []
-
-
-def edit(doc: dict, path: list, value=..., delete: bool = False) -> dict:
-    doc = copy.deepcopy(doc)
-    node = doc
-    for key in path[:-1]:
-        node = node[key]
-    if delete:
-        del node[path[-1]]
-    else:
-        node[path[-1]] = value
-    return doc
 
 
 BROKEN = [
@@ -99,20 +85,20 @@ BROKEN = [
 
 @pytest.mark.parametrize("what, path, value, words", BROKEN, ids=[b[0] for b in BROKEN])
 def test_each_rule_names_path_expected_and_found(doc, what, path, value, words):
-    broken = edit(doc, path, delete=True) if value == "DELETE" else edit(doc, path, value)
+    broken = edited(doc, path, delete=True) if value == "DELETE" else edited(doc, path, value)
     found = reasons(broken)
     assert any(words in r for r in found), found
     assert all(r.startswith("$") and ": expected " in r and ", found " in r for r in found)
 
 
 def test_ext_achievement_types_are_allowed(doc):
-    assert reasons(edit(doc, ["credentialSubject", "achievement", "achievementType"], "ext:Micro")) == []
+    assert reasons(edited(doc, ["credentialSubject", "achievement", "achievementType"], "ext:Micro")) == []
 
 
 def test_the_ob_profile_applies_to_open_badges_or_when_asked():
     """A plain VC 2.0 credential is judged by VC 2.0 alone; asked for the OB
     profile (`--profile ob3`), the same document is not an Open Badge."""
-    plain = edit(build_credential(request(valid_until=None), ISSUER), ["type"], ["VerifiableCredential"])
+    plain = edited(build_credential(request(valid_until=None), ISSUER), ["type"], ["VerifiableCredential"])
     assert reasons(plain) == []
     ob = [str(p) for p in validate_document(plain, "ob3")]
     assert any("OpenBadgeCredential or AchievementCredential" in r and r.startswith("$.type:") for r in ob), ob
