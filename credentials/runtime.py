@@ -89,21 +89,23 @@ def get_keyring(app: Flask | None = None):
 
 def get_status_lists(app: Flask | None = None):
     """The verifier's status-list client: this installation's own lists are
-    read from its database (always current), other URLs fetched over HTTP with
-    a cache."""
+    read from its database (at most OWN_STATUS_LIST_RECHECK, 0.5 s, old, and
+    read again whenever one disagrees with the chain), other URLs fetched
+    over HTTP with a cache."""
     return _shared(app, "attest.status_lists", _make_status_client)
 
 
 def _make_status_client(app: Flask):
     from credentials.statusclient import StatusListClient
 
-    def own(url: str):
+    def own(url: str) -> str | None:
         from credentials import status_store
 
         with app.extensions["attest.db"].session() as session:
-            return status_store.document_at(session, url, lambda: get_keyring(app))
+            return status_store.document_text_at(session, url, lambda: get_keyring(app))
 
-    return StatusListClient(ttl=float(app.config.get("STATUS_LIST_TTL", 300)), local=own)
+    return StatusListClient(ttl=float(app.config.get("STATUS_LIST_TTL", 300)), local=own,
+                            local_recheck=float(app.config.get("OWN_STATUS_LIST_RECHECK", 0.5)))
 
 
 # ----- who this installation is, and whom it trusts -----------------------------------

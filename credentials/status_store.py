@@ -137,6 +137,17 @@ def document_at(session: Session, url: str, keyring: Callable[[], KeyRing]) -> d
     return _current(session, session.scalar(select(StatusListRecord).where(StatusListRecord.url == url)), keyring)
 
 
+def document_text_at(session: Session, url: str, keyring: Callable[[], KeyRing]) -> str | None:
+    """The stored JSON text of the list at `url` (published first if it is
+    missing), or None: what the verifier compares to the copy it holds."""
+    text = session.scalar(select(StatusListRecord.document).where(StatusListRecord.url == url))
+    if text is not None:
+        return text
+    document = document_at(session, url, keyring)
+    return None if document is None else session.scalar(
+        select(StatusListRecord.document).where(StatusListRecord.url == url))
+
+
 def _current(session: Session, record: StatusListRecord | None, keyring: Callable[[], KeyRing]) -> dict | None:
     if record is None:
         return None

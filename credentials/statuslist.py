@@ -217,6 +217,12 @@ def list_from_credential(list_credential: dict, entry: StatusEntry, credential_i
     """The status list of a fetched list credential, after checking that it
     is the one the entry names, for the same purpose, from the same issuer.
     Its proof is the caller's to check (dataintegrity.verify_eddsa_rdfc_2022)."""
+    return StatusList.decode(encoded_list_for(list_credential, entry, credential_issuer), max_bytes)
+
+
+def encoded_list_for(list_credential: dict, entry: StatusEntry, credential_issuer: object) -> object:
+    """`list_from_credential`'s checks alone: the list's `encodedList`, for a
+    caller that keeps the decoded list (one list serves many credentials)."""
     if not isinstance(list_credential, dict):
         raise StatusListError("the status list credential is not a JSON object")
     if list_credential.get("id") != entry.list_credential:
@@ -234,7 +240,7 @@ def list_from_credential(list_credential: dict, entry: StatusEntry, credential_i
     if subject.get("statusPurpose") != entry.purpose:
         raise StatusListError(f"the status list is for {subject.get('statusPurpose')!r}, the entry for "
                               f"{entry.purpose!r}")
-    return StatusList.decode(subject.get("encodedList"), max_bytes)
+    return subject.get("encodedList")
 
 
 def is_revoked(credential: dict, list_credential: dict) -> bool | None:

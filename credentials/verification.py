@@ -42,7 +42,6 @@ credential verifies with its issuer's server gone.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -533,37 +532,31 @@ class _ListRefused(Exception):
     """The fetched status list is not one to rely on; the message says why."""
 
 
-_verified_lists: dict[tuple[str, str], str | None] = {}  # (list JSON, key) -> None, or why it fails
-
-
 def _list_proof_problem(document: dict, key: str) -> str | None:
     """Why the list credential's eddsa-rdfc-2022 proof does not verify with
-    `key`, or None. Cached: one list serves every credential of its issuer."""
-    cache_key = (json.dumps(document, sort_keys=True), key)
-    if cache_key not in _verified_lists:
-        proofs = dataintegrity.find_proofs(document)
-        if len(proofs) != 1:
-            problem = f"it carries {len(proofs)} eddsa-rdfc-2022 proofs, not one"
-        else:
-            outcome = dataintegrity.verify_eddsa_rdfc_2022(document, proofs[0], key)
-            problem = None if outcome else outcome.reason
-        if len(_verified_lists) > 256:
-            _verified_lists.clear()
-        _verified_lists[cache_key] = problem
-    return _verified_lists[cache_key]
+    `key`, or None."""
+    proofs = dataintegrity.find_proofs(document)
+    if len(proofs) != 1:
+        return f"it carries {len(proofs)} eddsa-rdfc-2022 proofs, not one"
+    outcome = dataintegrity.verify_eddsa_rdfc_2022(document, proofs[0], key)
+    return None if outcome else outcome.reason
 
 
-def _read_list(ctx: Context, entry: statuslist.StatusEntry) -> statuslist.StatusList:
+def _read_list(ctx: Context, entry: statuslist.StatusEntry, fresh: bool = False) -> statuslist.StatusList:
     """The verified status list an entry names (Unavailable when it cannot be
-    fetched now; _ListRefused when it is not the issuer's list)."""
+    fetched now; _ListRefused when it is not the issuer's list). The decoded
+    bits and the proof's verdict are kept with the copy of the list: one list
+    serves every credential of its issuer."""
     if ctx.status_lists is None:
         raise Unavailable("this verifier was given no way to read status lists")
     try:
-        document = ctx.status_lists.get(entry.list_credential)
+        copy = ctx.status_lists.get_copy(entry.list_credential, fresh=fresh)
     except StatusUnavailable as exc:
         raise Unavailable(str(exc)) from exc
+    document = copy.document
     try:
-        bits = statuslist.list_from_credential(document, entry, ctx.doc.get("issuer"))
+        encoded = statuslist.encoded_list_for(document, entry, ctx.doc.get("issuer"))
+        bits = copy.derived("bits", lambda: statuslist.StatusList.decode(encoded))
     except statuslist.StatusListError as exc:
         raise _ListRefused(str(exc)) from exc
     until = parse_datetime(document.get("validUntil"))
@@ -579,7 +572,7 @@ def _read_list(ctx: Context, entry: statuslist.StatusEntry) -> statuslist.Status
     entry_trusted = ctx.judgement.entry if ctx.judgement and ctx.judgement.status == TRUSTED else None
     if key is None or not (key == ctx.di_key or (entry_trusted is not None and entry_trusted.lists_ed25519(key))):
         raise _ListRefused(f"it is signed by {method}, which is not a key the trusted issuer lists")
-    problem = _list_proof_problem(document, key)
+    problem = copy.derived(("proof", key), lambda: _list_proof_problem(document, key))
     if problem is not None:
         raise _ListRefused(f"its proof does not verify: {problem}")
     return bits
@@ -603,13 +596,17 @@ def check_status_list(ctx: Context) -> CheckResult:
     blocked = dependency_skip(ctx, cid, covering) or dependency_skip(ctx, cid, "issuer_identity")
     if blocked is not None:
         return blocked
+    chain = ctx.results["revocation"].status if ctx.proof is not None else None
     try:
         revoked = _read_list(ctx, entry).get(entry.index)
+        if (revoked and chain == PASSED) or (not revoked and chain == FAILED):
+            # They disagree: this installation's own list may have changed a
+            # moment ago, so read it again before saying so.
+            revoked = _read_list(ctx, entry, fresh=True).get(entry.index)
     except (_ListRefused, statuslist.StatusListError) as exc:
         return failed(cid, f"Expected the issuer's signed status list at {entry.list_credential}; it cannot be "
                            f"relied on: {exc}.")
     where = f"bit {entry.index} of the issuer's status list {entry.list_credential}"
-    chain = ctx.results["revocation"].status if ctx.proof is not None else None
     if revoked and chain == FAILED:
         return failed(cid, f"Revoked: {where} is set, as the chain records.")
     if revoked and chain == PASSED:

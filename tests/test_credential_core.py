@@ -33,6 +33,17 @@ DOMAIN = Eip712Domain(31337, REGISTRY)
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 
 
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300))
+def test_keccak256_is_ethereums_keccak(data):
+    """The C keccak (safe-pysha3) against pycryptodome's, and the empty-input vector."""
+    from Crypto.Hash import keccak
+
+    assert keccak256(data) == keccak.new(digest_bits=256, data=data).digest()
+    assert keccak256(b"").hex() == "c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"
+
+
 def request(**overrides) -> CredentialRequest:
     fields = dict(recipient_name="Ada Lovelace", recipient_email="ada@example.edu",
                   achievement_name="BSc Mathematics", achievement_type="BachelorDegree",

@@ -4,7 +4,12 @@ expected and what was found. No chain needed."""
 
 from __future__ import annotations
 
+import functools
+import json
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from credentials.document import IssuerProfile, build_credential
 from credentials.validate import validate_document
@@ -104,3 +109,30 @@ def test_the_ob_profile_applies_to_open_badges_or_when_asked():
     assert any("OpenBadgeCredential or AchievementCredential" in r and r.startswith("$.type:") for r in ob), ob
     with pytest.raises(ValueError, match="unknown profile"):
         validate_document(plain, "ob2")
+
+
+def _depth(value) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_depth(v) for v in value), default=0)
+    return 0
+
+
+_awkward_text = st.text(alphabet='ab[]{}"\\\n\u00e9', max_size=8)
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | _awkward_text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_awkward_text, inner, max_size=3),
+    max_leaves=60)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_json_values, st.integers(min_value=25, max_value=40))
+def test_depth_guard_agrees_with_the_parsed_depth(value, wrap):
+    """The byte-level depth guard (run before parsing) against the depth of the
+    parsed value, with brackets, quotes and backslashes inside strings."""
+    from credentials.validate import MAX_DEPTH, _too_deep
+
+    for document in (value, functools.reduce(lambda v, _: [v], range(wrap), value)):
+        raw = json.dumps(document).encode()
+        assert _too_deep(raw) == (_depth(document) > MAX_DEPTH), raw[:200]

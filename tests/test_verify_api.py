@@ -169,3 +169,36 @@ def test_fuzzed_bodies_never_cause_a_500(api, world, body):
         assert all(c["status"] in ("passed", "failed", "skipped") for c in payload["checks"])
     else:
         assert payload["error"]
+
+
+_any_json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=6),
+                         lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                                     max_size=3), max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fast_schema_check_agrees_with_the_python_validator(world, data):
+    """schema_problems answers [] from jsonschema-rs alone: it must accept
+    exactly what the Python validator (whose messages a refusal shows) accepts,
+    on an issued credential with members replaced, removed or added."""
+    from credentials.web.api import _credential_validator, _fast_credential_validator
+
+    doc = copy.deepcopy(world.good)
+    for _ in range(data.draw(st.integers(0, 3))):
+        target = doc
+        while isinstance(target, (dict, list)) and target and data.draw(st.booleans()):
+            key = data.draw(st.sampled_from(sorted(target) if isinstance(target, dict) else range(len(target))))
+            if not isinstance(target[key], (dict, list)):
+                break
+            target = target[key]
+        if isinstance(target, dict):
+            key = data.draw(st.sampled_from(sorted(target) + ["added"]))
+            if data.draw(st.booleans()) and key in target:
+                del target[key]
+            else:
+                target[key] = data.draw(_any_json)
+        elif isinstance(target, list) and target:
+            target[data.draw(st.integers(0, len(target) - 1))] = data.draw(_any_json)
+    python_ok = not any(True for _ in _credential_validator().iter_errors(doc))
+    assert _fast_credential_validator().is_valid(doc) == python_ok

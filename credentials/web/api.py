@@ -112,8 +112,20 @@ def _describe(error) -> str:
     return f"must be {'an' if str(wanted)[:1] in 'aeiou' else 'a'} {wanted}" if wanted else error.message[:120]
 
 
+@lru_cache(maxsize=1)
+def _fast_credential_validator():
+    """The same schema compiled by jsonschema-rs (Rust): a yes/no in about
+    15 us where the Python validator takes about 350 us. Only a document it
+    refuses goes to the Python validator, for the messages."""
+    import jsonschema_rs
+
+    return jsonschema_rs.Draft202012Validator(json.loads(openapi_document())["components"]["schemas"]["Credential"])
+
+
 def schema_problems(document: dict) -> list[dict]:
     """Where the document breaks the request schema: [{path, message}], in path order."""
+    if _fast_credential_validator().is_valid(document):
+        return []
     found = []
     for err in sorted(_credential_validator().iter_errors(document), key=lambda e: [str(p) for p in e.absolute_path]):
         path = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
