@@ -3,11 +3,13 @@
     .venv/bin/python bench/bench_verify.py [--requests 6000] [--concurrency 8] [--workers 2] [--threads 4]
 
 In a throw-away data dir: starts the embedded Anvil node, issues one batch of
-credentials with the real issuance code (and revokes a few), starts gunicorn
-through bench/serve_prod.py on 127.0.0.1 and a free port, then sends a bounded
-number of POST /api/v1/credentials/verify requests from `--concurrency`
-keep-alive connections on loopback, round-robin over the credentials, then
-offers --rate requests a second open loop. Revocation is answered from each
+credentials with the real issuance code and both proofs, as the service issues
+them (and revokes a few), starts gunicorn through bench/serve_prod.py on
+127.0.0.1 and a free port, then sends a bounded number of POST
+/api/v1/credentials/verify requests from `--concurrency` keep-alive
+connections on loopback, round-robin over the credentials, then offers --rate
+requests a second open loop. The client is bench/loadgen.py (one thread,
+non-blocking sockets), so it takes little of the cores it shares. Revocation is answered from each
 worker's event-fed view of the registry (credentials.revocations: "as of
 block N", the newest block the node announced; eth_call when the view is
 behind). Prints req/s, p50, p90, p99 and errors with the load average (1, 5
@@ -18,13 +20,11 @@ Target (DESIGN.md): >= 2,000 verifications/s, p99 < 20 ms at 1,000/s offered, on
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import platform
 import statistics
 import tempfile
-import threading
 import time
 from datetime import date
 from pathlib import Path
@@ -33,8 +33,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 from app import open_database  # noqa: E402
 from bench import serve_prod  # noqa: E402
+from bench.loadgen import LoadGenerator, Outcome, post  # noqa: E402
 from credentials.chain import open_registry  # noqa: E402
 from credentials.document import CredentialRequest  # noqa: E402
+from credentials.ed25519 import load_or_create_keyring  # noqa: E402
 from credentials.issuance import issue_batch, issuer_profile, revoke_credential  # noqa: E402
 from kernel.settings import Settings  # noqa: E402
 
@@ -49,110 +51,35 @@ def issue(settings: Settings, count: int, revoked: int) -> list[bytes]:
                                       "Completed the honours programme.", date(2025, 6, 30), None, "2:1")
                     for i in range(count)]
         out = Path(settings.data_dir) / "out"
-        issue_batch(session, registry, issuer_profile(session, registry, settings), requests, actor="bench", out_dir=out)
+        # Both proofs, as the service issues them: the verifier checks the Data Integrity proof too.
+        keyring = load_or_create_keyring(settings.keys_dir, settings.ed25519_key)
+        issue_batch(session, registry, issuer_profile(session, registry, settings), requests, actor="bench",
+                    out_dir=out, keyring=keyring)
         bodies = [p.read_bytes() for p in sorted(out.glob("*.json"))]
         for body in bodies[:revoked]:
             revoke_credential(session, registry, json.loads(body)["id"], "bench revocation", "bench")
     return bodies
 
 
-def client(port: int, bodies: list[bytes], start: int, count: int, latencies: list[float], errors: list[str],
-           valid: list[int]) -> None:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    headers = {"Content-Type": "application/json"}
-    for i in range(count):
-        body = bodies[(start + i) % len(bodies)]
-        t0 = time.perf_counter()
-        try:
-            conn.request("POST", PATH, body, headers)
-            response = conn.getresponse()
-            data = response.read()
-        except (OSError, http.client.HTTPException) as exc:
-            errors.append(type(exc).__name__)
-            conn.close()
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            continue
-        latencies.append(time.perf_counter() - t0)
-        if response.status != 200:
-            errors.append(f"HTTP {response.status}")
-        elif b'"valid": true' in data:
-            valid.append(1)
-    conn.close()
+def summarize(outcome: Outcome, requests: int, latencies: list[float] | None = None) -> dict:
+    latencies = sorted(outcome.latencies if latencies is None else latencies)
+    q = statistics.quantiles(latencies, n=100, method="inclusive") if len(latencies) > 1 else [0] * 99
+    return {"requests": requests, "elapsed": outcome.elapsed, "rps": len(latencies) / outcome.elapsed,
+            "p50": q[49] * 1000, "p90": q[89] * 1000, "p99": q[98] * 1000,
+            "max": (latencies[-1] if latencies else 0) * 1000, "errors": len(outcome.errors),
+            "valid": outcome.marked, "error_kinds": sorted(set(outcome.errors))[:5]}
 
 
-def paced_client(port: int, bodies: list[bytes], start: int, times: list[float], latencies: list[float],
-                 errors: list[str], service: list[float]) -> None:
-    """Send at the scheduled moments; latency counts from the schedule, so a
-    slow server cannot hide its queue (no coordinated omission)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    headers = {"Content-Type": "application/json"}
-    for i, due in enumerate(times):
-        delay = due - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-        sent = time.perf_counter()
-        try:
-            conn.request("POST", PATH, bodies[(start + i) % len(bodies)], headers)
-            response = conn.getresponse()
-            response.read()
-        except (OSError, http.client.HTTPException) as exc:
-            errors.append(type(exc).__name__)
-            conn.close()
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            continue
-        done = time.perf_counter()
-        latencies.append(done - due)
-        service.append(done - sent)
-        if response.status != 200:
-            errors.append(f"HTTP {response.status}")
-    conn.close()
-
-
-def run_paced(port: int, bodies: list[bytes], rate: float, seconds: float, connections: int) -> dict:
+def run_paced(load: LoadGenerator, rate: float, seconds: float, connections: int) -> dict:
     """Open loop: `rate` requests a second for `seconds`, spread over `connections`."""
-    total = int(rate * seconds)
-    t0 = time.perf_counter() + 0.2
-    schedule = [t0 + i / rate for i in range(total)]
-    latencies: list[float] = []
-    errors: list[str] = []
-    service: list[float] = []
-    threads = [threading.Thread(target=paced_client,
-                                args=(port, bodies, k, schedule[k::connections], latencies, errors, service))
-               for k in range(connections)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - t0
-    result = summarize(latencies, errors, elapsed, total)
-    service.sort()
-    result["service_p99"] = statistics.quantiles(service, n=100, method="inclusive")[98] * 1000 if service else 0
+    outcome = load.paced(rate, seconds, connections)
+    result = summarize(outcome, int(rate * seconds))
+    result["service_p99"] = summarize(outcome, 0, outcome.service)["p99"]
     return result
 
 
-def summarize(latencies: list[float], errors: list[str], elapsed: float, requests: int, valid: int = 0) -> dict:
-    latencies.sort()
-    q = statistics.quantiles(latencies, n=100, method="inclusive") if len(latencies) > 1 else [0] * 99
-    return {"requests": requests, "elapsed": elapsed, "rps": len(latencies) / elapsed,
-            "p50": q[49] * 1000, "p90": q[89] * 1000, "p99": q[98] * 1000,
-            "max": (latencies[-1] if latencies else 0) * 1000, "errors": len(errors), "valid": valid,
-            "error_kinds": sorted(set(errors))[:5]}
-
-
-def run_load(port: int, bodies: list[bytes], total: int, concurrency: int) -> dict:
-    latencies: list[float] = []
-    errors: list[str] = []
-    valid: list[int] = []
-    per = total // concurrency
-    threads = [threading.Thread(target=client, args=(port, bodies, i * per, per, latencies, errors, valid))
-               for i in range(concurrency)]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = time.perf_counter() - t0
-    return summarize(latencies, errors, elapsed, per * concurrency, len(valid))
+def run_load(load: LoadGenerator, total: int, concurrency: int) -> dict:
+    return summarize(load.closed(total, concurrency), total)
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -222,12 +149,15 @@ def main() -> None:
             bodies = issue(Settings.from_env(data_dir=Path(tmp), rpc_url=prod.env["ATTEST_RPC_URL"]),
                            args.credentials, args.revoked)
             port = int(url.rsplit(":", 1)[1])
-            run_load(port, bodies, min(400, args.requests), args.concurrency)  # warm-up: imports, caches
+            load = LoadGenerator("127.0.0.1", port, [post(PATH, body, f"127.0.0.1:{port}") for body in bodies],
+                                 marker=b'"valid": true')
+            run_load(load, min(1000, args.requests), args.concurrency)  # warm-up: imports, caches
             before = cpu_snapshot(prod.web.pid, tmp)
-            closed = run_load(port, bodies, args.requests, args.concurrency)
+            closed = run_load(load, args.requests, args.concurrency)
             after = cpu_snapshot(prod.web.pid, tmp)
             cpu = {k: (after[k] - before[k]) / closed["requests"] * 1e6 for k in after}
-            rounds = [run_paced(port, bodies, args.rate, args.seconds, connections=8) for _ in range(args.rounds)]
+            rounds = [run_paced(load, args.rate, args.seconds, connections=args.concurrency)
+                      for _ in range(args.rounds)]
         finally:
             prod.stop()
     expected_valid = round(closed["requests"] * (1 - args.revoked / args.credentials))
@@ -245,7 +175,8 @@ def main() -> None:
         "first sight",
         f"max throughput ({closed['requests']} requests, {args.concurrency} keep-alive connections, closed loop): "
         + describe(closed),
-        f"at {args.rate:.0f}/s offered, {args.rounds} rounds of {args.seconds:.0f} s (open loop, 8 connections, "
+        f"at {args.rate:.0f}/s offered, {args.rounds} rounds of {args.seconds:.0f} s (open loop, "
+        f"{args.concurrency} connections, "
         "latency from the scheduled send), the median round: " + describe(paced)
         + f"; p99 from the actual send {paced['service_p99']:.1f} ms",
         "  every round's p99: " + ", ".join(f"{r['p99']:.1f} ms" for r in rounds)

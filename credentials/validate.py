@@ -213,6 +213,22 @@ def _check_language_string(value: Any, path: str) -> Iterator[Problem]:
         yield Problem(where, "a string or a language value object {\"@value\", \"@language\"}", describe(item))
 
 
+def _ids_are_urls(value: Any) -> bool:
+    """`_walk_ids` finds nothing (no paths are built, so it is cheap): every `id` is a URL."""
+    if isinstance(value, dict):
+        for key, child in value.items():
+            if key == "@context":
+                continue
+            if key == "id" and not is_url(child):
+                return False
+            if isinstance(child, (dict, list)) and not _ids_are_urls(child):
+                return False
+        return True
+    if isinstance(value, list):
+        return all(_ids_are_urls(child) for child in value if isinstance(child, (dict, list)))
+    return True
+
+
 def _walk_ids(value: Any, path: str) -> Iterator[Problem]:
     """VC 2.0: every `id` is a URL (the @context is JSON-LD's, not ours)."""
     if isinstance(value, dict):
@@ -366,7 +382,8 @@ def vc_problems(doc: dict) -> list[Problem]:
     for key in ("name", "description"):
         if key in doc:
             problems += _check_language_string(doc[key], f"$.{key}")
-    problems += _walk_ids(doc, "$")
+    if not _ids_are_urls(doc):
+        problems += _walk_ids(doc, "$")
     return problems
 
 

@@ -95,7 +95,7 @@ def gunicorn_command(port: int, workers: int, threads: int) -> list[str]:
     gunicorn = Path(sys.executable).with_name("gunicorn")
     return [str(gunicorn), "--config", str(Path(__file__).with_name("gunicorn_config.py")),
             "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
-            "--worker-class", "gthread" if threads > 1 else "sync", "--keep-alive", "5",
+            "--worker-class", "gthread", "--keep-alive", "5",
             "--timeout", "60", "--graceful-timeout", "30", "--log-level", "warning", "app:create_app()"]
 
 

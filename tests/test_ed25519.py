@@ -159,3 +159,28 @@ def test_assertion_key_reads_a_did_document(tmp_path):
     assert ed25519.assertion_key(document, f"{DID}#z6MkUnlisted") is None
     embedded = {"id": DID, "assertionMethod": document["verificationMethod"]}
     assert ed25519.assertion_key(embedded, method) == ring.current.public_key_multibase
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(min_size=32, max_size=32), st.binary(max_size=200), st.integers(0, 64 * 8 - 1),
+       st.sampled_from(["signature", "message", "none"]))
+def test_libsodium_verification_agrees_with_openssl(seed, message, bit, flip):
+    """ed25519.verify_signature (libsodium) against cryptography (OpenSSL) on
+    honest signatures, and with one bit of the signature or the message flipped."""
+    from cryptography.exceptions import InvalidSignature
+
+    key = Ed25519PrivateKey.from_private_bytes(seed)
+    signature = bytearray(key.sign(message))
+    data = bytearray(message)
+    if flip == "signature":
+        signature[bit // 8] ^= 1 << (bit % 8)
+    elif flip == "message" and data:
+        data[bit % len(data)] ^= 1 << (bit % 8)
+    try:
+        key.public_key().verify(bytes(signature), bytes(data))
+        openssl = True
+    except InvalidSignature:
+        openssl = False
+    for form in (key.public_key(), ed25519.public_key_multibase(key), ed25519.public_bytes(key)):
+        assert ed25519.verify_signature(form, bytes(signature), bytes(data)) is openssl
+    assert openssl is (flip == "none" or (flip == "message" and not data))

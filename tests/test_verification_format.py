@@ -121,8 +121,8 @@ def _depth(value) -> int:
 
 _awkward_text = st.text(alphabet='ab[]{}"\\\n\u00e9', max_size=8)
 _json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | _awkward_text,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_awkward_text, inner, max_size=3),
+    st.none() | st.booleans() | st.integers() | _awkward_text | st.just("urn:uuid:1"),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.just("id") | _awkward_text, inner, max_size=3),
     max_leaves=60)
 
 
@@ -136,3 +136,13 @@ def test_depth_guard_agrees_with_the_parsed_depth(value, wrap):
     for document in (value, functools.reduce(lambda v, _: [v], range(wrap), value)):
         raw = json.dumps(document).encode()
         assert _too_deep(raw) == (_depth(document) > MAX_DEPTH), raw[:200]
+
+
+@settings(max_examples=300, deadline=None)
+@given(_json_values)
+def test_the_quick_id_check_agrees_with_the_walk(value):
+    """validate_document skips the path-building walk when the quick check finds every id a URL."""
+    from credentials.validate import _ids_are_urls, _walk_ids
+
+    for document in (value, {"id": "urn:x", "a": value}, {"id": value, "b": [value]}):
+        assert _ids_are_urls(document) == (not list(_walk_ids(document, "$")))

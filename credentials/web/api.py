@@ -5,7 +5,8 @@ why, run `verify_credential`, answer the same JSON as `credentials verify`.
 Every error under /api/v1 is JSON, 404 and 405 included, so scripts never
 have to parse an HTML page. CSRF does not apply (no cookies are used to
 authorise anything here); a per-address rate limit does, set by
-ATTEST_VERIFY_RATE_LIMIT (default 600/minute).
+ATTEST_VERIFY_RATE_LIMIT (default 600/minute), counted by
+kernel.web.ratelimit at one storage round trip a request.
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ from credentials.runtime import get_chain_reader, get_status_lists, get_trust_po
 from credentials.validate import MAX_DOCUMENT_BYTES, NotACredential, load_document
 from credentials.verification import CHECK_IDS, STATUSES, UNKNOWN_NOW, VERDICTS, verify_credential
 from kernel.web.extensions import csrf, limiter
+from kernel.web.ratelimit import fast_limit, limit_headers
 
 api_bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(api_bp)
+limiter.exempt(api_bp)  # its one limit is fast_limit's
+api_bp.after_request(limit_headers)
 
 DEFAULT_RATE_LIMIT = "600/minute"
 # The envelope {"credential": …} and white space may add a little to a credential's own limit.
@@ -55,7 +59,7 @@ def read_body(limit: int = MAX_BODY_BYTES) -> bytes | None:
 
 
 @api_bp.post("/credentials/verify", provide_automatic_options=False)
-@limiter.limit(rate_limit)
+@fast_limit(rate_limit, "api-verify")
 def verify():
     """Verify the credential in the body (raw, or as {"credential": …})."""
     raw = read_body()
@@ -160,5 +164,5 @@ def http_error(exc: HTTPException):
     """429 from the rate limit, 413 from the server's own limit, and the rest, as JSON."""
     headers = {}
     if exc.code == 429:
-        headers["Retry-After"] = "60"
+        headers["Retry-After"] = str(getattr(exc, "retry_after", 60))
     return error(exc.code or 500, exc.description or exc.name, headers)
