@@ -106,7 +106,7 @@ def _register_faces(app: Flask) -> None:
     """Blueprints, CLI groups and start-up hooks of every package."""
     from credentials import runtime
     from credentials.cli import accreditation_cli, chain_cli, credentials_cli, institution_cli, trust_cli
-    from credentials.web.api import api_bp
+    from credentials.web.api import VerifyFastPath, api_bp
     from credentials.web.holder import holder_bp  # the holder's side: share page, holder's link, wallet offer
     from credentials.web.identity import identity_bp
     from credentials.web.oid4vci import oid4vci_bp  # OID4VCI metadata, token, nonce and credential endpoints
@@ -132,6 +132,7 @@ def _register_faces(app: Flask) -> None:
     for command in (chain_cli, credentials_cli, trust_cli, institution_cli, accreditation_cli, submissions_cli,
                     users_cli, jobs_cli, serve_command, serve_prod_command, prepare_command):
         app.cli.add_command(command)
+    app.wsgi_app = VerifyFastPath(app, app.wsgi_app)  # the API's hot route, before Flask dispatches
     on_startup(app, runtime.startup)
     on_shutdown(app, runtime.shutdown)
     on_production_service(app, runtime.embedded_chain_service)

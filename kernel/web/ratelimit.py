@@ -51,6 +51,23 @@ class LimitExceeded(TooManyRequests):
         self.retry_after = retry_after
 
 
+def count(scope: str, limit: str, who: str) -> tuple[int, int]:
+    """Count one request from `who` in `scope` against `limit` (e.g. "600/minute"):
+    (the limit, requests left in the window), or LimitExceeded. In an app context."""
+    item = _item(limit)
+    strategy = _strategy()
+    key = item.key_for(scope, who)
+    used = strategy.storage.incr(key, item.get_expiry())
+    if used > item.amount:
+        reset = strategy.storage.get_expiry(key)
+        raise LimitExceeded(item, max(1, math.ceil(reset - time.time())))
+    return item.amount, item.amount - used
+
+
+def enabled() -> bool:
+    return bool(current_app.config.get("RATELIMIT_ENABLED", True))
+
+
 def fast_limit(limit: Callable[[], str], scope: str, key: Callable[[], str] | None = None):
     """Decorate a view: at most `limit()` (e.g. "600/minute") requests per
     client address in `scope`. Off when the app's RATELIMIT_ENABLED is false."""
@@ -58,16 +75,9 @@ def fast_limit(limit: Callable[[], str], scope: str, key: Callable[[], str] | No
     def decorate(view):
         @wraps(view)
         def limited(*args, **kwargs):
-            if not current_app.config.get("RATELIMIT_ENABLED", True):
-                return view(*args, **kwargs)
-            item = _item(limit())
-            who = key() if key is not None else (request.remote_addr or "127.0.0.1")
-            strategy = _strategy()
-            count = strategy.storage.incr(item.key_for(scope, who), item.get_expiry())
-            if count > item.amount:
-                reset = strategy.storage.get_expiry(item.key_for(scope, who))
-                raise LimitExceeded(item, max(1, math.ceil(reset - time.time())))
-            g.fast_limit = (item.amount, item.amount - count)
+            if enabled():
+                who = key() if key is not None else (request.remote_addr or "127.0.0.1")
+                g.fast_limit = count(scope, limit(), who)
             return view(*args, **kwargs)
 
         return limited
@@ -75,12 +85,15 @@ def fast_limit(limit: Callable[[], str], scope: str, key: Callable[[], str] | No
     return decorate
 
 
+def rate_headers(counted: tuple[int, int]) -> dict[str, str]:
+    return {"X-RateLimit-Limit": str(counted[0]), "X-RateLimit-Remaining": str(max(0, counted[1]))}
+
+
 def limit_headers(response):
     """after_request: the X-RateLimit headers of a request `fast_limit` counted."""
     counted = g.pop("fast_limit", None)
     if counted is not None:
-        response.headers["X-RateLimit-Limit"] = str(counted[0])
-        response.headers["X-RateLimit-Remaining"] = str(max(0, counted[1]))
+        response.headers.update(rate_headers(counted))
     return response
 
 
