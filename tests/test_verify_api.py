@@ -202,3 +202,33 @@ def test_fast_schema_check_agrees_with_the_python_validator(world, data):
             target[data.draw(st.integers(0, len(target) - 1))] = data.draw(_any_json)
     python_ok = not any(True for _ in _credential_validator().iter_errors(doc))
     assert _fast_credential_validator().is_valid(doc) == python_ok
+
+
+def test_the_fast_path_answers_exactly_as_the_flask_view(api, app, world):
+    """VerifyFastPath (WSGI, before Flask) and the Flask view behind it give the
+    same status, JSON and headers, for every kind of answer; the limit counts both."""
+    from werkzeug.test import Client
+
+    from credentials.web.api import VerifyFastPath
+
+    assert isinstance(app.wsgi_app, VerifyFastPath)
+    flask_only = Client(lambda environ, start_response: app.wsgi_app.wsgi_app(environ, start_response))
+    bodies = [json.dumps(world.good).encode(), json.dumps({"credential": world.good}).encode(),
+              json.dumps(world.cases["revoked"][0]).encode(), json.dumps(world.cases["tampered_subject"][0]).encode(),
+              b"not json", b'{"@context": []}', b"x" * 300_000, b""]
+    for body in bodies:
+        fast = api.post(URL, data=body, content_type="application/json")
+        slow = flask_only.post(URL, data=body, content_type="application/json")
+        assert (fast.status_code, fast.get_json()) == (slow.status_code, slow.get_json()), body[:60]
+        wanted = {k: v for k, v in slow.headers.items() if k not in ("Content-Length", "Vary")}
+        got = dict(fast.headers.items())
+        assert {k: got.get(k) for k in wanted if k != "X-RateLimit-Remaining"} == \
+            {k: v for k, v in wanted.items() if k != "X-RateLimit-Remaining"}, body[:60]
+        assert int(got["X-RateLimit-Remaining"]) == int(wanted["X-RateLimit-Remaining"]) + 1  # counted in turn
+    app.config["VERIFY_RATE_LIMIT"] = "2/minute"
+    assert api.post(URL, data=bodies[0], content_type="application/json").status_code == 200
+    assert flask_only.post(URL, data=bodies[0], content_type="application/json").status_code == 200
+    refused = flask_only.post(URL, data=bodies[0], content_type="application/json")
+    assert refused.status_code == 429 and refused.get_json()["status"] == 429
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert api.post(URL, data=bodies[0], content_type="application/json").status_code == 429
