@@ -38,6 +38,8 @@ from credentials.chain import open_registry  # noqa: E402
 from credentials.document import CredentialRequest  # noqa: E402
 from credentials.ed25519 import load_or_create_keyring  # noqa: E402
 from credentials.issuance import issue_batch, issuer_profile, revoke_credential  # noqa: E402
+from credentials.node import free_port  # noqa: E402
+from kernel.production import gunicorn_command  # noqa: E402
 from kernel.settings import Settings  # noqa: E402
 
 PATH = "/api/v1/credentials/verify"
@@ -100,6 +102,16 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+def worker_shares(server_pid: int, before: dict[int, float]) -> list[float]:
+    """Each gunicorn worker's share of the CPU the workers used since `before`
+    (pid -> CPU seconds): keep-alive connections stay with the worker that
+    accepted them, so a skewed share means one core did the work."""
+    now = {p: _cpu_seconds(p) for p in _descendants(server_pid) if p != server_pid}
+    used = {p: now[p] - before.get(p, 0.0) for p in now}
+    total = sum(used.values()) or 1.0
+    return sorted((u / total for u in used.values()), reverse=True)
+
+
 def cpu_snapshot(server_pid: int, data_dir: str) -> dict[str, float]:
     """CPU seconds so far of the gunicorn processes, the chain node and this client:
     the cost of a verification that other work on the cores does not inflate
@@ -115,6 +127,37 @@ def cpu_snapshot(server_pid: int, data_dir: str) -> dict[str, float]:
                 node += _cpu_seconds(int(proc.name))
     return {"web": sum(_cpu_seconds(p) for p in _descendants(server_pid)), "node": node,
             "client": time.process_time()}
+
+
+def baseline(app_spec: str, workers: int, threads: int, requests: list[bytes], total: int, concurrency: int,
+             env: dict) -> dict:
+    """The same gunicorn shape and load on bench/hello_app.py: requests/s and CPU per request."""
+    import subprocess
+
+    import requests as http
+
+    port = free_port()
+    proc = subprocess.Popen(gunicorn_command(port, workers, threads, app_spec), cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                http.post(f"http://127.0.0.1:{port}{PATH}", data=b"{}", timeout=1)
+                break
+            except http.RequestException:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError(f"the baseline {app_spec} did not start") from None
+                time.sleep(0.2)
+        load = LoadGenerator("127.0.0.1", port, requests)  # the Host header names Attest's port: no matter
+        load.closed(min(1000, total), concurrency)
+        before = sum(_cpu_seconds(p) for p in _descendants(proc.pid))
+        result = run_load(load, total, concurrency)
+        result["cpu"] = (sum(_cpu_seconds(p) for p in _descendants(proc.pid)) - before) / total * 1e6
+        return result
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(10)
 
 
 def describe(result: dict) -> str:
@@ -153,13 +196,19 @@ def main() -> None:
                                  marker=b'"valid": true')
             run_load(load, min(1000, args.requests), args.concurrency)  # warm-up: imports, caches
             before = cpu_snapshot(prod.web.pid, tmp)
+            per_worker = {p: _cpu_seconds(p) for p in _descendants(prod.web.pid)}
             closed = run_load(load, args.requests, args.concurrency)
             after = cpu_snapshot(prod.web.pid, tmp)
+            shares = worker_shares(prod.web.pid, per_worker)
             cpu = {k: (after[k] - before[k]) / closed["requests"] * 1e6 for k in after}
             rounds = [run_paced(load, args.rate, args.seconds, connections=args.concurrency)
                       for _ in range(args.rounds)]
         finally:
             prod.stop()
+        # The framework alone, same shape, same load, in the same run: the ceiling on this machine.
+        bases = {name: baseline(f"bench.hello_app:{name}", args.workers, args.threads, load.requests,
+                                args.requests, args.concurrency, env)
+                 for name in ("flask_app", "wsgi_app")}
     expected_valid = round(closed["requests"] * (1 - args.revoked / args.credentials))
     paced = sorted(rounds, key=lambda r: r["p99"])[len(rounds) // 2]  # the median round by p99
     met = closed["rps"] >= 2000 and paced["p99"] < 20 and paced["rps"] >= 0.98 * args.rate \
@@ -184,8 +233,14 @@ def main() -> None:
         f"CPU per verification (closed loop, from /proc): gunicorn {cpu['web']:.0f} us, node {cpu['node']:.0f} us, "
         f"this client {cpu['client']:.0f} us; total {sum(cpu.values()):.0f} us, i.e. at most "
         f"{2e6 / sum(cpu.values()):,.0f}/s on 2 idle cores with this client, "
-        f"{2e6 / (cpu['web'] + cpu['node']):,.0f}/s with a client elsewhere",
+        f"{2e6 / (cpu['web'] + cpu['node']):,.0f}/s with a client elsewhere; each worker's share of it: "
+        + ", ".join(f"{share:.0%}" for share in shares),
         f"answers (closed loop): {closed['valid']} valid, expected about {expected_valid}; the rest revoked",
+        "baselines in the same run (bench/hello_app.py, same gunicorn shape and load, a fixed JSON answer): "
+        + "; ".join(f"{label} {bases[name]['rps']:,.0f}/s, {bases[name]['cpu']:,.0f} us of gunicorn CPU a request"
+                    for name, label in (("flask_app", "a Flask view"), ("wsgi_app", "a bare WSGI callable")))
+        + f"; Attest verifies at {closed['rps'] / bases['flask_app']['rps']:.2f}x the Flask view's rate, "
+        f"its CPU a request {cpu['web'] / bases['flask_app']['cpu']:.1f}x",
         f"target (>= 2,000/s closed loop; p99 < 20 ms at {args.rate:.0f}/s offered, median round): "
         f"{'met' if met else 'NOT met'}",
     ]

@@ -90,7 +90,7 @@ class LoadGenerator:
     def _run(self, connections: int, due: deque | None, total: int, start: int) -> Outcome:
         outcome = Outcome()
         selector = selectors.DefaultSelector()
-        conns = [_Conn(self.address) for _ in range(connections)]
+        conns = self._open(connections)
         idle = deque(conns)
         for conn in conns:
             selector.register(conn.sock, selectors.EVENT_READ, conn)
@@ -176,6 +176,27 @@ class LoadGenerator:
                     pass
             selector.close()
         return outcome
+
+    def _open(self, connections: int) -> list[_Conn]:
+        """Connections opened one at a time, each answering one request (not
+        counted) before the next opens. Opened all at once, they may all be
+        accepted by one gunicorn worker and stay with it (keep-alive), leaving
+        the other idle; opened this way, the worker busy with the last one is
+        slow to accept the next, so they spread as many clients' would."""
+        conns = []
+        for i in range(connections):
+            conn = _Conn(self.address)
+            conn.sock.setblocking(True)
+            conn.sock.sendall(self.requests[i % len(self.requests)])
+            buffer = bytearray()
+            while (answer := _answer(buffer)) is None:
+                chunk = conn.sock.recv(262144)
+                if not chunk:
+                    raise ConnectionError("the server closed the connection while it was being opened")
+                buffer += chunk
+            conn.sock.setblocking(False)
+            conns.append(conn)
+        return conns
 
     def closed(self, total: int, connections: int, start: int = 0) -> Outcome:
         """`total` requests, each socket sending its next as soon as its answer is in."""
