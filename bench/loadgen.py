@@ -189,7 +189,7 @@ class LoadGenerator:
             conn.sock.setblocking(True)
             conn.sock.sendall(self.requests[i % len(self.requests)])
             buffer = bytearray()
-            while (answer := _answer(buffer)) is None:
+            while _answer(buffer) is None:
                 chunk = conn.sock.recv(262144)
                 if not chunk:
                     raise ConnectionError("the server closed the connection while it was being opened")
