@@ -38,6 +38,7 @@ from credentials.ed25519 import (
     load_public_key,
     public_key_multibase,
     seed_bytes,
+    sign,
     verify_signature,
 )
 from credentials.multibase import MultibaseError, decode_base58btc, encode_base58btc
@@ -98,7 +99,7 @@ def sign_eddsa_rdfc_2022(document: dict, signing_key: Ed25519PrivateKey, verific
     or NotPortable, naming the problem, for a document that cannot be signed
     so that every verifier agrees."""
     options = proof_options(verification_method, created, proof_purpose)
-    signature = signing_key.sign(hash_data(document, options))
+    signature = sign(signing_key, hash_data(document, options))
     return {**options, "proofValue": encode_base58btc(signature)}
 
 
@@ -220,7 +221,7 @@ def _start_worker(seed: bytes) -> None:
 
 def _sign_chunk(documents: list[dict], options: dict) -> list[str]:
     key = _worker["key"]
-    return [encode_base58btc(key.sign(hash_data(d, options))) for d in documents]
+    return [encode_base58btc(sign(key, hash_data(d, options))) for d in documents]
 
 
 @dataclass

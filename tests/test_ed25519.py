@@ -184,3 +184,11 @@ def test_libsodium_verification_agrees_with_openssl(seed, message, bit, flip):
     for form in (key.public_key(), ed25519.public_key_multibase(key), ed25519.public_bytes(key)):
         assert ed25519.verify_signature(form, bytes(signature), bytes(data)) is openssl
     assert openssl is (flip == "none" or (flip == "message" and not data))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(min_size=32, max_size=32), st.binary(max_size=300))
+def test_libsodium_signatures_are_openssls(seed, message):
+    """ed25519.sign (libsodium) makes the very bytes cryptography (OpenSSL) makes."""
+    key = Ed25519PrivateKey.from_private_bytes(seed)
+    assert ed25519.sign(key, message) == key.sign(message)
