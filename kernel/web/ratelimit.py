@@ -21,7 +21,7 @@ from collections.abc import Callable
 from functools import lru_cache, wraps
 
 from flask import current_app, g, request
-from limits import RateLimitItem, parse
+from limits import RateLimitItem, parse_many
 from limits.strategies import FixedWindowRateLimiter
 from werkzeug.exceptions import TooManyRequests
 
@@ -29,8 +29,9 @@ from kernel.web.extensions import limiter
 
 
 @lru_cache(maxsize=64)
-def _item(text: str) -> RateLimitItem:
-    return parse(text)
+def _items(text: str) -> tuple[RateLimitItem, ...]:
+    """"600/minute", or several as Flask-Limiter takes them: "600/minute;10000/day"."""
+    return tuple(parse_many(text))
 
 
 _strategies: dict[int, FixedWindowRateLimiter] = {}
@@ -52,16 +53,20 @@ class LimitExceeded(TooManyRequests):
 
 
 def count(scope: str, limit: str, who: str) -> tuple[int, int]:
-    """Count one request from `who` in `scope` against `limit` (e.g. "600/minute"):
-    (the limit, requests left in the window), or LimitExceeded. In an app context."""
-    item = _item(limit)
-    strategy = _strategy()
-    key = item.key_for(scope, who)
-    used = strategy.storage.incr(key, item.get_expiry())
-    if used > item.amount:
-        reset = strategy.storage.get_expiry(key)
-        raise LimitExceeded(item, max(1, math.ceil(reset - time.time())))
-    return item.amount, item.amount - used
+    """Count one request from `who` in `scope` against `limit` (e.g. "600/minute",
+    or several joined by ";"): (the tightest limit, requests left under it), or
+    LimitExceeded. In an app context."""
+    storage = _strategy().storage
+    tightest = None
+    for item in _items(limit):
+        key = item.key_for(scope, who)
+        used = storage.incr(key, item.get_expiry())
+        if used > item.amount:
+            reset = storage.get_expiry(key)
+            raise LimitExceeded(item, max(1, math.ceil(reset - time.time())))
+        if tightest is None or item.amount - used < tightest[1]:
+            tightest = (item.amount, item.amount - used)
+    return tightest or (0, 0)
 
 
 def enabled() -> bool:
