@@ -63,7 +63,10 @@ profile notes (cProfile, 10,000 credentials):
   then (standard proofs): every credential also gets a Data Integrity proof and a status-list entry; the
   per-credential work (document, JCS, keccak, EIP-712, eddsa-rdfc-2022 with the per-shape expansion, JSON
   text) moved to 2 worker processes (credentials.issuing_pool), which return each text cut where the Merkle
-  root and path go; the issuing process streams the tree and assembles; files only with --out."""
+  root and path go; the issuing process streams the tree and assembles; files only with --out.
+  then: keccak by safe-pysha3 (C, 1.9 us against pycryptodome's 12 us, 4 a credential) and the
+  Ed25519 signature by libsodium (45 us against OpenSSL's 66 us, the same bytes): 1.33x anchor-only and
+  1.20x with both proofs against the code before them, the two run back to back (load 2.4-4.0)."""
 
 FIRST = ["Ada", "Alan", "Grace", "Zoë", "José", "Søren", "Aiko", "Chidi", "Łucja", "Mei", "Olúmídé", "Ingrid"]
 LAST = ["Lovelace", "Turing", "Hopper", "Ñúñez", "García", "Kierkegaard", "Tanaka", "Okafor", "Wójcik", "李"]
