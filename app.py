@@ -23,7 +23,6 @@ from kernel.secrets import load_or_create_secret
 from kernel.settings import Settings
 from kernel.web import security
 from kernel.web.extensions import csrf, limiter, login_manager
-from kernel.web.ratelimit import spare_blueprints
 
 # Every module that declares tables (each registers its migrations on import).
 MODEL_MODULES = (
@@ -85,7 +84,6 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     csrf.init_app(app)
     limiter.init_app(app)
-    spare_blueprints(app, ("api",))  # the JSON API counts with kernel.web.ratelimit
     login_manager.init_app(app)
     _register_faces(app)
 
