@@ -134,28 +134,30 @@ def list_document(session: Session, list_id: int, keyring: Callable[[], KeyRing]
 
 def document_at(session: Session, url: str, keyring: Callable[[], KeyRing]) -> dict | None:
     """The same by the list's URL (what a credential's entry names)."""
-    return _current(session, session.scalar(select(StatusListRecord).where(StatusListRecord.url == url)), keyring)
+    text = document_text_at(session, url, keyring)
+    return None if text is None else json.loads(text)
 
 
 def document_text_at(session: Session, url: str, keyring: Callable[[], KeyRing]) -> str | None:
-    """The stored JSON text of the list at `url` (published first if it is
-    missing), or None: what the verifier compares to the copy it holds."""
-    text = session.scalar(select(StatusListRecord.document).where(StatusListRecord.url == url))
-    if text is not None:
-        return text
-    document = document_at(session, url, keyring)
-    return None if document is None else session.scalar(
-        select(StatusListRecord.document).where(StatusListRecord.url == url))
+    """The stored JSON text of the list at `url`: what the verifier compares
+    with the copy it holds."""
+    return _current_text(session, session.scalar(select(StatusListRecord).where(StatusListRecord.url == url)),
+                         keyring)
 
 
 def _current(session: Session, record: StatusListRecord | None, keyring: Callable[[], KeyRing]) -> dict | None:
+    text = _current_text(session, record, keyring)
+    return None if text is None else json.loads(text)
+
+
+def _current_text(session: Session, record: StatusListRecord | None, keyring: Callable[[], KeyRing]) -> str | None:
+    """The record's list text, published (and committed) first if it is missing."""
     if record is None:
         return None
     if record.document is None:
-        document = publish(session, record, keyring())
+        publish(session, record, keyring())
         session.commit()
-        return document
-    return json.loads(record.document)
+    return record.document
 
 
 def republish_all(session: Session, keyring: KeyRing) -> int:
