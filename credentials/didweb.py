@@ -13,14 +13,11 @@ which is what a development installation and the tests serve.
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import requests
 
-from credentials.httpfetch import LOOPBACK, bounded_get
+from credentials.httpfetch import LOOPBACK, FetchCache, Fetched, bounded_get
 from credentials.identity import (
     ETHEREUM_METHOD,
     REGISTRY_SERVICE,
@@ -69,13 +66,6 @@ def parse_did_document(did: str, document: dict, source: str) -> TrustEntry:
                       registries=tuple(registries), ed25519_keys=tuple(keys), source=f"its DID document at {source}")
 
 
-@dataclass
-class _Cached:
-    entry: TrustEntry | None
-    error: str | None
-    until: float
-
-
 class DidWebResolver:
     """did:web -> TrustEntry, cached. `fetch(url) -> bytes` may be replaced (the
     default uses requests with a timeout and a size bound)."""
@@ -84,8 +74,7 @@ class DidWebResolver:
                  fetch: Callable[[str], bytes] | None = None):
         self.ttl, self.failure_ttl, self.timeout = ttl, failure_ttl, timeout
         self._fetch = fetch or self._http_get
-        self._cache: dict[str, _Cached] = {}
-        self._lock = threading.Lock()
+        self._cache: FetchCache[TrustEntry] = FetchCache()
 
     def document_url(self, did: str) -> str:
         parts = did_web_parts(did)
@@ -99,27 +88,22 @@ class DidWebResolver:
                            what="document", timeout=self.timeout)
 
     def __call__(self, did: str) -> TrustEntry:
-        now = time.monotonic()
-        cached = self._cache.get(did)
-        if cached is None or cached.until < now:
-            cached = self._resolve(did, now)
-            with self._lock:
-                self._cache[did] = cached
-        if cached.entry is None:
+        cached = self._cache.get(did, lambda now: self._resolve(did, now))
+        if cached.value is None:
             raise TrustUnavailable(cached.error)
-        return cached.entry
+        return cached.value
 
-    def _resolve(self, did: str, now: float) -> _Cached:
+    def _resolve(self, did: str, now: float) -> Fetched[TrustEntry]:
         try:
             url = self.document_url(did)
         except IdentityError as exc:
-            return _Cached(None, str(exc), now + self.failure_ttl)
+            return Fetched(None, str(exc), now + self.failure_ttl)
         try:
             raw = self._fetch(url)
             entry = parse_did_document(did, json.loads(raw), url)
         except (OSError, requests.RequestException) as exc:
-            return _Cached(None, f"its DID document at {url} cannot be fetched ({exc.__class__.__name__}: {exc})",
+            return Fetched(None, f"its DID document at {url} cannot be fetched ({exc.__class__.__name__}: {exc})",
                            now + self.failure_ttl)
         except ValueError as exc:
-            return _Cached(None, f"its DID document at {url} is not usable ({exc})", now + self.failure_ttl)
-        return _Cached(entry, None, now + self.ttl)
+            return Fetched(None, f"its DID document at {url} is not usable ({exc})", now + self.failure_ttl)
+        return Fetched(entry, None, now + self.ttl)

@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from credentials.httpfetch import LOOPBACK, bounded_get
+from credentials.httpfetch import LOOPBACK, FetchCache, Fetched, bounded_get
 
 MAX_LIST_BYTES = 4 * 1024 * 1024
 
@@ -60,13 +60,6 @@ class ListCopy:
 
 
 @dataclass
-class _Cached:
-    copy: ListCopy | None
-    error: str | None
-    until: float
-
-
-@dataclass
 class _Own:
     copy: ListCopy | None  # None: not one of this installation's lists
     read_at: float
@@ -84,7 +77,7 @@ class StatusListClient:
         self.local_recheck = local_recheck
         self._fetch = fetch or self._http_get
         self._local = local
-        self._cache: dict[str, _Cached] = {}
+        self._cache: FetchCache[ListCopy] = FetchCache()
         self._own: dict[str, _Own] = {}
         self._lock = threading.Lock()
 
@@ -107,15 +100,10 @@ class StatusListClient:
             own = self._own_copy(url, fresh)
             if own is not None:
                 return own
-        now = time.monotonic()
-        cached = self._cache.get(url)
-        if cached is None or cached.until < now:
-            cached = self._load(url, now)
-            with self._lock:
-                self._cache[url] = cached
-        if cached.copy is None:
+        cached = self._cache.get(url, lambda now: self._load(url, now))
+        if cached.value is None:
             raise StatusUnavailable(cached.error)
-        return cached.copy
+        return cached.value
 
     def _own_copy(self, url: str, fresh: bool) -> ListCopy | None:
         now = time.monotonic()
@@ -135,22 +123,21 @@ class StatusListClient:
 
     def forget(self, url: str | None = None) -> None:
         """Drop what was fetched or read (one URL, or all): the next `get` asks again."""
+        self._cache.forget(url)
         with self._lock:
             if url is None:
-                self._cache.clear()
                 self._own.clear()
             else:
-                self._cache.pop(url, None)
                 self._own.pop(url, None)
 
-    def _load(self, url: str, now: float) -> _Cached:
+    def _load(self, url: str, now: float) -> Fetched[ListCopy]:
         try:
             document = json.loads(self._fetch(url))
         except (OSError, requests.RequestException) as exc:
-            return _Cached(None, f"the status list at {url} cannot be fetched ({exc.__class__.__name__}: "
+            return Fetched(None, f"the status list at {url} cannot be fetched ({exc.__class__.__name__}: "
                                  f"{str(exc)[:160]})", now + self.failure_ttl)
         except ValueError:
-            return _Cached(None, f"the status list at {url} is not JSON", now + self.failure_ttl)
+            return Fetched(None, f"the status list at {url} is not JSON", now + self.failure_ttl)
         if not isinstance(document, dict):
-            return _Cached(None, f"the status list at {url} is not a JSON object", now + self.failure_ttl)
-        return _Cached(ListCopy(document), None, now + self.ttl)
+            return Fetched(None, f"the status list at {url} is not a JSON object", now + self.failure_ttl)
+        return Fetched(ListCopy(document), None, now + self.ttl)
