@@ -15,13 +15,14 @@ from eth_account.messages import _hash_eip191_message, encode_typed_data
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from credentials.canonical import canonical_json, fingerprint, keccak256, to_hex
+from credentials.canonical import canonical_json, fingerprint, keccak256, plain_fingerprint, to_hex
 from credentials.document import (
     OB_CONTEXT,
     VC_CONTEXT,
     CredentialRequest,
     IssuerProfile,
     build_credential,
+    document_json,
 )
 from credentials.merkle import MerkleTree, verify_path
 from credentials.signing import Eip712Domain, Signer, recover_signer, signing_digest, typed_data
@@ -140,6 +141,39 @@ def test_canonical_json_matches_rfc8785_on_generated_credentials(req):
     except rfc8785.CanonicalizationError:
         return  # a lone surrogate: both refuse
     assert canonical_json(doc) == expected
+
+
+# What document_json is given: issued documents hold strings (any code point,
+# lone surrogates included), booleans, null and integers, never floats.
+_doc_scalars = st.one_of(st.none(), st.booleans(), st.text(), st.integers(),
+                         st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x7f)))
+_stored_documents = st.recursive(_doc_scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=5), st.dictionaries(st.text(max_size=8), inner, max_size=6)), max_leaves=30)
+
+
+@settings(max_examples=1000, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.dictionaries(st.text(max_size=8), _stored_documents, max_size=6))
+def test_document_json_is_the_standard_librarys_compact_json(document):
+    assert document_json(document) == json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.builds(
+    CredentialRequest, recipient_name=st.text(min_size=1), recipient_email=st.emails(),
+    achievement_name=st.text(min_size=1), achievement_type=st.sampled_from(["Diploma", "Course"]),
+    description=st.text(min_size=1), awarded_on=st.dates(), valid_until=st.none() | st.dates(),
+    grade=st.none() | st.text(max_size=10)))
+def test_the_plain_fingerprint_is_the_checked_one(req):
+    """plain_fingerprint skips the shape walk for documents build_credential
+    made; it must give the same leaf (or refuse a lone surrogate the same way)."""
+    doc = build_credential(req, PROFILE)
+    try:
+        expected = fingerprint(doc)
+    except rfc8785.CanonicalizationError as exc:
+        with pytest.raises(type(exc)):
+            plain_fingerprint(doc)
+        return
+    assert plain_fingerprint(doc) == expected
 
 
 def test_eip712_digest_and_signature_match_eth_account():
