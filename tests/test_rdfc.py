@@ -204,3 +204,65 @@ def test_blank_nodes_that_hash_alike_go_through_pyld_canonicalization():
     template = canon._templates[key]
     assert template.canonical_nquads(values) == rdfc._canonize_fresh(template.dataset(values))
     assert canon.try_fast(doc) == jsonld.canonize(doc)
+
+
+@settings(max_examples=120, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(attest_credentials())
+def test_the_generated_renderer_is_the_walked_template(document):
+    """Each template's lines run as generated Python (`Template.renderer`);
+    it must give what walking the template gives, or tie where it ties."""
+    _SHARED.try_fast(document)
+    try:
+        key, values = rdfc.shape_of(document)
+    except rdfc._Unshaped:
+        return
+    template = _SHARED._templates.get(key)
+    if not isinstance(template, rdfc.Template) or not template.accepts(values):
+        return
+    assert template.renderer is not None
+    assert template.renderer(values) == template.interpreted_nquads(values)
+
+
+def test_strings_in_a_template_stay_strings_in_its_source():
+    """The template's constants come from the first document of a shape,
+    which may be anyone's: quotes and code in a constant (here a type,
+    which expansion reads, so it is no slot) must
+    come out as text, exactly as pyld writes it. (Double quotes, backslashes
+    and braces in an IRI are refused before any template is made.)"""
+    canon = rdfc.ShapeCanonicalizer(check_first=False)
+    doc = unsigned_credential()
+    hostile = "urn:x:'''),__import__('os').system('false')#'"
+    doc["credentialSubject"]["type"] = ["AchievementSubject", hostile]
+    canon.try_fast(doc)
+    key, values = rdfc.shape_of(doc)
+    template = canon._templates[key]
+    assert isinstance(template, rdfc.Template) and template.renderer is not None
+    assert canon.try_fast(doc) == jsonld.canonize(doc)
+    assert "__import__" in jsonld.canonize(doc)
+
+
+def test_equal_shapes_share_a_key_and_different_ones_do_not():
+    """The flat shape key: True, 1 and None, a slot and an interpreted
+    string, and a value moved between nesting levels all tell shapes apart."""
+    base = unsigned_credential()
+    variants = []
+    for change in (lambda d: d.__setitem__("x", True), lambda d: d.__setitem__("x", 1),
+                   lambda d: d.__setitem__("x", None), lambda d: d.__setitem__("x", [True]),
+                   lambda d: d.__setitem__("x", {"y": 1}), lambda d: d["credentialSubject"].__setitem__("x", 1),
+                   lambda d: d.__setitem__("type", [*d["type"], "Extra"])):
+        doc = copy.deepcopy(base)
+        change(doc)
+        variants.append(rdfc.shape_of(doc)[0])
+    assert len(set(variants)) == len(variants)
+    renamed = copy.deepcopy(base)
+    renamed["name"] = "Another name altogether"
+    assert rdfc.shape_of(renamed)[0] == rdfc.shape_of(base)[0]
+    assert rdfc.shape_of(renamed)[1] != rdfc.shape_of(base)[1]
+
+
+def test_a_line_source_keeps_any_constant_as_text():
+    """Below the IRI rules: a constant piece holding every quote, backslashes,
+    a new line and braces evaluates back to itself."""
+    constant = 'a"\\\n\'\'\'{}"""\x00'
+    source = rdfc._line_expression((constant, (" x ", 0, "y")), ("_:b0",), lambda label: (False, "_:q"))
+    assert eval(source, {"t": ["V"]}) == constant + "_:q x Vy"  # noqa: S307 - the code under test
