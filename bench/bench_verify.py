@@ -193,7 +193,7 @@ def main() -> None:
                            args.credentials, args.revoked)
             port = int(url.rsplit(":", 1)[1])
             load = LoadGenerator("127.0.0.1", port, [post(PATH, body, f"127.0.0.1:{port}") for body in bodies],
-                                 marker=b'"valid": true')
+                                 marker=b'"valid":true')
             run_load(load, min(1000, args.requests), args.concurrency)  # warm-up: imports, caches
             before = cpu_snapshot(prod.web.pid, tmp)
             per_worker = {p: _cpu_seconds(p) for p in _descendants(prod.web.pid)}

@@ -95,6 +95,25 @@ _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKET = re.compile(rb"[^\[\]{}]+")
 
 
+# A \\u escape of a UTF-16 surrogate: the one way JSON text can spell a
+# string that UTF-8 cannot carry (a pair is joined into one character).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _holds_lone_surrogate(value: Any) -> bool:
+    """Does any string or key of the parsed document hold a lone surrogate?
+    Only asked when the text has a surrogate escape at all."""
+    kind = type(value)
+    if kind is str:
+        return _SURROGATE.search(value) is not None
+    if kind is dict:
+        return any(_SURROGATE.search(k) is not None or _holds_lone_surrogate(v) for k, v in value.items())
+    if kind is list:
+        return any(_holds_lone_surrogate(item) for item in value)
+    return False
+
+
 def _too_deep(raw: bytes) -> bool:
     """Is the JSON text nested deeper than MAX_DEPTH? Checked before parsing:
     the C parser recurses on the machine stack, and a deep enough input
@@ -143,6 +162,9 @@ def load_document(raw: bytes | str, wrapped_ok: bool = False) -> dict:
         raise NotACredential(f"the input is not usable JSON: {exc}") from exc
     if not isinstance(doc, dict):
         raise NotACredential(f"expected a JSON object (a credential), found a JSON {json_kind(doc)}")
+    if _SURROGATE_ESCAPE.search(raw) and _holds_lone_surrogate(doc):
+        raise NotACredential("the JSON spells a lone surrogate (a \\ud800 to \\udfff escape without its pair), "
+                             "a character no UTF-8 text can carry, so no credential holds it")
     if wrapped_ok and set(doc) == {"credential"}:
         doc = doc["credential"]
         if not isinstance(doc, dict):

@@ -250,3 +250,25 @@ def test_several_limits_each_count(app, world):
     assert [a.status_code for a in answers] == [200, 200, 429]
     assert answers[1].headers["X-RateLimit-Limit"] == "2" and answers[1].headers["X-RateLimit-Remaining"] == "0"
     assert "2 per 3600 seconds" in answers[2].get_json()["error"]
+
+
+@pytest.mark.parametrize("path", [("credentialSubject", "name"), ("issuer", "id"), ("type",), ("validFrom",)])
+def test_a_lone_surrogate_in_the_credential_is_a_400(api, world, path):
+    """JSON may spell a lone surrogate (\\ud800), which UTF-8 cannot carry:
+    wherever it is, a 400 that says so (a message quoting it was a 500)."""
+    body = json.dumps(mutate(world.good, path, "x\ud800y")).encode()
+    assert b"\\ud800" in body
+    response = api.post(URL, data=body, content_type="application/json")
+    assert response.status_code == 400, response.data[:300]
+    assert "lone surrogate" in json.loads(response.data.decode("utf-8"))["error"]
+
+
+def test_an_answer_that_quotes_a_lone_surrogate_is_still_json():
+    """The API's writer: orjson refuses a lone surrogate, the fallback
+    escapes it, and the result is JSON in ASCII that reads back the same."""
+    from credentials.web.api import json_bytes
+
+    body = {"error": "x\ud800y", "status": 400, "checks": [{"message": "é 李"}]}
+    data = json_bytes(body)
+    assert data.isascii() and json.loads(data) == body
+    assert json_bytes({"a": "é"}) == '{"a":"é"}'.encode()

@@ -89,3 +89,25 @@ def test_page_shows_holder_achievement_issuer_and_dates(verify_app, world):
     for text in ("Ada Lovelace", "BSc Computer Science", "University of Testing", "Valid until",
                  world.good_with_expiry["validUntil"][:10], "✓"):
         assert text in html
+
+
+def test_a_lone_surrogate_is_not_a_credential_on_every_face(verify_app, world, tmp_path):
+    """JSON text may spell a lone surrogate (\\ud800), which UTF-8 cannot
+    carry (the page once answered 500, and the API too when a message quoted
+    it): every face says it is not a credential, in its own form."""
+    doc = json.loads(json.dumps(world.good))
+    doc["credentialSubject"]["name"] = "x\ud800y"
+    text = json.dumps(doc)
+    assert "\\ud800" in text
+    path = tmp_path / "credential.json"
+    path.write_text(text)
+    result = verify_app.test_cli_runner().invoke(args=["credentials", "verify", str(path),
+                                                       "--rpc-url", verify_app.config["VERIFY_RPC_URL"]])
+    assert result.exit_code == 2 and "lone surrogate" in json.loads(result.stdout)["error"]
+    response = verify_app.test_client().post("/api/v1/credentials/verify", data=text,
+                                              content_type="application/json")
+    assert response.status_code == 400 and "lone surrogate" in response.get_json()["error"]
+    client = verify_app.test_client()
+    token = csrf_token(client.get("/verify").get_data(as_text=True))
+    page = client.post("/verify", data={"credential_json": text, "csrf_token": token})
+    assert page.status_code in (200, 400) and "lone surrogate" in page.get_data(as_text=True)

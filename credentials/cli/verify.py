@@ -90,8 +90,19 @@ def verify_command(file: BinaryIO, rpc_url: str | None) -> None:
         not_a_credential(exc, as_json=True)
     result = verify_credential(document, ChainReader(rpc_url or default_rpc_url()), get_trust_policy(current_app),
                                status_lists=get_status_lists(current_app))
-    click.echo(json.dumps(result.as_dict(), indent=2, ensure_ascii=False))
+    click.echo(printable_json(result.as_dict()))
     sys.exit(EXIT_CODES[result.verdict])
+
+
+def printable_json(value) -> str:
+    """Indented JSON in UTF-8 text; with \\u escapes instead when it quotes
+    a lone surrogate from the document, which UTF-8 cannot carry."""
+    text = json.dumps(value, indent=2, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value, indent=2)
+    return text
 
 
 @credentials_cli.command("validate")

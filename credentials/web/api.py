@@ -15,6 +15,7 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
+import orjson
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
@@ -41,9 +42,20 @@ VERIFY_PATH = "/api/v1/credentials/verify"
 LIMIT_SCOPE = "api-verify"
 
 
+def json_bytes(body: dict) -> bytes:
+    """The API's JSON: compact UTF-8, by orjson (about a tenth of the
+    standard library's time for a verification's answer). What orjson
+    refuses, such as a lone surrogate quoted from the document in a
+    message, goes to the standard library as \\u escapes, still valid JSON."""
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        return json.dumps(body, separators=(",", ":")).encode("ascii")
+
+
 def json_response(body: dict, status: int = 200, headers: dict | None = None) -> Response:
-    return current_app.response_class(json.dumps(body, ensure_ascii=False), status=status,
-                                      mimetype="application/json", headers=headers)
+    return current_app.response_class(json_bytes(body), status=status, mimetype="application/json",
+                                      headers=headers)
 
 
 def error(status: int, message: str, headers: dict | None = None) -> Response:
@@ -145,7 +157,7 @@ class VerifyFastPath:
             return self.wsgi_app(environ, start_response)
         with self.app.app_context():
             status, body, headers = counted_answer(environ)
-        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        data = json_bytes(body)
         start_response(f"{status} {HTTP_STATUS_CODES.get(status, '')}",
                        [("Content-Type", "application/json"), ("Content-Length", str(len(data))),
                         *SECURITY_HEADERS.items(), *headers.items()])
