@@ -66,7 +66,10 @@ profile notes (cProfile, 10,000 credentials):
   root and path go; the issuing process streams the tree and assembles; files only with --out.
   then: keccak by safe-pysha3 (C, 1.9 us against pycryptodome's 12 us, 4 a credential) and the
   Ed25519 signature by libsodium (45 us against OpenSSL's 66 us, the same bytes): 1.33x anchor-only and
-  1.20x with both proofs against the code before them, the two run back to back (load 2.4-4.0)."""
+  1.20x with both proofs against the code before them, the two run back to back (load 2.4-4.0).
+  then: orjson for the JCS form and the stored text (4 and 3 us against the standard library's 34 and 26),
+  and each RDFC template run as generated straight-line Python (42 us against 199 us): 1.16x anchor-only
+  and 1.29x with both proofs against the code before them, back to back (load 5.8 before, 2.8 after)."""
 
 FIRST = ["Ada", "Alan", "Grace", "Zoë", "José", "Søren", "Aiko", "Chidi", "Łucja", "Mei", "Olúmídé", "Ingrid"]
 LAST = ["Lovelace", "Turing", "Hopper", "Ñúñez", "García", "Kierkegaard", "Tanaka", "Okafor", "Wójcik", "李"]
