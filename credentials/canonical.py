@@ -29,7 +29,7 @@ _SORTED = orjson.OPT_SORT_KEYS
 
 
 def _simple(value) -> bool:
-    """Is `value` inside the shape where the C encoder's output is JCS?"""
+    """Is `value` inside the shape where orjson's sorted output is JCS?"""
     kind = type(value)
     if kind is str or kind is bool or value is None:
         return True

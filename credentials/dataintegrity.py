@@ -28,7 +28,6 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 
-import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pyld.jsonld import JsonLdError
 
@@ -77,7 +76,7 @@ def proof_options(verification_method: str, created: str, proof_purpose: str = A
 
 
 @lru_cache(maxsize=64)
-def _options_hash(config_json: bytes | str) -> bytes:
+def _options_hash(config_json: str) -> bytes:
     """SHA-256 of the canonical proof options: a batch shares one set
     (same key, same moment), so it is canonicalized once."""
     return hashlib.sha256(jsonld.canonize(json.loads(config_json)).encode()).digest()
@@ -88,11 +87,10 @@ def hash_data(document: dict, options: dict) -> bytes:
     @context) || SHA-256(canonical document without its proofs)."""
     config = {k: v for k, v in options.items() if k != "proofValue"}
     config["@context"] = document.get("@context")
-    try:  # the cache key: orjson is a tenth of json.dumps, and the text parses back the same
-        key = orjson.dumps(config, option=orjson.OPT_SORT_KEYS)
-    except orjson.JSONEncodeError:  # a huge integer or a lone surrogate from the document
-        key = json.dumps(config, sort_keys=True, ensure_ascii=False)
-    config_hash = _options_hash(key)
+    # The cache key is the standard library's text, which parses back to the same
+    # options: orjson would write an infinite float as null, and JSON-LD drops nulls,
+    # so a member the proof carries would go unsigned.
+    config_hash = _options_hash(json.dumps(config, sort_keys=True, ensure_ascii=False))
     document_hash = hashlib.sha256(_canonicalizer.canonize(unsecured(document)).encode()).digest()
     return config_hash + document_hash
 

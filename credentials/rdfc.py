@@ -62,7 +62,6 @@ from credentials import jsonld
 log = logging.getLogger(__name__)
 
 _PLACEHOLDER_PREFIX = "urn:attest-slot:"
-_SLOT = object()  # marks a string slot inside a shape key
 # An absolute IRI of unreserved and reserved ASCII characters only (RFC 3987's
 # ucschar and iprivate are left to the plain path, as is percent-less junk).
 _PLAIN_IRI = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+\Z")
@@ -288,7 +287,7 @@ class Template:
     @functools.cached_property
     def renderer(self):
         """This template's lines as one generated function (None for a
-        template too large to be worth compiling): 5 times faster than
+        template of more than _MAX_COMPILED_LINES lines): 5 times faster than
         `interpreted_nquads`, which it equals (tests/test_rdfc.py)."""
         return _compile_renderer(self)
 
@@ -312,8 +311,9 @@ class Template:
         return "".join(sorted([_join(segments, labels, names, None) for segments, labels in lines]))
 
 
-# Templates with more lines than this are walked, not compiled.
-_MAX_COMPILED_LINES = 2000
+# Templates with more lines than this are walked, not compiled: Attest's credentials have about 40,
+# and compiling costs about 0.2 ms a line, paid once per shape (a stranger can send new shapes).
+_MAX_COMPILED_LINES = 500
 # pyld's N-Quads escape changes only these characters: most literals have none.
 _NEEDS_ESCAPE = re.compile(r'[\\\t\n\r"]').search
 

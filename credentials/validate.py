@@ -23,6 +23,7 @@ messages are not.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -89,6 +90,16 @@ def _reject_constant(name: str) -> None:
     raise NotACredential(f"{name} is not valid JSON")
 
 
+def _finite_float(text: str) -> float:
+    """A JSON number with a fraction or exponent, refused when it is beyond a
+    double (1e400): Python would read it as infinity, which JSON cannot say
+    and JCS refuses, and which other JSON writers turn into null."""
+    value = float(text)
+    if math.isinf(value):
+        raise NotACredential(f"the number {text[:40]} is beyond what JSON numbers can carry (a double)")
+    return value
+
+
 # A JSON string, written as an unrolled loop: a run of plain bytes, then
 # escape-and-run pairs (four times faster than one alternation per byte).
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
@@ -151,7 +162,8 @@ def load_document(raw: bytes | str, wrapped_ok: bool = False) -> dict:
     if _too_deep(raw):
         raise NotACredential(f"the JSON is nested too deeply; a credential nests at most {MAX_DEPTH} levels")
     try:
-        doc = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant)
+        doc = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_reject_constant,
+                         parse_float=_finite_float)
     except RecursionError as exc:
         raise NotACredential(f"the JSON is nested too deeply; a credential nests at most {MAX_DEPTH} levels") from exc
     except json.JSONDecodeError as exc:

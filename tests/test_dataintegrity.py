@@ -71,7 +71,12 @@ def test_the_proof_set_is_independent_of_its_other_proofs(ring):
     lambda c: c["proof"][0].__setitem__("created", "2026-01-15T09:30:01Z"),
     lambda c: c["proof"][0].__setitem__("proofPurpose", "authentication"),
     lambda c: c["credentialSubject"].pop("result"),
-], ids=["grade", "name", "expiry", "status index", "created", "purpose", "dropped result"])
+    lambda c: c["proof"][0].__setitem__("expires", "2099-01-01T00:00:00Z"),
+    # JSON's 1e400 reads as infinity: a writer that turned it into null would let
+    # JSON-LD drop the member, and the proof would verify with it unsigned.
+    lambda c: c["proof"][0].__setitem__("expires", float("inf")),
+], ids=["grade", "name", "expiry", "status index", "created", "purpose", "dropped result", "added proof member",
+        "infinite proof member"])
 def test_any_change_breaks_the_signature(ring, tamper):
     cred = signed_credential(ring)
     tamper(cred)

@@ -10,6 +10,7 @@ both must refuse the document.
 
 from __future__ import annotations
 
+import builtins
 import copy
 import dataclasses
 import uuid
@@ -231,7 +232,7 @@ def test_strings_in_a_template_stay_strings_in_its_source():
     and braces in an IRI are refused before any template is made.)"""
     canon = rdfc.ShapeCanonicalizer(check_first=False)
     doc = unsigned_credential()
-    hostile = "urn:x:'''),__import__('os').system('false')#'"
+    hostile = "urn:x:'''),__import__('builtins').setattr(__import__('builtins'),'attest_ran',1)#'"
     doc["credentialSubject"]["type"] = ["AchievementSubject", hostile]
     canon.try_fast(doc)
     key, values = rdfc.shape_of(doc)
@@ -239,6 +240,7 @@ def test_strings_in_a_template_stay_strings_in_its_source():
     assert isinstance(template, rdfc.Template) and template.renderer is not None
     assert canon.try_fast(doc) == jsonld.canonize(doc)
     assert "__import__" in jsonld.canonize(doc)
+    assert not hasattr(builtins, "attest_ran")  # had the text run as code, it would have set this
 
 
 def test_equal_shapes_share_a_key_and_different_ones_do_not():

@@ -272,3 +272,15 @@ def test_an_answer_that_quotes_a_lone_surrogate_is_still_json():
     data = json_bytes(body)
     assert data.isascii() and json.loads(data) == body
     assert json_bytes({"a": "é"}) == '{"a":"é"}'.encode()
+
+
+def test_a_number_beyond_a_double_is_a_400(api, world):
+    """1e400 reads as infinity, which JSON cannot say and JCS refuses: a 400
+    that says so, wherever the number is (here in the Data Integrity proof)."""
+    doc = copy.deepcopy(world.good)
+    proofs = doc["proof"] if isinstance(doc["proof"], list) else [doc["proof"]]
+    proofs[0]["expires"] = "@@number@@"
+    body = json.dumps(doc).replace('"@@number@@"', "1e400").encode()
+    response = api.post(URL, data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert "beyond what JSON numbers can carry" in response.get_json()["error"]
