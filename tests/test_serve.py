@@ -19,6 +19,14 @@ from credentials.node import free_port, pid_alive
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def _as_in_a_terminal() -> None:
+    """Ctrl-C as a person at a terminal has it. A suite started in the
+    background (`nohup ... &`) runs with SIGINT ignored, the child inherits
+    that, and a server that ignores SIGINT by its invoker's wish is right to
+    keep ignoring it: the test of Ctrl-C would hang for the wrong reason."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
 def test_serve_prints_login_and_stops_its_node(tmp_path, stop_signal):
     port = free_port()
@@ -26,7 +34,8 @@ def test_serve_prints_login_and_stops_its_node(tmp_path, stop_signal):
     env["ATTEST_DATA_DIR"] = str(tmp_path / "data")
     flask = Path(sys.executable).parent / "flask"
     proc = subprocess.Popen([str(flask), "--app", "app", "serve", "--port", str(port)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=_as_in_a_terminal)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
