@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from urllib.parse import quote, unquote, urlsplit
 
 from sqlalchemy import BigInteger, Column, DateTime, Integer, String, Text, UniqueConstraint, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from kernel.database import Base, create_tables, migration, utcnow
@@ -298,6 +300,10 @@ def save_profile(session: Session, actor: str, *, name: str | None = None, publi
     return record
 
 
+# INSERT ... ON CONFLICT DO NOTHING, in each engine's own dialect.
+_UPSERTS = {"sqlite": sqlite_insert, "postgresql": postgresql_insert}
+
+
 def record_method(session: Session, kind: str, value: str, chain_id: int = 0, label: str | None = None) -> bool:
     """Remember a DID, address, registry or key the institution uses (the caller
     commits). Idempotent; True when it was new."""
@@ -307,8 +313,17 @@ def record_method(session: Session, kind: str, value: str, chain_id: int = 0, la
         InstitutionMethod.kind == kind, InstitutionMethod.chain_id == chain_id, InstitutionMethod.value == value))
     if exists is not None:
         return False
-    session.add(InstitutionMethod(kind=kind, chain_id=chain_id, value=value, label=label))
-    return True
+    # Two first batches at once (two `credentials issue` processes, two job
+    # workers) both find the method missing: the insert itself must tolerate
+    # the other's row, or the second batch fails on the unique constraint.
+    values = {"kind": kind, "chain_id": chain_id, "value": value, "label": label, "added_at": utcnow()}
+    dialect = session.get_bind().dialect.name
+    if dialect not in _UPSERTS:
+        session.add(InstitutionMethod(**values))
+        return True
+    statement = _UPSERTS[dialect](InstitutionMethod.__table__).values(**values).on_conflict_do_nothing(
+        index_elements=["kind", "chain_id", "value"]).returning(InstitutionMethod.id)
+    return session.execute(statement).scalar() is not None  # no row back: the other's row stands
 
 
 def record_issuing_identity(session: Session, did: str, chain_id: int, issuer_address: str,

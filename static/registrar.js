@@ -15,6 +15,8 @@
   var count = document.getElementById("progress-count");
   var error = document.getElementById("progress-error");
   var delay = 500;
+  var leaving = false;
+  window.addEventListener("beforeunload", function () { leaving = true; });
   function show(p) {
     bar.style.width = p.percent + "%";
     bar.parentElement.setAttribute("aria-valuenow", String(p.percent));
@@ -32,8 +34,10 @@
         show(p);
         if (p.finished || p.resumable) {
           box.dataset.finished = "true";
-          // Reload once so the list of credentials and the badges are current.
-          window.setTimeout(function () { window.location.reload(); }, 400);
+          // Reload once so the list of credentials and the badges are current,
+          // unless the person has gone elsewhere meanwhile: a reload would cancel
+          // the page they asked for and bring them back here.
+          window.setTimeout(function () { if (!leaving) window.location.reload(); }, 400);
           return;
         }
         window.setTimeout(poll, delay);

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -206,3 +207,35 @@ def test_chain_down_then_resume_in_chromium(app, runner, live_server, page, tmp_
     assert "Anchored" in page.inner_text("h1")
     page.click("text=Rosalind Franklin")
     assert "Active" in page.inner_text("h1")
+
+
+def test_a_link_clicked_as_the_batch_finishes_is_followed(app, runner, live_server, page, tmp_path):
+    """The batch page reloads itself 0.4 s after the batch is anchored. Found
+    when the suite ran under load: the test clicked Credentials in that window,
+    the reload cancelled the navigation, and it was back on the batch page.
+    Here the Credentials page is held for 1.5 s, so the reload always comes
+    first: it must not take the person back."""
+    runner.invoke(args=["users", "create", "--email", EMAIL, "--password", PASSWORD, "--role", "registrar"])
+    login(page, live_server.url, EMAIL, PASSWORD)
+    csv = tmp_path / "small.csv"
+    csv.write_text(class_csv(2))
+    page.click("text=Upload CSV")
+    page.set_input_files("input[type=file]", str(csv))
+    page.click("button:has-text('Preview')")
+    page.click("#issue-all")
+    page.wait_for_url("**/registrar/batches/*")
+    batch_url = page.url
+
+    def slow(route):
+        time.sleep(1.5)
+        route.continue_()
+
+    page.route("**/registrar/credentials", slow)
+    # Click as soon as the poller has seen the batch anchored, before its reload.
+    page.wait_for_function("() => document.getElementById('batch-progress').dataset.finished === 'true'",
+                           timeout=90_000, polling=20)
+    page.click("nav.subnav >> text=Credentials", no_wait_after=True)
+    page.wait_for_url("**/registrar/credentials", timeout=20_000)
+    page.wait_for_selector("#q")
+    page.wait_for_timeout(1000)  # long after the reload's moment
+    assert page.url.endswith("/registrar/credentials") and page.url != batch_url

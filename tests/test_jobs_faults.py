@@ -209,7 +209,9 @@ def test_three_concurrent_issuers_on_one_key_never_collide(installation, tmp_pat
         for proc in procs:
             out, err = proc.communicate(timeout=180)
             if proc.returncode != 0:
-                failures.append(err.strip().splitlines()[-1] if err.strip() else f"exit {proc.returncode}")
+                # The error's own lines, not SQLAlchemy's closing "Background on this error" link.
+                lines = [line for line in err.strip().splitlines() if "sqlalche.me" not in line]
+                failures.append(" | ".join(lines[-3:]) if lines else f"exit {proc.returncode}")
             else:
                 batches.append(json.loads(out))
     assert failures == [], f"{len(failures)} of 60 runs failed: {failures[:3]}"
