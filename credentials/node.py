@@ -145,6 +145,18 @@ def dump_state(url: str, path: Path, timeout: float = 30.0) -> int:
     return block
 
 
+def terminate(proc: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM (Anvil saves its state on it), then SIGKILL if the process has
+    not exited within `timeout` seconds."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class EmbeddedAnvil:
     """Start (or find) the data directory's Anvil node and stop it when owned."""
 
@@ -288,13 +300,7 @@ class EmbeddedAnvil:
                 self.record_file.unlink(missing_ok=True)
         except (FileNotFoundError, ValueError):
             pass
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        terminate(proc, timeout)
 
     def __enter__(self) -> EmbeddedAnvil:
         self.start()

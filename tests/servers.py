@@ -18,7 +18,7 @@ from pathlib import Path
 
 import requests
 
-from credentials.node import free_port
+from credentials.node import free_port, terminate
 from kernel.settings import ROOT
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -26,17 +26,6 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 class ServerError(RuntimeError):
     pass
-
-
-def _terminate(proc: subprocess.Popen, timeout: float) -> None:
-    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _wait(check, what: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
@@ -94,7 +83,7 @@ class FlaskServe:
         self._log.close()
 
     def stop(self) -> None:
-        _terminate(self.proc, timeout=60)
+        terminate(self.proc, timeout=60)
         if not self._log.closed:
             self._log.close()
 
@@ -126,7 +115,7 @@ class RedisServer:
         _wait(answers, f"redis-server on port {self.port}", proc=self.proc)
 
     def stop(self) -> None:
-        _terminate(self.proc, timeout=10)
+        terminate(self.proc, timeout=10)
         self._log.close()
 
 
