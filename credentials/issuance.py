@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from credentials import identity, status_store, storage
@@ -55,7 +55,7 @@ from credentials.ed25519 import KeyRing
 from credentials.issuing_pool import BatchTerms, IssuingPool, assemble, issue_one, shared_issuing_pool
 from credentials.merkle import MerkleBuilder
 from credentials.signing import Signer
-from credentials.storage import Batch, CredentialRecord, Revocation
+from credentials.storage import TX_PLACEHOLDER, Batch, CredentialRecord, Revocation
 from kernel import audit
 from kernel.database import utcnow
 from kernel.jobs.model import Stage
@@ -332,40 +332,30 @@ def find_anchor_tx(registry: Registry, root: str, block_number: int) -> TxResult
 
 # ----- step 4: complete ------------------------------------------------------------
 
-# The pending document's proof says `"transactionHash":null`. JSON escapes every
-# quote inside a string value, so this exact text can only be that member: filling
-# it in by text replacement (in SQL for the stored rows, in Python for the files)
-# is exact, and saves re-serialising 10,000 documents.
-TX_PLACEHOLDER = '"transactionHash":null'
-
-
 def _filled(tx_hash: str | None) -> str:
     return TX_PLACEHOLDER if tx_hash is None else f'"transactionHash":"{tx_hash}"'
 
 
 def complete_batch(session: Session, batch: Batch, tx: TxResult | None, actor: str,
                    out_dir: Path | str | None = None, progress: Progress = _quiet) -> BatchResult:
-    """The transaction hash into every proof, the batch `anchored`, the files."""
+    """The batch `anchored` with its transaction, the files. No credential row
+    is written: each reads its transaction hash and its status from the batch
+    (CredentialRecord.document and .status), so this is one row whatever the
+    batch size."""
     progress(Stage.FINISHING, 0, batch.count)
     tx_hash = tx.tx_hash if tx else batch.tx_hash
     with ThreadPoolExecutor(1, thread_name_prefix="attest-files") as pool:
-        # The files are written while the database rewrites the rows: both
-        # wait on the disk with the GIL released. Files before the commit are
-        # harmless: the root is on chain, so they are valid credentials.
+        # The files are written while the batch row is committed. Files before
+        # the commit are harmless: the root is on chain, so they are valid
+        # credentials.
         writing = None
         if out_dir is not None:
-            rows = session.execute(select(CredentialRecord.id, CredentialRecord.document)
+            rows = session.execute(select(CredentialRecord.id, CredentialRecord.signed_document)
                                    .where(CredentialRecord.batch_id == batch.id)).all()
             filled = _filled(tx_hash)
-            writing = pool.submit(write_files, out_dir, [r.document.replace(TX_PLACEHOLDER, filled, 1)
+            writing = pool.submit(write_files, out_dir, [r.signed_document.replace(TX_PLACEHOLDER, filled, 1)
                                                          for r in rows], [r.id for r in rows])
         if batch.state != storage.ANCHORED:
-            table = CredentialRecord.__table__
-            # One statement whatever the batch size; replace() is standard in SQLite,
-            # PostgreSQL and MySQL. Revoked credentials keep their status.
-            session.execute(update(table).where(table.c.batch_id == batch.id).values(
-                document=func.replace(table.c.document, TX_PLACEHOLDER, _filled(tx_hash)),
-                status=case((table.c.status == storage.CREDENTIAL_PENDING, storage.ACTIVE), else_=table.c.status)))
             batch.state, batch.error, batch.anchored_at = storage.ANCHORED, None, utcnow()
             if tx is not None:
                 batch.tx_hash, batch.block_number, batch.gas_used = tx.tx_hash, tx.block_number, tx.gas_used
@@ -520,7 +510,7 @@ def revoke_credential(db_session: Session, registry: Registry, credential_id: st
     revocation = Revocation(credential_id=record.id, reason=reason, revoked_by=actor, revoked_at=utcnow(),
                             tx_hash=tx_hash)
     db_session.add(revocation)
-    record.status = storage.REVOKED
+    record.stored_status = storage.REVOKED
     if record.status_list is not None:
         db_session.flush()
         status_list = db_session.get(storage.StatusListRecord, record.status_list)

@@ -22,12 +22,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from credentials import storage
 from credentials.chain import ChainError, Registry
-from credentials.issuance import TX_PLACEHOLDER
 from credentials.storage import Batch, CredentialRecord, Revocation
 from kernel import audit
 
@@ -50,12 +49,8 @@ class Reconciled:
 
 
 def _reopen(session: Session, batch: Batch) -> None:
-    """The batch as it was before its anchoring transaction: pending, proofs without a transaction."""
-    table = CredentialRecord.__table__
-    if batch.tx_hash:
-        session.execute(update(table).where(table.c.batch_id == batch.id).values(
-            document=func.replace(table.c.document, f'"transactionHash":"{batch.tx_hash}"', TX_PLACEHOLDER),
-            status=case((table.c.status == storage.ACTIVE, storage.CREDENTIAL_PENDING), else_=table.c.status)))
+    """The batch as it was before its anchoring transaction: pending, proofs
+    without a transaction (its credentials read both from the batch)."""
     audit.record(session, "system", "batch_anchor_lost", batch.id, merkle_root=batch.merkle_root,
                  tx_hash=batch.tx_hash, block=batch.block_number)
     batch.state, batch.error = storage.PENDING, LOST

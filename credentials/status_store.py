@@ -108,7 +108,7 @@ def _now() -> str:
 
 def revoked_indexes(session: Session, list_id: int) -> Sequence[int]:
     return session.scalars(select(CredentialRecord.status_index).where(
-        CredentialRecord.status_list == list_id, CredentialRecord.status == REVOKED)).all()
+        CredentialRecord.status_list == list_id, CredentialRecord.stored_status == REVOKED)).all()
 
 
 def publish(session: Session, record: StatusListRecord, keyring: KeyRing) -> dict:

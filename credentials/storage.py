@@ -26,12 +26,14 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    case,
     func,
     insert,
+    literal,
     or_,
     select,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, column_property
 
 from kernel.database import Base, add_column, create_tables, migration, utcnow
 
@@ -41,9 +43,18 @@ from kernel.database import Base, add_column, create_tables, migration, utcnow
 PENDING, ANCHORING, ANCHORED, FAILED = "pending", "anchoring", "anchored", "failed"
 UNFINISHED_STATES = (PENDING, ANCHORING)
 
-# Credential statuses.
+# Credential statuses. Stored on the row is only whether it is revoked; a
+# credential not revoked is pending or active as its batch is (see
+# CredentialRecord.status).
 CREDENTIAL_PENDING, ACTIVE, REVOKED = "pending", "active", "revoked"
 CREDENTIAL_STATUSES = (CREDENTIAL_PENDING, ACTIVE, REVOKED)
+
+# A stored credential's anchor proof says `"transactionHash":null`: the rows are
+# written before the anchoring transaction exists, and never rewritten after.
+# The hash is its batch's, put in where the document is read. JSON escapes every
+# quote inside a string value, so this exact text can only be that member, and
+# replacing it (in SQL, or in Python for the files) is exact.
+TX_PLACEHOLDER = '"transactionHash":null'
 
 
 class Batch(Base):
@@ -104,15 +115,33 @@ class CredentialRecord(Base):
     valid_until = Column(Date, nullable=True)
     grade = Column(String(64), nullable=True)
     fingerprint = Column(String(66), nullable=False, unique=True)
-    # The full signed credential JSON. While the batch is pending its proof
-    # has no transaction hash yet; once anchored it is the document as issued.
-    document = Column(Text, nullable=False)
-    status = Column(String(16), nullable=False, default=CREDENTIAL_PENDING)
+    # The signed credential's JSON as written when its batch was saved: its
+    # anchor proof's transaction hash is null (TX_PLACEHOLDER). Read `document`,
+    # which has the batch's hash in it once the batch is anchored.
+    signed_document = Column("document", Text, nullable=False)
+    # REVOKED once revoked, else CREDENTIAL_PENDING (ACTIVE in rows from before
+    # migration 1008): read `status`, which says pending or active from the batch.
+    stored_status = Column("status", String(16), nullable=False, default=CREDENTIAL_PENDING)
     created_at = Column(DateTime, nullable=False, default=utcnow, index=True)
     # Its BitstringStatusListEntry: which list (credential_status_lists.id) and
     # which bit. Null for credentials issued before status lists.
     status_list = Column(Integer, nullable=True)
     status_index = Column(Integer, nullable=True)
+
+    # The anchoring of a batch of 10,000 writes one batch row, not 10,000
+    # credential rows: a credential's transaction hash and its pending/active
+    # status are read from its batch, in the same SELECT (these two are SQL
+    # expressions, so they work in queries and filters too).
+    _batch = select(Batch.tx_hash, Batch.state).where(Batch.id == batch_id).correlate_except(Batch)
+    document = column_property(func.replace(
+        signed_document, TX_PLACEHOLDER,
+        func.coalesce(literal('"transactionHash":"', Text) + _batch.with_only_columns(Batch.tx_hash).scalar_subquery()
+                      + literal('"', Text), TX_PLACEHOLDER), type_=Text))
+    status = column_property(case(
+        (stored_status == REVOKED, REVOKED),
+        (_batch.with_only_columns(Batch.state).scalar_subquery() == ANCHORED, ACTIVE),
+        else_=CREDENTIAL_PENDING))
+    del _batch
 
     @property
     def document_dict(self) -> dict:
@@ -233,6 +262,19 @@ def _credentials_bulk_friendly(conn) -> None:
         conn.exec_driver_sql("ALTER TABLE credentials ALTER COLUMN document SET STORAGE MAIN")
 
 
+@migration("1008_credentials_written_once")
+def _credentials_written_once(conn) -> None:
+    """Rows from before: anchoring rewrote every credential row with its
+    batch's transaction hash and `active`. Now a row keeps the text it was
+    signed with (the hash null) and the batch supplies both, so older rows are
+    put in that form; what is read from them does not change."""
+    tx = "(SELECT b.tx_hash FROM credential_batches b WHERE b.id = credentials.batch_id)"
+    conn.exec_driver_sql(
+        f"UPDATE credentials SET document = replace(document, '\"transactionHash\":\"' || {tx} || '\"', "
+        f"'{TX_PLACEHOLDER}') WHERE {tx} IS NOT NULL")
+    conn.exec_driver_sql(f"UPDATE credentials SET status = '{CREDENTIAL_PENDING}' WHERE status = '{ACTIVE}'")
+
+
 # ----- bulk writes ---------------------------------------------------------------
 
 def insert_credentials(session: Session, rows: list[dict]) -> None:
@@ -242,10 +284,13 @@ def insert_credentials(session: Session, rows: list[dict]) -> None:
     if not rows:
         return
     connection = session.connection()
+    columns = [c.name for c in CredentialRecord.__table__.columns]
+    if connection.dialect.name == "sqlite":
+        _sqlite_executemany(connection, columns, rows)
+        return
     if connection.dialect.name != "postgresql":
         session.execute(insert(CredentialRecord.__table__), rows)
         return
-    columns = [c.name for c in CredentialRecord.__table__.columns]
     names = ", ".join(f'"{c}"' for c in columns)
     cursor = connection.connection.driver_connection.cursor()
     try:
@@ -254,6 +299,34 @@ def insert_credentials(session: Session, rows: list[dict]) -> None:
                 copy.write_row([row.get(c) for c in columns])
     finally:
         cursor.close()
+
+
+def _sqlite_executemany(connection, columns: list[str], rows: list[dict]) -> None:
+    """The DBAPI's executemany with the values as SQLAlchemy would bind them:
+    half the time of `session.execute(insert(...), rows)`, whose per-row
+    parameter processing cost as much as SQLite's own insert. Dates go through
+    SQLAlchemy's own processors (one call per distinct value: a batch shares a
+    handful of dates), so what is stored is exactly what the ORM writes."""
+    table = CredentialRecord.__table__
+    dialect = connection.dialect
+    processors = {}  # column position: (SQLAlchemy's processor, the values it gave)
+    for i, name in enumerate(columns):
+        process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+        if process is not None:
+            processors[i] = (process, {})
+    values = []
+    for row in rows:
+        line = [row.get(name) for name in columns]
+        for i, (process, seen) in processors.items():
+            value = line[i]
+            if value is not None:
+                if value not in seen:
+                    seen[value] = process(value)
+                line[i] = seen[value]
+        values.append(tuple(line))
+    names = ", ".join(f'"{c}"' for c in columns)
+    connection.exec_driver_sql(f"INSERT INTO credentials ({names}) VALUES ({', '.join('?' * len(columns))})",
+                               values)
 
 
 # ----- queries the web UI, the CLI and the verifier share ---------------------

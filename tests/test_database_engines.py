@@ -51,3 +51,78 @@ def test_the_bulk_friendly_migration_upgrades_an_older_database(db_urls, db_engi
                                         "AND attname = 'document'")).scalar()
         assert "fillfactor=45" in options and storage == "m"
     database.engine.dispose()
+
+
+def test_credentials_from_before_1008_read_the_same_after_it(db_urls, db_engine):
+    """Before 1008 anchoring rewrote every credential row (the transaction hash
+    into its text, `active`). The migration puts such rows in today's form, the
+    hash null and the status not revoked, and nothing read from them changes."""
+    from datetime import date, datetime
+
+    from credentials import storage
+
+    database = open_database(db_urls.fresh())
+    tx = "0x" + "ab" * 32
+    legacy = '{"id":"urn:uuid:%s","proof":{"anchor":{"transactionHash":%s}},"name":"say \\"transactionHash\\":null"}'
+    rows = [  # (id, batch, stored text, stored status, what is read: status)
+        ("1", "anchored", legacy % ("1", f'"{tx}"'), "active", storage.ACTIVE),
+        ("2", "anchored", legacy % ("2", f'"{tx}"'), "revoked", storage.REVOKED),
+        ("3", "waiting", legacy % ("3", "null"), "pending", storage.CREDENTIAL_PENDING),
+    ]
+    with database.session() as session:
+        now = datetime(2026, 1, 1)
+        session.add_all([
+            storage.Batch(id="anchored", created_by="t", state=storage.ANCHORED, count=2, tx_hash=tx, created_at=now),
+            storage.Batch(id="waiting", created_by="t", state=storage.PENDING, count=1, created_at=now)])
+        session.flush()
+        storage.insert_credentials(session, [{
+            "id": f"urn:uuid:{i}", "batch_id": batch, "recipient_name": "n", "recipient_email": "e",
+            "achievement_name": "a", "achievement_type": "Degree", "awarded_on": date(2025, 1, 1),
+            "valid_until": None, "grade": None, "fingerprint": f"0x{i}", "document": text_, "status": status,
+            "created_at": now, "status_list": None, "status_index": None} for i, batch, text_, status, _ in rows])
+        session.execute(text("DELETE FROM schema_migrations WHERE name = '1008_credentials_written_once'"))
+        session.commit()
+    assert database.migrate() == ["1008_credentials_written_once"]
+    with database.session() as session:
+        for i, _, text_, _, status in rows:
+            record = storage.get_credential(session, f"urn:uuid:{i}")
+            assert (record.document, record.status) == (text_, status)
+            assert record.signed_document == legacy % (i, "null"), "stored as signed: the hash comes from the batch"
+            assert record.stored_status == (storage.REVOKED if status == storage.REVOKED
+                                            else storage.CREDENTIAL_PENDING)
+        assert storage.count_credentials(session, status=storage.ACTIVE) == 1
+    database.engine.dispose()
+
+
+def test_the_bulk_insert_stores_what_the_orm_stores(db_urls):
+    """insert_credentials bypasses SQLAlchemy's parameter handling (executemany
+    on SQLite, COPY on PostgreSQL): the stored values must be the ORM's own
+    (a whole second is where the DBAPI's own datetime adapter would differ)."""
+    from datetime import date, datetime
+
+    from credentials import storage
+
+    database = open_database(db_urls.fresh())
+    values = {"batch_id": "b", "recipient_name": "Zoë “Q” O'Brien", "recipient_email": "z@example.edu",
+              "achievement_name": "BSc", "achievement_type": "BachelorDegree", "awarded_on": date(2025, 6, 30),
+              "valid_until": date(2030, 1, 2), "grade": None, "document": '{"a":"\\u0000é"}', "status": "pending",
+              "created_at": datetime(2026, 12, 1, 22, 5, 7), "status_list": 3, "status_index": 17}
+    with database.session() as session:
+        session.add(storage.Batch(id="b", created_by="t", state=storage.PENDING, count=2,
+                                  created_at=datetime(2026, 1, 1)))
+        session.flush()
+        storage.insert_credentials(session, [{**values, "id": "urn:uuid:bulk", "fingerprint": "0x1"}])
+        session.add(storage.CredentialRecord(
+            id="urn:uuid:orm", fingerprint="0x2", **{("signed_document" if k == "document" else
+                                             "stored_status" if k == "status" else k): v
+                                            for k, v in values.items() if k != "status_index"},
+            status_index=18))
+        session.commit()
+        raw = {row[0]: row[1:] for row in session.execute(text(
+            "SELECT id, batch_id, recipient_name, awarded_on, valid_until, grade, document, status, created_at, "
+            "status_list FROM credentials"))}
+        assert raw["urn:uuid:bulk"] == raw["urn:uuid:orm"]
+        bulk = storage.get_credential(session, "bulk")
+        assert (bulk.awarded_on, bulk.valid_until, bulk.created_at) == (
+            values["awarded_on"], values["valid_until"], values["created_at"])
+    database.engine.dispose()

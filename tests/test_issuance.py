@@ -7,6 +7,7 @@ import json
 from datetime import date
 
 import pytest
+from sqlalchemy import event, text
 
 from app import open_database
 from credentials import identity, storage
@@ -78,6 +79,34 @@ def test_issue_batch_anchors_signed_credentials(session, registry, chain_setting
     stages = [s for s, _, _ in seen]
     assert stages.index(Stage.SIGNING) < stages.index(Stage.SAVING) < stages.index(Stage.ANCHORING) \
         < stages.index(Stage.FINISHING) < stages.index(Stage.DONE)
+
+
+def test_anchoring_writes_the_batch_row_and_no_credential_row(session, registry):
+    """Each credential row is written once, when the batch is saved: its
+    transaction hash and its active status are read from the batch."""
+    statements = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        statements.append(" ".join(statement.split()).lower())
+
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        result = issue_batch(session, registry, issuer_profile(session, registry), make_requests(3), "tester")
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    assert any(s.startswith("update credential_batches ") for s in statements), "the listener sees the updates"
+    assert not [s for s in statements if s.startswith("update credentials ")]
+    stored = session.execute(text("SELECT document, status FROM credentials WHERE batch_id = :b"),
+                             {"b": result.batch_id}).all()
+    assert len(stored) == 3
+    for record in storage.search_credentials(session, batch_id=result.batch_id):
+        assert record.status == storage.ACTIVE
+        assert anchor_of(record.document_dict)["anchor"]["transactionHash"] == result.tx_hash
+        assert (record.signed_document, record.stored_status) in stored
+        assert record.document == record.signed_document.replace(
+            '"transactionHash":null', f'"transactionHash":"{result.tx_hash}"')
+    assert {status for _, status in stored} == {storage.CREDENTIAL_PENDING}
 
 
 def test_institution_comes_from_the_environment_then_the_stored_profile(monkeypatch, session, registry, tmp_path):

@@ -225,7 +225,7 @@ def test_the_verifier_says_when_the_list_and_the_chain_disagree(issuer):
     # Set in the list, but the registry holds no revocation.
     with issuer.extensions["attest.db"].session() as session:
         record = session.scalar(select(storage.CredentialRecord).where(storage.CredentialRecord.id == list_only["id"]))
-        record.status = storage.REVOKED
+        record.stored_status = storage.REVOKED
         session.flush()
         status_store.publish(session, session.get(storage.StatusListRecord, record.status_list), get_keyring(issuer))
         session.commit()
