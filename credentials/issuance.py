@@ -15,8 +15,9 @@ Never lose, never double. The order of events is what makes that true:
    root is set). Only the batch's status-list slots are reserved (and
    committed) before: run again, it gets the same ones;
 3. the root is anchored (one transaction; the chain is asked first);
-4. each credential's proof gets the transaction hash, the batch becomes
-   `anchored`, and the JSON files are written.
+4. the batch becomes `anchored` with its transaction, and the JSON files are
+   written. No credential row is written again: each one's transaction hash
+   and pending/active status are read from its batch (`CredentialRecord`).
 
 A crash or a dead chain between 2 and 4 leaves the batch `pending` (or
 `anchoring`). `resume_pending` — run by `credentials resume`, and by a worker
@@ -52,12 +53,12 @@ from credentials.canonical import keccak256, to_hex
 from credentials.chain import ChainError, Registry, TransactionReverted, TxResult
 from credentials.document import CredentialRequest, IssuerProfile, document_json, rfc3339  # noqa: F401 - document_json re-exported
 from credentials.ed25519 import KeyRing
-from credentials.issuing_pool import BatchTerms, IssuingPool, assemble, issue_one, shared_issuing_pool
+from credentials.issuing_pool import BatchTerms, IssuingPool, assemble_text, issue_one, shared_issuing_pool
 from credentials.merkle import MerkleBuilder
 from credentials.signing import Signer
 from credentials.storage import TX_PLACEHOLDER, Batch, CredentialRecord, Revocation
 from kernel import audit
-from kernel.database import utcnow
+from kernel.database import commit_bulk, utcnow
 from kernel.jobs.model import Stage
 from kernel.settings import Settings
 
@@ -231,6 +232,7 @@ def sign_and_save(session: Session, registry: Registry, profile: IssuerProfile,
     progress(Stage.SAVING, total, total)
     now = utcnow()
     rows = []
+    paths = tree.path_texts()
     for i, (request, item) in enumerate(zip(requests, issued, strict=True)):
         list_id = assigned[i][0].id
         rows.append({
@@ -238,7 +240,7 @@ def sign_and_save(session: Session, registry: Registry, profile: IssuerProfile,
             "recipient_email": request.recipient_email, "achievement_name": request.achievement_name,
             "achievement_type": request.achievement_type, "awarded_on": request.awarded_on,
             "valid_until": request.valid_until, "grade": request.grade, "fingerprint": to_hex(item.leaf),
-            "document": assemble(item, root, tree.path_hex(i)), "status": storage.CREDENTIAL_PENDING,
+            "document": assemble_text(item, root, paths[i]), "status": storage.CREDENTIAL_PENDING,
             "created_at": now, "status_list": list_id, "status_index": statuses[i][1],
         })
     # The DID document and the verifier's own trust entry list every key and
@@ -250,7 +252,7 @@ def sign_and_save(session: Session, registry: Registry, profile: IssuerProfile,
     storage.insert_credentials(session, rows)  # COPY on PostgreSQL
     session.execute(update(Batch).where(Batch.id == batch.id).values(merkle_root=root, error=None))
     audit.record(session, actor, "batch_created", batch.id, count=len(rows), merkle_root=root)
-    session.commit()
+    commit_bulk(session)
     session.refresh(batch)
     _crash_point("after_pending")
 

@@ -86,8 +86,13 @@ class Issued(NamedTuple):
 
 def assemble(item: Issued, root_hex: str, path_hex: Sequence[str]) -> str:
     """The credential's stored JSON text, its Merkle root and path filled in."""
-    path = '"' + '","'.join(path_hex) + '"' if path_hex else ""
-    return f'{item.head}{root_hex}","merklePath":[{path}]{item.tail}'
+    return assemble_text(item, root_hex, '"' + '","'.join(path_hex) + '"' if path_hex else "")
+
+
+def assemble_text(item: Issued, root_hex: str, path_text: str) -> str:
+    """`assemble` with the path already written as the inside of its JSON
+    array (`MerkleTree.path_texts`)."""
+    return f'{item.head}{root_hex}","merklePath":[{path_text}]{item.tail}'
 
 
 def _all_strings(request: CredentialRequest, profile: IssuerProfile) -> bool:

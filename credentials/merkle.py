@@ -65,6 +65,28 @@ class MerkleTree:
         return self._siblings(self._hex_levels, index)
 
 
+    def path_texts(self) -> list[str]:
+        """Every leaf's path as the inside of a JSON array of 0x-hex strings
+        (`"0x..","0x.."`, empty for a lone leaf), all at once: the text is
+        built from the root down, so leaves under one node share the text
+        above it instead of joining it again. Equal to joining `path_hex(i)`."""
+        hex_levels = [["0x" + node.hex() for node in level] for level in self.levels]
+        above = [""]  # the text for each node of the level above: its path to the root
+        for depth in range(len(self.levels) - 2, -1, -1):
+            level = hex_levels[depth]
+            texts = []
+            for index in range(len(level)):
+                rest = above[index >> 1]
+                sibling = index ^ 1
+                if sibling < len(level):
+                    mine = f'"{level[sibling]}"'
+                    texts.append(f"{mine},{rest}" if rest else mine)
+                else:  # an odd node carried up unchanged: no sibling on this level
+                    texts.append(rest)
+            above = texts
+        return above
+
+
 class MerkleBuilder:
     """The same tree, built as leaves arrive (a batch streams in from its
     worker processes): each complete pair is hashed as soon as both children

@@ -10,13 +10,20 @@ what already exists), so a crash half-way through a step is recoverable.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
+import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Column, Connection, DateTime, Engine, String, create_engine, event, inspect
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+log = logging.getLogger(__name__)
+
+# SQLite's own threshold for its automatic WAL checkpoint (pages), restored after a bulk commit.
+_AUTOCHECKPOINT = 1000
 
 
 class Base(DeclarativeBase):
@@ -93,6 +100,45 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
     return engine
+
+
+def commit_bulk(session: Session) -> None:
+    """Commit a large transaction (a batch of credentials) without making the
+    committing thread copy it from SQLite's WAL into the database file.
+
+    A commit that leaves the WAL over 1,000 pages runs SQLite's checkpoint
+    inside the commit: for 10,000 credentials (24 MB) that was 0.09 s of a
+    0.1 s commit, on the path every issued batch waits on. Here the commit
+    itself skips it and a background thread runs the same (passive)
+    checkpoint on its own connection, while the caller goes on to anchor the
+    batch. What is committed is the same either way: a checkpoint only moves
+    committed pages, and a process killed before it finishes leaves them in
+    the WAL, where the next connection reads them. On PostgreSQL it is a plain
+    commit."""
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        session.commit()
+        return
+    engine = connection.engine
+    raw = connection.connection.driver_connection
+    raw.execute("PRAGMA wal_autocheckpoint=0")
+    try:
+        session.commit()
+    finally:
+        # The connection is back in the pool by now; a pragma on it is atomic.
+        raw.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT}")
+    threading.Thread(target=_checkpoint, args=(engine,), name="attest-wal-checkpoint", daemon=True).start()
+
+
+def _checkpoint(engine: Engine) -> None:
+    try:
+        raw = engine.raw_connection()
+        try:
+            raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            raw.close()
+    except Exception as exc:  # noqa: BLE001 - the next commit's own checkpoint will do it
+        log.debug("background WAL checkpoint skipped: %s", exc)
 
 
 def migrate(engine: Engine) -> list[str]:

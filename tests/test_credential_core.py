@@ -214,6 +214,18 @@ def test_merkle_paths_in_python(n):
     assert not verify_path(keccak256(b"stranger"), tree.path(0), tree.root)
 
 
+def test_every_path_text_at_once_is_each_path_joined():
+    """path_texts builds all the paths' JSON from the root down; on every
+    tree shape up to 70 leaves (odd nodes carried up at various levels) it is
+    exactly each leaf's own path, as the stored credentials carry it."""
+    for n in range(1, 71):
+        tree = MerkleTree(_leaves(n))
+        texts = tree.path_texts()
+        assert len(texts) == n
+        for i, text in enumerate(texts):
+            assert json.loads(f"[{text}]") == tree.path_hex(i) == ["0x" + p.hex() for p in tree.path(i)]
+
+
 @pytest.mark.parametrize("n", [1, 2, 3, 1000])
 def test_merkle_paths_checked_by_the_contract(registry, n):
     leaves = _leaves(n)

@@ -126,3 +126,43 @@ def test_the_bulk_insert_stores_what_the_orm_stores(db_urls):
         assert (bulk.awarded_on, bulk.valid_until, bulk.created_at) == (
             values["awarded_on"], values["valid_until"], values["created_at"])
     database.engine.dispose()
+
+
+_BULK_THEN_KILL = r"""
+import os, signal, sys
+from sqlalchemy import text
+from app import open_database
+from kernel.database import commit_bulk
+database = open_database(sys.argv[1])
+with database.session() as session:
+    session.execute(text("CREATE TABLE bulk (n INTEGER PRIMARY KEY, body TEXT)"))
+    session.commit()
+    session.execute(text("INSERT INTO bulk VALUES (:n, :body)"), [{"n": n, "body": "x" * 3000} for n in range(5000)])
+    commit_bulk(session)
+    print("committed", flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)  # before the background checkpoint can finish
+"""
+
+
+@pytest.mark.sqlite_only("about SQLite's WAL checkpoint")
+def test_a_bulk_commit_survives_a_kill_before_its_checkpoint(tmp_path):
+    """commit_bulk leaves the WAL checkpoint to a background thread: a process
+    killed right after the commit (kill -9) loses nothing, and the automatic
+    checkpoint is back on for the pooled connection."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'bulk.db'}"
+    done = subprocess.run([sys.executable, "-c", _BULK_THEN_KILL, url], capture_output=True, text=True, timeout=120)
+    assert done.returncode == -9 and "committed" in done.stdout, done.stderr
+    assert (tmp_path / "bulk.db-wal").stat().st_size > 5000 * 3000, "the rows were still in the WAL when it died"
+    database = open_database(url)
+    with database.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*), sum(length(body)) FROM bulk").one() == (5000, 5000 * 3000)
+    from kernel.database import commit_bulk
+    with database.session() as session:
+        session.execute(text("INSERT INTO bulk VALUES (5000, 'y')"))
+        commit_bulk(session)
+    with database.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
+    database.engine.dispose()
