@@ -69,7 +69,11 @@ profile notes (cProfile, 10,000 credentials):
   1.20x with both proofs against the code before them, the two run back to back (load 2.4-4.0).
   then: orjson for the JCS form and the stored text (4 and 3 us against the standard library's 34 and 26),
   and each RDFC template run as generated straight-line Python (42 us against 199 us): 1.16x anchor-only
-  and 1.29x with both proofs against the code before them, back to back (load 5.8 before, 2.8 after)."""
+  and 1.29x with both proofs against the code before them, back to back (load 5.8 before, 2.8 after).
+  then: anchoring writes the batch row only (each credential reads its transaction hash and status from
+  its batch; the 10,000-row rewrite took 0.26 s, 0.5 s with both proofs), SQLite rows by the DBAPI's
+  executemany, 8 kB pages, the WAL checkpoint off the commit, all Merkle paths' text at once, a one-pass
+  check of good CSV rows: 1.62x anchor-only and 1.42x with both proofs, back to back (load 1.2-1.6)."""
 
 FIRST = ["Ada", "Alan", "Grace", "Zoë", "José", "Søren", "Aiko", "Chidi", "Łucja", "Mei", "Olúmídé", "Ingrid"]
 LAST = ["Lovelace", "Turing", "Hopper", "Ñúñez", "García", "Kierkegaard", "Tanaka", "Okafor", "Wójcik", "李"]
