@@ -246,8 +246,8 @@ def credential_id(session):
     session.add(Batch(id="b1", created_by="test", state="anchored", count=1))
     session.add(CredentialRecord(id="urn:uuid:c1", batch_id="b1", recipient_name="Ada", recipient_email="a@x",
                                  achievement_name="BSc", achievement_type="BachelorDegree",
-                                 awarded_on=date(2026, 6, 30), fingerprint="0x" + "1" * 64, document="{}",
-                                 status="active"))
+                                 awarded_on=date(2026, 6, 30), fingerprint="0x" + "1" * 64, signed_document="{}",
+                                 stored_status="pending"))
     session.commit()
     return "urn:uuid:c1"
 
