@@ -364,6 +364,7 @@ def complete_batch(session: Session, batch: Batch, tx: TxResult | None, actor: s
             audit.record(session, actor, "batch_anchored", batch.id, count=batch.count,
                          merkle_root=batch.merkle_root, tx_hash=tx_hash)
             session.commit()
+            storage.forget_derived(session, batch_id=batch.id)
         files = writing.result() if writing is not None else []
     progress(Stage.DONE, batch.count, batch.count)
     return BatchResult(batch.id, batch.count, batch.merkle_root, batch.tx_hash, batch.gas_used, batch.block_number,

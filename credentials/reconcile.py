@@ -55,6 +55,8 @@ def _reopen(session: Session, batch: Batch) -> None:
                  tx_hash=batch.tx_hash, block=batch.block_number)
     batch.state, batch.error = storage.PENDING, LOST
     batch.tx_hash = batch.block_number = batch.gas_used = batch.anchored_at = None
+    session.flush()
+    storage.forget_derived(session, batch_id=batch.id)
 
 
 def reconcile(session: Session, registry: Registry, actor: str = "system") -> Reconciled:

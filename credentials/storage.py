@@ -301,6 +301,17 @@ def insert_credentials(session: Session, rows: list[dict]) -> None:
         cursor.close()
 
 
+def forget_derived(session: Session, batch_id: str) -> None:
+    """Make the batch's loaded credentials read their status and document
+    again: both come from the batch, and this project's sessions keep loaded
+    values across commits. Call it after changing a batch's state or
+    transaction. (A credential's own change, its stored status, needs
+    nothing: SQLAlchemy expires a flushed object's expression attributes.)"""
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, CredentialRecord) and obj.batch_id == batch_id:
+            session.expire(obj, ["document", "status"])
+
+
 def _sqlite_executemany(connection, columns: list[str], rows: list[dict]) -> None:
     """The DBAPI's executemany with the values as SQLAlchemy would bind them:
     half the time of `session.execute(insert(...), rows)`, whose per-row

@@ -166,6 +166,9 @@ def test_dead_chain_leaves_the_batch_pending_and_resume_anchors_it_once(tmp_path
         assert batch.state == storage.PENDING and batch.error and batch.merkle_root
         assert storage.count_credentials(session, batch_id=batch.id, status=storage.CREDENTIAL_PENDING) == 4
 
+        loaded = storage.search_credentials(session, batch_id=batch.id)[0]
+        assert loaded.status == storage.CREDENTIAL_PENDING
+        assert anchor_of(loaded.document_dict)["anchor"]["transactionHash"] is None
         with open_registry(settings) as registry:
             assert registry.anchor_of(batch.merkle_root) is None
             finished = resume_pending(session, registry, out_dir=tmp_path / "out")
@@ -176,6 +179,9 @@ def test_dead_chain_leaves_the_batch_pending_and_resume_anchors_it_once(tmp_path
         session.refresh(batch)
         assert batch.state == storage.ANCHORED and batch.error is None
         assert storage.count_credentials(session, batch_id=batch.id, status=storage.ACTIVE) == 4
+        # A credential loaded while pending says so no longer (sessions keep loaded values across commits).
+        assert loaded.status == storage.ACTIVE
+        assert anchor_of(loaded.document_dict)["anchor"]["transactionHash"] == finished[0].tx_hash
 
 
 def test_resume_finds_an_anchor_already_on_chain_instead_of_resending(session, registry):
@@ -209,8 +215,7 @@ def test_revocation_goes_on_chain_and_into_the_record(session, registry):
     assert revocation.tx_hash.startswith("0x")
     on_chain = registry.revocation_of(target.fingerprint)
     assert on_chain.revoked and on_chain.reason == "issued in error"
-    session.refresh(target)
-    assert target.status == storage.REVOKED
+    assert target.status == storage.REVOKED, "the record loaded before says so, without a refresh"
     assert storage.get_revocation(session, target.id).revoked_by == "registrar@x.edu"
     from kernel.audit import AuditEntry
 
