@@ -29,11 +29,12 @@ from sqlalchemy import (
     case,
     func,
     insert,
+    inspect,
     literal,
     or_,
     select,
 )
-from sqlalchemy.orm import Session, column_property
+from sqlalchemy.orm import Session, column_property, validates
 
 from kernel.database import Base, add_column, create_tables, migration, utcnow
 
@@ -142,6 +143,11 @@ class CredentialRecord(Base):
         (_batch.with_only_columns(Batch.state).scalar_subquery() == ANCHORED, ACTIVE),
         else_=CREDENTIAL_PENDING))
     del _batch
+
+    @validates("document", "status")
+    def _read_only(self, key, value):
+        raise AttributeError(f"CredentialRecord.{key} is read from the batch; write "
+                             f"{'signed_document' if key == 'document' else 'stored_status'} instead")
 
     @property
     def document_dict(self) -> dict:
@@ -308,7 +314,8 @@ def forget_derived(session: Session, batch_id: str) -> None:
     transaction. (A credential's own change, its stored status, needs
     nothing: SQLAlchemy expires a flushed object's expression attributes.)"""
     for obj in list(session.identity_map.values()):
-        if isinstance(obj, CredentialRecord) and obj.batch_id == batch_id:
+        # Read what is loaded: an expired object would be loaded again just to be expired.
+        if isinstance(obj, CredentialRecord) and inspect(obj).dict.get("batch_id") == batch_id:
             session.expire(obj, ["document", "status"])
 
 

@@ -126,11 +126,18 @@ def commit_bulk(session: Session) -> None:
         session.commit()
     finally:
         # The connection is back in the pool by now; a pragma on it is atomic.
-        raw.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT}")
+        # A failed commit may have closed it: its own error is the one to see.
+        try:
+            raw.execute(f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT}")
+        except Exception as exc:  # noqa: BLE001
+            log.debug("could not restore wal_autocheckpoint: %s", exc)
     threading.Thread(target=_checkpoint, args=(engine,), name="attest-wal-checkpoint", daemon=True).start()
 
 
 def _checkpoint(engine: Engine) -> None:
+    path = engine.url.database
+    if not path or not Path(path).exists():  # disposed and deleted meanwhile: connecting would make it again
+        return
     try:
         raw = engine.raw_connection()
         try:

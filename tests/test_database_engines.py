@@ -166,3 +166,15 @@ def test_a_bulk_commit_survives_a_kill_before_its_checkpoint(tmp_path):
     with database.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
     database.engine.dispose()
+
+
+def test_a_credential_s_derived_columns_refuse_a_write():
+    """`document` and `status` are read from the batch: writing them would be
+    kept in memory and never stored, so it is refused with the column to use."""
+    from credentials.storage import CredentialRecord
+
+    record = CredentialRecord(signed_document="{}", stored_status="pending")
+    with pytest.raises(AttributeError, match="stored_status"):
+        record.status = "revoked"
+    with pytest.raises(AttributeError, match="signed_document"):
+        CredentialRecord(document="{}")
