@@ -58,7 +58,7 @@ from credentials.merkle import MerkleBuilder
 from credentials.signing import Signer
 from credentials.storage import TX_PLACEHOLDER, Batch, CredentialRecord, Revocation
 from kernel import audit
-from kernel.database import commit_bulk, utcnow
+from kernel.database import bulk_transaction, utcnow
 from kernel.jobs.model import Stage
 from kernel.settings import Settings
 
@@ -243,16 +243,16 @@ def sign_and_save(session: Session, registry: Registry, profile: IssuerProfile,
             "document": assemble_text(item, root, paths[i]), "status": storage.CREDENTIAL_PENDING,
             "created_at": now, "status_list": list_id, "status_index": statuses[i][1],
         })
-    # The DID document and the verifier's own trust entry list every key and
-    # registry the institution has issued with, from the first batch on.
-    identity.record_issuing_identity(session, profile.did, registry.chain_id, registry.issuer.address,
-                                     registry.address)
-    if keyring is not None:
-        identity.record_ed25519_keys(session, profile.did, [r.public_key_multibase for r in keyring.records])
-    storage.insert_credentials(session, rows)  # COPY on PostgreSQL
-    session.execute(update(Batch).where(Batch.id == batch.id).values(merkle_root=root, error=None))
-    audit.record(session, actor, "batch_created", batch.id, count=len(rows), merkle_root=root)
-    commit_bulk(session)
+    with bulk_transaction(session):  # committed at its end
+        # The DID document and the verifier's own trust entry list every key and
+        # registry the institution has issued with, from the first batch on.
+        identity.record_issuing_identity(session, profile.did, registry.chain_id, registry.issuer.address,
+                                         registry.address)
+        if keyring is not None:
+            identity.record_ed25519_keys(session, profile.did, [r.public_key_multibase for r in keyring.records])
+        storage.insert_credentials(session, rows)  # COPY on PostgreSQL
+        session.execute(update(Batch).where(Batch.id == batch.id).values(merkle_root=root, error=None))
+        audit.record(session, actor, "batch_created", batch.id, count=len(rows), merkle_root=root)
     session.refresh(batch)
     _crash_point("after_pending")
 

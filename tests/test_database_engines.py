@@ -132,13 +132,14 @@ _BULK_THEN_KILL = r"""
 import os, signal, sys
 from sqlalchemy import text
 from app import open_database
-from kernel.database import commit_bulk
+from kernel.database import bulk_transaction
 database = open_database(sys.argv[1])
 with database.session() as session:
     session.execute(text("CREATE TABLE bulk (n INTEGER PRIMARY KEY, body TEXT)"))
     session.commit()
-    session.execute(text("INSERT INTO bulk VALUES (:n, :body)"), [{"n": n, "body": "x" * 3000} for n in range(5000)])
-    commit_bulk(session)
+    with bulk_transaction(session):
+        session.execute(text("INSERT INTO bulk VALUES (:n, :body)"),
+                        [{"n": n, "body": "x" * 3000} for n in range(5000)])
     print("committed", flush=True)
     os.kill(os.getpid(), signal.SIGKILL)  # before the background checkpoint can finish
 """
@@ -146,25 +147,33 @@ with database.session() as session:
 
 @pytest.mark.sqlite_only("about SQLite's WAL checkpoint")
 def test_a_bulk_commit_survives_a_kill_before_its_checkpoint(tmp_path):
-    """commit_bulk leaves the WAL checkpoint to a background thread: a process
-    killed right after the commit (kill -9) loses nothing, and the automatic
-    checkpoint is back on for the pooled connection."""
+    """bulk_transaction leaves the WAL checkpoint to a background thread: a
+    process killed right after the commit (kill -9) loses nothing, and the
+    pooled connection gets SQLite's defaults back (also when the block fails)."""
     import subprocess
     import sys
 
     url = f"sqlite:///{tmp_path / 'bulk.db'}"
     done = subprocess.run([sys.executable, "-c", _BULK_THEN_KILL, url], capture_output=True, text=True, timeout=120)
     assert done.returncode == -9 and "committed" in done.stdout, done.stderr
-    assert (tmp_path / "bulk.db-wal").stat().st_size > 5000 * 3000, "the rows were still in the WAL when it died"
+    assert (tmp_path / "bulk.db-wal").stat().st_size > 5000 * 3000, "the transaction went through the WAL"
     database = open_database(url)
     with database.engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count(*), sum(length(body)) FROM bulk").one() == (5000, 5000 * 3000)
-    from kernel.database import commit_bulk
+    from kernel.database import bulk_transaction
     with database.session() as session:
-        session.execute(text("INSERT INTO bulk VALUES (5000, 'y')"))
-        commit_bulk(session)
+        with bulk_transaction(session):
+            session.execute(text("INSERT INTO bulk VALUES (5000, 'y')"))
+            inside = session.connection().exec_driver_sql("PRAGMA cache_size").scalar()
+        with pytest.raises(RuntimeError, match="the block fails"), bulk_transaction(session):
+            session.execute(text("INSERT INTO bulk VALUES (5001, 'z')"))
+            raise RuntimeError("the block fails")
+        session.rollback()
     with database.engine.connect() as conn:
+        assert inside == -65536
         assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
+        assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -2000
+        assert conn.exec_driver_sql("SELECT max(n) FROM bulk").scalar() == 5000, "the failed block left nothing"
     database.engine.dispose()
 
 
