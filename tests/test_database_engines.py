@@ -36,20 +36,23 @@ def test_every_migration_runs_on_an_empty_database_of_this_engine(db_urls, db_en
     database.engine.dispose()
 
 
-def test_the_bulk_friendly_migration_upgrades_an_older_database(db_urls, db_engine):
-    """A database from before 1007 (its indexes, default storage) is upgraded in place."""
+def test_the_bulk_friendly_migrations_upgrade_an_older_database(db_urls, db_engine):
+    """A database from before 1007 (its indexes, default storage) is upgraded
+    in place; on PostgreSQL its credentials keep their JSON in the row (no
+    TOAST), and after 1009 pages are filled (no row is rewritten any more)."""
     database = open_database(db_urls.fresh())
     with database.engine.begin() as conn:
         conn.execute(text("CREATE INDEX ix_credentials_status ON credentials (status)"))
-        conn.execute(text("DELETE FROM schema_migrations WHERE name = '1007_credentials_bulk_friendly'"))
-    assert database.migrate() == ["1007_credentials_bulk_friendly"]
+        conn.execute(text("DELETE FROM schema_migrations WHERE name IN ('1007_credentials_bulk_friendly', "
+                          "'1009_credentials_pages_full')"))
+    assert database.migrate() == ["1007_credentials_bulk_friendly", "1009_credentials_pages_full"]
     assert "ix_credentials_status" not in {i["name"] for i in inspect(database.engine).get_indexes("credentials")}
     if db_engine == "postgresql":
         with database.engine.connect() as conn:
             options = conn.execute(text("SELECT reloptions FROM pg_class WHERE relname = 'credentials'")).scalar()
             storage = conn.execute(text("SELECT attstorage FROM pg_attribute WHERE attrelid = 'credentials'::regclass "
                                         "AND attname = 'document'")).scalar()
-        assert "fillfactor=45" in options and storage == "m"
+        assert options == ["toast_tuple_target=4080"] and storage == "m"
     database.engine.dispose()
 
 
