@@ -36,13 +36,22 @@ def b58encode(data: bytes) -> str:
     return "1" * zeros + text
 
 
+# Decoding: each character to its digit in one C call (255: not base58), then
+# five digits at a time as one small integer, so the big number is multiplied
+# 18 times for a signature, not 88: about a seventh of the digit-by-digit time.
+_DIGIT_OF_BYTE = bytes(_BASE58_INDEX.get(chr(i), 255) for i in range(256))
+_FIVE_DIGITS = 58**5
+
+
 def b58decode(text: str) -> bytes:
+    digits = text.encode("ascii", "replace").translate(_DIGIT_OF_BYTE)
+    if 255 in digits:
+        position = next(i for i, c in enumerate(text) if c not in _BASE58_INDEX)
+        raise MultibaseError(f"{text[position]!r} at position {position} is not a base58btc character")
+    digits = b"\0" * (-len(digits) % 5) + digits  # leading zero digits leave the number as it is
     number = 0
-    for position, char in enumerate(text):
-        digit = _BASE58_INDEX.get(char)
-        if digit is None:
-            raise MultibaseError(f"{char!r} at position {position} is not a base58btc character")
-        number = number * 58 + digit
+    for a, b, c, d, e in zip(digits[0::5], digits[1::5], digits[2::5], digits[3::5], digits[4::5], strict=True):
+        number = number * _FIVE_DIGITS + (((a * 58 + b) * 58 + c) * 58 + d) * 58 + e
     zeros = len(text) - len(text.lstrip("1"))
     body = number.to_bytes((number.bit_length() + 7) // 8, "big") if number else b""
     return b"\0" * zeros + body

@@ -62,6 +62,35 @@ def test_bad_secret_keys_never_repeat_the_value():
         assert value not in str(refused.value)
 
 
+def _base58_digit_by_digit(text: str) -> bytes:
+    """base58 as its definition reads, one digit at a time: the reference."""
+    alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+    number = 0
+    for position, char in enumerate(text):
+        if char not in alphabet:
+            raise MultibaseError(f"{char!r} at position {position} is not a base58btc character")
+        number = number * 58 + alphabet.index(char)
+    zeros = len(text) - len(text.lstrip("1"))
+    return b"\0" * zeros + (number.to_bytes((number.bit_length() + 7) // 8, "big") if number else b"")
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.text(alphabet="123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz0OIl+é€\x00\ud800", max_size=120))
+def test_base58_five_digits_at_a_time_is_base58(text):
+    """b58decode groups five digits into one small integer: on any text (every
+    length modulo 5, leading '1's, characters outside the alphabet, a lone
+    surrogate) it gives the reference's bytes or the reference's error."""
+    try:
+        expected = ("bytes", _base58_digit_by_digit(text))
+    except MultibaseError as exc:
+        expected = ("error", str(exc))
+    try:
+        found = ("bytes", b58decode(text))
+    except MultibaseError as exc:
+        found = ("error", str(exc))
+    assert found == expected
+
+
 def test_base58_and_base64url_round_trip_with_leading_zeros():
     for data in (b"", b"\0", b"\0\0\x01", os.urandom(64), b"\xff" * 33):
         assert b58decode(b58encode(data)) == data
