@@ -154,6 +154,9 @@ def _check_header(header: list[str]) -> list[CsvError]:
     return errors
 
 
+_LIMITS = tuple(MAX_LENGTH.items())
+
+
 @lru_cache(maxsize=4096)
 def _good_date(text: str) -> date | None:
     """`parse_date(text)`, or None where it would raise: a batch's rows share
@@ -176,20 +179,18 @@ def parse_row(values: dict[str, str], row: int) -> tuple[CredentialRequest | Non
     """One data row (already mapped by column name, stripped) → a request or errors."""
     # Nearly every row is good: check it in one pass, and only a row that
     # fails anything goes the long way, which names each problem.
-    name, email, achievement = values["recipient_name"], values["recipient_email"], values["achievement_name"]
-    kind_text, description, awarded_text = values["achievement_type"], values["description"], values["awarded_on"]
-    until_text, grade = values["valid_until"], values["grade"]
-    if (name and email and achievement and kind_text and description and awarded_text
-            and len(name) <= 255 and len(email) <= 255 and len(achievement) <= 255 and len(kind_text) <= 64
-            and len(grade) <= 64 and len(description) <= 4000 and _EMAIL.match(email)):
-        kind, awarded = _good_type(kind_text), _good_date(awarded_text)
+    email, until_text = values["recipient_email"], values["valid_until"]
+    if (all(values[column] for column in REQUIRED) and all(len(values[c]) <= n for c, n in _LIMITS)
+            and _EMAIL.match(email)):
+        kind, awarded = _good_type(values["achievement_type"]), _good_date(values["awarded_on"])
         valid_until = _good_date(until_text) if until_text else None
         if kind is not None and awarded is not None and (
                 not until_text or (valid_until is not None and valid_until > awarded)):
             return CredentialRequest(
-                recipient_name=name, recipient_email=email.lower(), achievement_name=achievement,
-                achievement_type=kind, description=description, awarded_on=awarded, valid_until=valid_until,
-                grade=grade or None), []
+                recipient_name=values["recipient_name"], recipient_email=email.lower(),
+                achievement_name=values["achievement_name"], achievement_type=kind,
+                description=values["description"], awarded_on=awarded, valid_until=valid_until,
+                grade=values["grade"] or None), []
     return _parse_row_checked(values, row)
 
 

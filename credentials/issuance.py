@@ -53,10 +53,10 @@ from credentials.canonical import keccak256, to_hex
 from credentials.chain import ChainError, Registry, TransactionReverted, TxResult
 from credentials.document import CredentialRequest, IssuerProfile, document_json, rfc3339  # noqa: F401 - document_json re-exported
 from credentials.ed25519 import KeyRing
-from credentials.issuing_pool import BatchTerms, IssuingPool, assemble_text, issue_one, shared_issuing_pool
+from credentials.issuing_pool import BatchTerms, IssuingPool, assemble, issue_one, shared_issuing_pool
 from credentials.merkle import MerkleBuilder
 from credentials.signing import Signer
-from credentials.storage import TX_PLACEHOLDER, Batch, CredentialRecord, Revocation
+from credentials.storage import Batch, CredentialRecord, Revocation
 from kernel import audit
 from kernel.database import bulk_transaction, utcnow
 from kernel.jobs.model import Stage
@@ -240,7 +240,7 @@ def sign_and_save(session: Session, registry: Registry, profile: IssuerProfile,
             "recipient_email": request.recipient_email, "achievement_name": request.achievement_name,
             "achievement_type": request.achievement_type, "awarded_on": request.awarded_on,
             "valid_until": request.valid_until, "grade": request.grade, "fingerprint": to_hex(item.leaf),
-            "document": assemble_text(item, root, paths[i]), "status": storage.CREDENTIAL_PENDING,
+            "document": assemble(item, root, paths[i]), "status": storage.CREDENTIAL_PENDING,
             "created_at": now, "status_list": list_id, "status_index": statuses[i][1],
         })
     with bulk_transaction(session):  # committed at its end
@@ -334,35 +334,32 @@ def find_anchor_tx(registry: Registry, root: str, block_number: int) -> TxResult
 
 # ----- step 4: complete ------------------------------------------------------------
 
-def _filled(tx_hash: str | None) -> str:
-    return TX_PLACEHOLDER if tx_hash is None else f'"transactionHash":"{tx_hash}"'
-
-
 def complete_batch(session: Session, batch: Batch, tx: TxResult | None, actor: str,
                    out_dir: Path | str | None = None, progress: Progress = _quiet) -> BatchResult:
     """The batch `anchored` with its transaction, the files. No credential row
     is written: each reads its transaction hash and its status from the batch
     (CredentialRecord.document and .status), so this is one row whatever the
-    batch size."""
+    batch size, and the files are those documents as read."""
     progress(Stage.FINISHING, 0, batch.count)
     tx_hash = tx.tx_hash if tx else batch.tx_hash
+    anchoring = batch.state != storage.ANCHORED
+    if anchoring:
+        batch.state, batch.error, batch.anchored_at = storage.ANCHORED, None, utcnow()
+        if tx is not None:
+            batch.tx_hash, batch.block_number, batch.gas_used = tx.tx_hash, tx.block_number, tx.gas_used
+        audit.record(session, actor, "batch_anchored", batch.id, count=batch.count,
+                     merkle_root=batch.merkle_root, tx_hash=tx_hash)
+        session.flush()  # the documents read below have the batch's hash in them
     with ThreadPoolExecutor(1, thread_name_prefix="attest-files") as pool:
         # The files are written while the batch row is committed. Files before
         # the commit are harmless: the root is on chain, so they are valid
         # credentials.
         writing = None
         if out_dir is not None:
-            rows = session.execute(select(CredentialRecord.id, CredentialRecord.signed_document)
+            rows = session.execute(select(CredentialRecord.id, CredentialRecord.document)
                                    .where(CredentialRecord.batch_id == batch.id)).all()
-            filled = _filled(tx_hash)
-            writing = pool.submit(write_files, out_dir, [r.signed_document.replace(TX_PLACEHOLDER, filled, 1)
-                                                         for r in rows], [r.id for r in rows])
-        if batch.state != storage.ANCHORED:
-            batch.state, batch.error, batch.anchored_at = storage.ANCHORED, None, utcnow()
-            if tx is not None:
-                batch.tx_hash, batch.block_number, batch.gas_used = tx.tx_hash, tx.block_number, tx.gas_used
-            audit.record(session, actor, "batch_anchored", batch.id, count=batch.count,
-                         merkle_root=batch.merkle_root, tx_hash=tx_hash)
+            writing = pool.submit(write_files, out_dir, [r.document for r in rows], [r.id for r in rows])
+        if anchoring:
             session.commit()
             storage.forget_derived(session, batch_id=batch.id)
         files = writing.result() if writing is not None else []

@@ -84,14 +84,10 @@ class Issued(NamedTuple):
     tail: str
 
 
-def assemble(item: Issued, root_hex: str, path_hex: Sequence[str]) -> str:
-    """The credential's stored JSON text, its Merkle root and path filled in."""
-    return assemble_text(item, root_hex, '"' + '","'.join(path_hex) + '"' if path_hex else "")
-
-
-def assemble_text(item: Issued, root_hex: str, path_text: str) -> str:
-    """`assemble` with the path already written as the inside of its JSON
-    array (`MerkleTree.path_texts`)."""
+def assemble(item: Issued, root_hex: str, path_text: str) -> str:
+    """The credential's stored JSON text, its Merkle root and path filled in
+    (the path written as the inside of its JSON array, as
+    `MerkleTree.path_texts` gives it)."""
     return f'{item.head}{root_hex}","merklePath":[{path_text}]{item.tail}'
 
 

@@ -57,20 +57,22 @@ class MerkleTree:
         """The siblings from leaf `index` up to the root."""
         return self._siblings(self.levels, index)
 
-    def path_hex(self, index: int) -> list[str]:
-        """`path(index)` as 0x-hex strings, as proofs carry it; each node is
-        converted once per tree, not once per path it appears in."""
+    def _hex(self) -> list[list[str]]:
+        """Every node as 0x-hex, converted once per tree, not once per path it appears in."""
         if not hasattr(self, "_hex_levels"):
             self._hex_levels = [["0x" + node.hex() for node in level] for level in self.levels]
-        return self._siblings(self._hex_levels, index)
+        return self._hex_levels
 
+    def path_hex(self, index: int) -> list[str]:
+        """`path(index)` as 0x-hex strings, as proofs carry it."""
+        return self._siblings(self._hex(), index)
 
     def path_texts(self) -> list[str]:
         """Every leaf's path as the inside of a JSON array of 0x-hex strings
         (`"0x..","0x.."`, empty for a lone leaf), all at once: the text is
         built from the root down, so leaves under one node share the text
         above it instead of joining it again. Equal to joining `path_hex(i)`."""
-        hex_levels = [["0x" + node.hex() for node in level] for level in self.levels]
+        hex_levels = self._hex()
         above = [""]  # the text for each node of the level above: its path to the root
         for depth in range(len(self.levels) - 2, -1, -1):
             level = hex_levels[depth]

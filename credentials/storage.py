@@ -52,9 +52,9 @@ CREDENTIAL_STATUSES = (CREDENTIAL_PENDING, ACTIVE, REVOKED)
 
 # A stored credential's anchor proof says `"transactionHash":null`: the rows are
 # written before the anchoring transaction exists, and never rewritten after.
-# The hash is its batch's, put in where the document is read. JSON escapes every
-# quote inside a string value, so this exact text can only be that member, and
-# replacing it (in SQL, or in Python for the files) is exact.
+# The hash is its batch's, put in where the document is read (`document`, below,
+# which the files are written from too). JSON escapes every quote inside a
+# string value, so this exact text can only be that member, and replacing it is exact.
 TX_PLACEHOLDER = '"transactionHash":null'
 
 
@@ -300,13 +300,13 @@ def insert_credentials(session: Session, rows: list[dict]) -> None:
         return
     connection = session.connection()
     columns = [c.name for c in CredentialRecord.__table__.columns]
+    names = ", ".join(f'"{c}"' for c in columns)
     if connection.dialect.name == "sqlite":
-        _sqlite_executemany(connection, columns, rows)
+        _sqlite_executemany(connection, columns, names, rows)
         return
     if connection.dialect.name != "postgresql":
         session.execute(insert(CredentialRecord.__table__), rows)
         return
-    names = ", ".join(f'"{c}"' for c in columns)
     cursor = connection.connection.driver_connection.cursor()
     try:
         with cursor.copy(f"COPY credentials ({names}) FROM STDIN") as copy:
@@ -328,7 +328,7 @@ def forget_derived(session: Session, batch_id: str) -> None:
             session.expire(obj, ["document", "status"])
 
 
-def _sqlite_executemany(connection, columns: list[str], rows: list[dict]) -> None:
+def _sqlite_executemany(connection, columns: list[str], names: str, rows: list[dict]) -> None:
     """The DBAPI's executemany with the values as SQLAlchemy would bind them:
     half the time of `session.execute(insert(...), rows)`, whose per-row
     parameter processing cost as much as SQLite's own insert. Dates go through
@@ -351,7 +351,6 @@ def _sqlite_executemany(connection, columns: list[str], rows: list[dict]) -> Non
                     seen[value] = process(value)
                 line[i] = seen[value]
         values.append(tuple(line))
-    names = ", ".join(f'"{c}"' for c in columns)
     connection.exec_driver_sql(f"INSERT INTO credentials ({names}) VALUES ({', '.join('?' * len(columns))})",
                                values)
 

@@ -74,7 +74,7 @@ def test_assembled_text_is_the_whole_document_serialised(ring, request, index, r
     status = ("https://uni.example.edu/status/1", index)
     item = issue_one(request, status, terms(key), Signer(ETH_KEY), ring.signing_key if with_di else None)
     root_hex, path_hex = to_hex(root), [to_hex(p) for p in path]
-    fast = assemble(item, root_hex, path_hex)
+    fast = assemble(item, root_hex, json.dumps(path_hex, separators=(",", ":"))[1:-1])
     assert fast == slow_document(request, status, item.id, key, root_hex, path_hex)
     doc = json.loads(fast)
     assert fingerprint(doc) == item.leaf  # the leaf is the JCS fingerprint of the document without proof
@@ -108,8 +108,9 @@ def test_the_pool_issues_what_this_process_issues(ring):
     assert len(issued) == 9 and len({i.id for i in issued}) == 9
     tree = MerkleTree([i.leaf for i in issued])
     domain = Eip712Domain(31337, REGISTRY)
+    paths = tree.path_texts()
     for n, (item, request) in enumerate(zip(issued, reqs, strict=True)):
-        text = assemble(item, to_hex(tree.root), tree.path_hex(n))
+        text = assemble(item, to_hex(tree.root), paths[n])
         assert text == slow_document(request, statuses[n], item.id, ring, to_hex(tree.root), tree.path_hex(n))
         doc = json.loads(text)
         di, anchor = doc["proof"]
