@@ -20,6 +20,7 @@ from datetime import date
 from functools import lru_cache
 
 from credentials.document import ACHIEVEMENT_TYPES, CredentialRequest
+from kernel.heap import collector_paused
 
 COLUMNS = ("recipient_name", "recipient_email", "achievement_name", "achievement_type", "description",
            "awarded_on", "valid_until", "grade")
@@ -243,6 +244,7 @@ def _parse_row_checked(values: dict[str, str], row: int) -> tuple[CredentialRequ
     ), []
 
 
+@collector_paused()  # a request object per row: see kernel.heap
 def parse_csv(data: bytes | str, preview: int = 0) -> CsvResult:
     """Every request the CSV holds and every error in it; see the module doc.
     With `preview`, also the rows a preview shows (`shown`, `hidden`)."""

@@ -59,6 +59,7 @@ from credentials.signing import Signer
 from credentials.storage import Batch, CredentialRecord, Revocation
 from kernel import audit
 from kernel.database import bulk_transaction, utcnow
+from kernel.heap import collector_paused
 from kernel.jobs.model import Stage
 from kernel.settings import Settings
 
@@ -159,6 +160,7 @@ def create_batch(session: Session, registry: Registry, count: int, actor: str, b
 
 # ----- step 2: sign and save --------------------------------------------------------
 
+@collector_paused()  # a full collection would walk the whole heap: see kernel.heap
 def sign_and_save(session: Session, registry: Registry, profile: IssuerProfile,
                   requests: Sequence[CredentialRequest], batch: Batch, actor: str, hash_emails: bool = False,
                   progress: Progress = _quiet, keyring: KeyRing | None = None,
@@ -334,6 +336,7 @@ def find_anchor_tx(registry: Registry, root: str, block_number: int) -> TxResult
 
 # ----- step 4: complete ------------------------------------------------------------
 
+@collector_paused()  # with --out, every document is read back
 def complete_batch(session: Session, batch: Batch, tx: TxResult | None, actor: str,
                    out_dir: Path | str | None = None, progress: Progress = _quiet) -> BatchResult:
     """The batch `anchored` with its transaction, the files. No credential row

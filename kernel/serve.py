@@ -126,8 +126,10 @@ def serve_command(host: str, port: int):
     run_startup(app)
     for email, password in seed_demo_users(app):
         click.echo(f"login    {email} / {password}")
+    from kernel.heap import freeze_startup_heap
     from kernel.jobs.worker import EmbeddedWorker
 
+    freeze_startup_heap()  # the app and the chain client are loaded (kernel.heap)
     worker = EmbeddedWorker(app)
     worker.start()
     click.echo(f"jobs     {worker.describe()}")

@@ -18,6 +18,7 @@ import threading
 from flask import Flask
 from huey.consumer import Consumer
 
+from kernel.heap import freeze_startup_heap
 from kernel.jobs.runner import reap
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ class EmbeddedWorker:
 
 def run_worker_process(app: Flask, workers: int) -> None:
     """The body of `flask jobs worker`: run until a stop signal, then stop gracefully."""
+    freeze_startup_heap()  # the app is loaded: keep it out of every later collection (kernel.heap)
     worker = EmbeddedWorker(app, workers=workers)
     stop = threading.Event()
 
