@@ -190,3 +190,54 @@ def test_a_credential_s_derived_columns_refuse_a_write():
         record.status = "revoked"
     with pytest.raises(AttributeError, match="signed_document"):
         CredentialRecord(document="{}")
+
+
+
+@pytest.mark.sqlite_only("about SQLite's WAL checkpoint")
+def test_the_wal_restart_gives_way_to_a_long_reader(tmp_path):
+    """The restart waits for readers of the WAL to finish. Behind a reader
+    that keeps its transaction open it gives up at once: with the
+    connection's own 30 s busy timeout the checkpoint thread sat 30 s on a
+    pooled connection (tried). Writers go on meanwhile, and the reader keeps
+    its snapshot."""
+    import sqlite3
+    import threading
+    import time
+
+    from kernel.database import _checkpoint
+
+    path = tmp_path / "wal.db"
+    database = open_database(f"sqlite:///{path}")
+    with database.engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE t (n INTEGER PRIMARY KEY, body TEXT)")
+        conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
+        conn.exec_driver_sql("INSERT INTO t (body) SELECT zeroblob(3000) FROM (SELECT 1) JOIN "
+                             "(WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 500) "
+                             "SELECT i FROM c)")
+    reader = sqlite3.connect(path, isolation_level=None)
+    reader.execute("BEGIN")
+    assert reader.execute("SELECT count(*) FROM t").fetchone() == (500,)  # reads the WAL, and stays
+    waited = {}
+
+    def write():
+        time.sleep(0.02)  # while the restart waits
+        writer = sqlite3.connect(path, isolation_level=None, timeout=30)
+        start = time.perf_counter()
+        writer.execute("INSERT INTO t (body) VALUES ('after')")
+        waited["writer"] = time.perf_counter() - start
+        writer.close()
+
+    thread = threading.Thread(target=write)
+    start = time.perf_counter()
+    thread.start()
+    _checkpoint(database.engine)
+    took = time.perf_counter() - start
+    thread.join(60)
+    assert took < 2 and waited["writer"] < 2, (took, waited)
+    assert reader.execute("SELECT count(*) FROM t").fetchone() == (500,), "the reader kept its snapshot"
+    reader.execute("COMMIT")
+    reader.close()
+    with database.engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 501
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+    database.engine.dispose()
