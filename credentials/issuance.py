@@ -215,36 +215,35 @@ def sign_and_save(session: Session, registry: Registry, profile: IssuerProfile,
         signer = Signer(eth_key)
         chunks = ([issue_one(r, st, terms, signer, ed_key)]
                   for r, st in zip(requests, statuses, strict=True))
-    issued: list = []
+    # Each credential's row is built as it arrives (its values in
+    # storage.LINE_COLUMNS order), while the workers sign the next ones; its
+    # document slot holds the worker's pieces until the tree is complete.
+    lines: list[list] = []
     builder = MerkleBuilder()
     reported = 0
     crash_at = min(PROGRESS_STEP, (total + 1) // 2)  # mid-batch, even for a small one
+    now, pending, batch_id = utcnow(), storage.CREDENTIAL_PENDING, batch.id
     for chunk in chunks:
-        for item in chunk:
+        for k, item in enumerate(chunk, len(lines)):
             builder.add(item.leaf)
-        issued += chunk
-        if len(issued) - reported >= PROGRESS_STEP or len(issued) == total:
-            reported = len(issued)
+            r = requests[k]
+            lines.append([item.id, batch_id, r.recipient_name, r.recipient_email, r.achievement_name,
+                          r.achievement_type, r.awarded_on, r.valid_until, r.grade, to_hex(item.leaf), item,
+                          pending, now, assigned[k][0].id, statuses[k][1]])
+        if len(lines) - reported >= PROGRESS_STEP or len(lines) == total:
+            reported = len(lines)
             progress(Stage.SIGNING, reported, total)
-        if len(issued) >= crash_at > len(issued) - len(chunk):
+        if len(lines) >= crash_at > len(lines) - len(chunk):
             _crash_point("during_signing")
+    if len(lines) != total:
+        raise IssuanceError(f"the signing gave {len(lines)} credentials for a batch of {total}")
     tree = builder.tree()
     root = to_hex(tree.root)
 
     progress(Stage.SAVING, total, total)
-    now = utcnow()
-    rows = []
-    paths = tree.path_texts()
-    for i, (request, item) in enumerate(zip(requests, issued, strict=True)):
-        list_id = assigned[i][0].id
-        rows.append({
-            "id": item.id, "batch_id": batch.id, "recipient_name": request.recipient_name,
-            "recipient_email": request.recipient_email, "achievement_name": request.achievement_name,
-            "achievement_type": request.achievement_type, "awarded_on": request.awarded_on,
-            "valid_until": request.valid_until, "grade": request.grade, "fingerprint": to_hex(item.leaf),
-            "document": assemble(item, root, paths[i]), "status": storage.CREDENTIAL_PENDING,
-            "created_at": now, "status_list": list_id, "status_index": statuses[i][1],
-        })
+    at = storage.DOCUMENT_AT
+    for line, path in zip(lines, tree.path_texts(), strict=True):
+        line[at] = assemble(line[at], root, path)
     with bulk_transaction(session):  # committed at its end
         # The DID document and the verifier's own trust entry list every key and
         # registry the institution has issued with, from the first batch on.
@@ -252,9 +251,9 @@ def sign_and_save(session: Session, registry: Registry, profile: IssuerProfile,
                                          registry.address)
         if keyring is not None:
             identity.record_ed25519_keys(session, profile.did, [r.public_key_multibase for r in keyring.records])
-        storage.insert_credentials(session, rows)  # COPY on PostgreSQL
+        storage.insert_credential_lines(session, lines)  # COPY on PostgreSQL
         session.execute(update(Batch).where(Batch.id == batch.id).values(merkle_root=root, error=None))
-        audit.record(session, actor, "batch_created", batch.id, count=len(rows), merkle_root=root)
+        audit.record(session, actor, "batch_created", batch.id, count=len(lines), merkle_root=root)
     session.refresh(batch)
     _crash_point("after_pending")
 

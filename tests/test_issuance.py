@@ -334,4 +334,6 @@ def test_the_first_commit_after_a_large_batch_starts_the_wal_again(database, reg
         session.commit()
     with database.engine.connect() as conn:
         frames = conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()[1]
-    assert frames < 10, f"the one-row commit was appended to a WAL of {frames} pages"
+    # Without the restart: about 1,880 pages (the batch's). With it, the
+    # anchoring's and this row's few pages.
+    assert frames < 100, f"the one-row commit was appended to a WAL of {frames} pages"
