@@ -35,6 +35,7 @@ import json
 import os
 import platform
 import pstats
+import statistics
 import subprocess
 import tempfile
 import time
@@ -206,11 +207,15 @@ def main() -> None:
         assert best["files"] in (None, args.count)
         rate = args.count / best["elapsed"]
         previous, how = PREVIOUS[mode]
+        warm = sorted(r["elapsed"] for r in runs[mode][1:]) or [best["elapsed"]]
+        median = statistics.median(warm)
         lines += [
             f"{label}:",
             f"  throughput: {rate:,.0f} credentials/s ({best['elapsed']:.2f} s; all runs: "
             f"{', '.join(format(r['elapsed'], '.2f') for r in runs[mode])} s; the first starts the workers); "
             f"load average after the best run {best['load']}",
+            f"  median of the warm runs (all but the first): {args.count / median:,.0f} credentials/s "
+            f"({median:.2f} s); this machine's speed varies from minute to minute, so compare medians too",
             f"  ratio to the previous figure: {rate / previous:.2f}x ({previous:,}/s, {how})",
             f"  transactions: 1 (block {result.block_number}); gas {result.gas_used:,} = "
             f"{result.gas_used / args.count:.2f} per credential",
