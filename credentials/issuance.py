@@ -39,7 +39,7 @@ import hashlib
 import os
 import signal
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -241,9 +241,14 @@ def sign_and_save(session: Session, registry: Registry, profile: IssuerProfile,
     root = to_hex(tree.root)
 
     progress(Stage.SAVING, total, total)
-    at = storage.DOCUMENT_AT
-    for line, path in zip(lines, tree.path_texts(), strict=True):
-        line[at] = assemble(line[at], root, path)
+    at, paths = storage.DOCUMENT_AT, tree.path_texts()
+
+    def assembled() -> Iterator[list]:
+        # Lazily: PostgreSQL's server takes each row as the next is assembled.
+        for line, path in zip(lines, paths, strict=True):
+            line[at] = assemble(line[at], root, path)
+            yield line
+
     with bulk_transaction(session):  # committed at its end
         # The DID document and the verifier's own trust entry list every key and
         # registry the institution has issued with, from the first batch on.
@@ -251,9 +256,9 @@ def sign_and_save(session: Session, registry: Registry, profile: IssuerProfile,
                                          registry.address)
         if keyring is not None:
             identity.record_ed25519_keys(session, profile.did, [r.public_key_multibase for r in keyring.records])
-        storage.insert_credential_lines(session, lines)  # COPY on PostgreSQL
+        storage.insert_credential_lines(session, assembled())  # COPY on PostgreSQL
         session.execute(update(Batch).where(Batch.id == batch.id).values(merkle_root=root, error=None))
-        audit.record(session, actor, "batch_created", batch.id, count=len(lines), merkle_root=root)
+        audit.record(session, actor, "batch_created", batch.id, count=total, merkle_root=root)
     session.refresh(batch)
     _crash_point("after_pending")
 
