@@ -241,3 +241,65 @@ def test_the_wal_restart_gives_way_to_a_long_reader(tmp_path):
         assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar() == 501
         assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
     database.engine.dispose()
+
+
+def _credential_row(i: str, batch: str) -> dict:
+    from datetime import date, datetime
+
+    return {"id": f"urn:uuid:{i}", "batch_id": batch, "recipient_name": "n", "recipient_email": "e",
+            "achievement_name": "a", "achievement_type": "Degree", "awarded_on": date(2025, 1, 1),
+            "valid_until": None, "grade": None, "fingerprint": f"0x{i}", "document": "{}", "status": "pending",
+            "created_at": datetime(2026, 1, 1), "status_list": None, "status_index": None}
+
+
+def test_a_credential_must_name_a_batch_that_exists_on_this_engine(db_urls, db_engine):
+    """The credentials' rule that their batch exists, on either engine: SQLite
+    by its foreign key; PostgreSQL (migration 1010) by a check per statement,
+    which spared a batch's COPY a query per row. A bulk insert, an ORM
+    insert and moving a credential to a missing batch are refused; a batch
+    with credentials cannot be deleted or renamed; one without can."""
+    from datetime import datetime
+
+    from sqlalchemy.exc import IntegrityError
+
+    from credentials import storage
+
+    database = open_database(db_urls.fresh())
+    now = datetime(2026, 1, 1)
+    with database.session() as session:
+        session.add_all([storage.Batch(id=b, created_by="t", state=storage.PENDING, count=1, created_at=now)
+                         for b in ("kept", "empty")])
+        session.commit()
+        storage.insert_credentials(session, [_credential_row("1", "kept"), _credential_row("2", "kept")])
+        session.commit()
+        attempts = {
+            "bulk insert": lambda: storage.insert_credentials(session, [_credential_row("3", "kept"),
+                                                                        _credential_row("4", "missing")]),
+            "orm insert": lambda: (session.add(storage.CredentialRecord(**{
+                ("signed_document" if k == "document" else "stored_status" if k == "status" else k): v
+                for k, v in _credential_row("5", "missing").items()})), session.flush()),
+            "move": lambda: session.execute(text("UPDATE credentials SET batch_id = 'missing' WHERE id = 'urn:uuid:1'")),
+            "delete the batch": lambda: session.execute(text("DELETE FROM credential_batches WHERE id = 'kept'")),
+            "rename the batch": lambda: session.execute(text("UPDATE credential_batches SET id = 'other' "
+                                                             "WHERE id = 'kept'")),
+        }
+        for _what, attempt in attempts.items():
+            # The bulk insert is the driver's own COPY on PostgreSQL: the driver's error.
+            with pytest.raises((IntegrityError, database.engine.dialect.dbapi.IntegrityError),
+                               match="batch|FOREIGN KEY"):  # noqa: PT012 - the statement, then its flush
+                attempt()
+                session.flush()
+                if db_engine == "sqlite":
+                    session.commit()  # SQLite checks a foreign key at the statement; commit to be sure
+            session.rollback()
+        session.execute(text("DELETE FROM credential_batches WHERE id = 'empty'"))
+        session.execute(text("UPDATE credentials SET grade = 'A' WHERE batch_id = 'kept'"))
+        session.commit()
+        assert session.execute(text("SELECT count(*) FROM credentials")).scalar() == 2
+        assert session.execute(text("SELECT id FROM credential_batches")).scalars().all() == ["kept"]
+    if db_engine == "postgresql":
+        with database.engine.connect() as conn:
+            keys = conn.exec_driver_sql("SELECT count(*) FROM pg_constraint WHERE conrelid = 'credentials'::regclass "
+                                        "AND contype = 'f'").scalar()
+        assert keys == 0, "the per-row key is gone on PostgreSQL"
+    database.engine.dispose()
