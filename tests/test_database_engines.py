@@ -303,3 +303,50 @@ def test_a_credential_must_name_a_batch_that_exists_on_this_engine(db_urls, db_e
                                         "AND contype = 'f'").scalar()
         assert keys == 0, "the per-row key is gone on PostgreSQL"
     database.engine.dispose()
+
+
+def test_a_batch_cannot_be_deleted_while_its_credentials_are_being_inserted(db_urls):
+    """The race a foreign key settles, on either engine: one transaction
+    inserts a batch's credentials (PostgreSQL: by COPY, so the per-statement
+    check of migration 1010 holds the batch FOR KEY SHARE), another deletes the
+    batch before the first commits. The deletion waits, then is refused."""
+    import threading
+    import time
+    from datetime import datetime
+
+    from sqlalchemy.exc import IntegrityError
+
+    from credentials import storage
+
+    database = open_database(db_urls.fresh())
+    with database.session() as session:
+        session.add(storage.Batch(id="kept", created_by="t", state=storage.PENDING, count=1,
+                                  created_at=datetime(2026, 1, 1)))
+        session.commit()
+    outcome = {}
+
+    def delete_the_batch():
+        try:
+            with database.engine.begin() as conn:
+                conn.execute(text("DELETE FROM credential_batches WHERE id = 'kept'"))
+            outcome["deleted"] = True
+        except (IntegrityError, database.engine.dialect.dbapi.IntegrityError) as exc:
+            outcome["refused"] = str(exc)
+
+    inserting = database.session()
+    try:
+        storage.insert_credentials(inserting, [_credential_row("1", "kept")])
+        inserting.flush()
+        deleter = threading.Thread(target=delete_the_batch)
+        deleter.start()
+        time.sleep(0.5)
+        assert deleter.is_alive(), "the deletion waits for the inserting transaction"
+        inserting.commit()
+    finally:
+        inserting.close()
+    deleter.join(60)
+    assert "refused" in outcome and "deleted" not in outcome, outcome
+    with database.engine.connect() as conn:
+        assert conn.execute(text("SELECT batch_id FROM credentials")).scalars().all() == ["kept"]
+        assert conn.execute(text("SELECT count(*) FROM credential_batches")).scalar() == 1
+    database.engine.dispose()
