@@ -13,6 +13,7 @@ import importlib
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -29,10 +30,10 @@ log = logging.getLogger(__name__)
 _AUTOCHECKPOINT = 1000
 _DEFAULT_CACHE = -2000
 _BULK_CACHE = -65536
-# How long a connection waits for SQLite's write lock, and how long the
-# background checkpoint's WAL restart waits for readers (see _checkpoint).
+# How long a connection waits for SQLite's write lock, and how many times the
+# background checkpoint tries to restart the WAL (see _checkpoint).
 _BUSY_TIMEOUT_MS = 30000
-_RESTART_WAIT_MS = 50
+_RESTART_TRIES = 5
 
 
 class Base(DeclarativeBase):
@@ -170,13 +171,21 @@ def _checkpoint(engine: Engine) -> None:
                 # commit went to the end of a WAL still over 1,000 pages and
                 # ran a checkpoint of its own, which synced the database
                 # file, 95-150 ms for one row (seen with strace). RESTART has
-                # nothing left to copy; it waits for readers of the old WAL,
-                # and only briefly: behind a long reader the next commit
-                # checkpoints, as before. Writers go on meanwhile.
+                # nothing left to copy, but it takes the write lock while it
+                # looks for readers of the old WAL, and it would hold the lock
+                # for as long as it waited for them. So it never waits: with
+                # no busy timeout it gives up at once when a reader or a
+                # writer is there, and it is tried a few times, 10 ms apart,
+                # with no lock held in between. If every try finds someone,
+                # the next commit checkpoints, as before.
                 driver = raw.driver_connection
-                driver.execute(f"PRAGMA busy_timeout={_RESTART_WAIT_MS}")
+                driver.execute("PRAGMA busy_timeout=0")
                 try:
-                    driver.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+                    for attempt in range(_RESTART_TRIES):
+                        if attempt:
+                            time.sleep(0.01)
+                        if driver.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()[0] == 0:
+                            break
                 finally:
                     driver.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         finally:

@@ -17,26 +17,35 @@ Two remedies, used together:
   command does without: the one collection it needs costs as much as it saves.
 - `collector_paused()` keeps automatic collections from running while a
   batch is parsed and signed. The objects a batch allocates are freed by
-  reference counting when it ends; the few reference cycles among them (the
-  ORM's) wait for the next collection after the block. Nothing is lost by
-  pausing: only when garbage in a cycle is reclaimed changes.
+  reference counting as before; what waits is garbage in reference cycles
+  (the ORM's, exception tracebacks), until the next collection. The pause is
+  process-wide (`gc.disable`), so other threads go without cyclic collection
+  meanwhile too. When overlapping batches keep it for more than
+  `LONG_PAUSE` seconds, a holder that leaves then collects the young
+  generations (which walks only what was made since the last collection),
+  so overlapping batches cannot keep collection off from one batch to the
+  next indefinitely. One batch keeps it off for as long as it runs.
 
 The pause counts its holders, so overlapping batches on several threads
 (a web process previewing one file while a job worker thread issues
-another) keep it until the last of them leaves, and a collector that was
-already disabled by someone else is left disabled.
+another) keep it until the last of them leaves. A collector that was
+disabled when the first holder came is left disabled; one disabled by other
+code during the pause is enabled again when it ends.
 """
 
 from __future__ import annotations
 
 import gc
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 _lock = threading.Lock()
 _holders = 0
 _restore = False  # whether the first holder found the collector enabled
+_since = 0.0  # when collection last ran or the pause began (time.monotonic)
+LONG_PAUSE = 5.0
 
 
 def freeze_startup_heap() -> None:
@@ -50,16 +59,23 @@ def freeze_startup_heap() -> None:
 def collector_paused() -> Iterator[None]:
     """No automatic cyclic collection inside the block (see the module doc).
     Usable as a decorator; nests and overlaps across threads."""
-    global _holders, _restore
+    global _holders, _restore, _since
     with _lock:
         if _holders == 0:
             _restore = gc.isenabled()
+            _since = time.monotonic()
             gc.disable()
         _holders += 1
     try:
         yield
     finally:
+        collect = False
         with _lock:
             _holders -= 1
-            if _holders == 0 and _restore:
-                gc.enable()
+            if _holders == 0:
+                if _restore:
+                    gc.enable()
+            elif time.monotonic() - _since > LONG_PAUSE:
+                collect, _since = True, time.monotonic()
+        if collect:
+            gc.collect(1)
