@@ -402,16 +402,20 @@ def insert_credential_lines(session: Session, lines: Iterable[list]) -> None:
     dates as SQLAlchemy binds them)."""
     connection = session.connection()
     names = ", ".join(f'"{c}"' for c in LINE_COLUMNS)
-    if connection.dialect.name != "postgresql":
-        lines = list(lines)
-        if not lines:
-            return
+    if connection.dialect.name == "postgresql":
+        _postgresql_copy(connection, names, lines)
+        return
+    lines = list(lines)
+    if not lines:
+        return
     if connection.dialect.name == "sqlite":
         _sqlite_executemany(connection, names, lines)
-        return
-    if connection.dialect.name != "postgresql":
-        session.execute(insert(CredentialRecord.__table__), [dict(zip(LINE_COLUMNS, line, strict=True)) for line in lines])
-        return
+    else:
+        session.execute(insert(CredentialRecord.__table__),
+                        [dict(zip(LINE_COLUMNS, line, strict=True)) for line in lines])
+
+
+def _postgresql_copy(connection, names: str, lines: Iterable[list]) -> None:
     cursor = connection.connection.driver_connection.cursor()
     try:
         # Binary COPY, with the column types the table really has (one catalog

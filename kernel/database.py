@@ -162,7 +162,8 @@ def _checkpoint(engine: Engine) -> None:
     try:
         raw = engine.raw_connection()
         try:
-            busy, frames, copied = raw.driver_connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            driver = raw.driver_connection
+            busy, frames, copied = driver.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             if not busy and frames == copied:
                 # Everything is in the database file: make the next writer
                 # start the WAL from its beginning. In the issuing bench's
@@ -178,7 +179,6 @@ def _checkpoint(engine: Engine) -> None:
                 # writer is there, and it is tried a few times, 10 ms apart,
                 # with no lock held in between. If every try finds someone,
                 # the next commit checkpoints, as before.
-                driver = raw.driver_connection
                 driver.execute("PRAGMA busy_timeout=0")
                 try:
                     for attempt in range(_RESTART_TRIES):

@@ -97,6 +97,12 @@ def test_credentials_from_before_1008_read_the_same_after_it(db_urls, db_engine)
     database.engine.dispose()
 
 
+def _orm_fields(row: dict) -> dict:
+    """A row's column values as CredentialRecord's attributes (the document
+    and status columns are mapped as signed_document and stored_status)."""
+    return {{"document": "signed_document", "status": "stored_status"}.get(k, k): v for k, v in row.items()}
+
+
 def test_the_bulk_insert_stores_what_the_orm_stores(db_urls):
     """insert_credentials bypasses SQLAlchemy's parameter handling (executemany
     on SQLite, COPY on PostgreSQL): the stored values must be the ORM's own
@@ -116,10 +122,8 @@ def test_the_bulk_insert_stores_what_the_orm_stores(db_urls):
         session.flush()
         storage.insert_credentials(session, [{**values, "id": "urn:uuid:bulk", "fingerprint": "0x1"}])
         session.add(storage.CredentialRecord(
-            id="urn:uuid:orm", fingerprint="0x2", **{("signed_document" if k == "document" else
-                                             "stored_status" if k == "status" else k): v
-                                            for k, v in values.items() if k != "status_index"},
-            status_index=18))
+            id="urn:uuid:orm", fingerprint="0x2", status_index=18,
+            **_orm_fields({k: v for k, v in values.items() if k != "status_index"})))
         session.commit()
         raw = {row[0]: row[1:] for row in session.execute(text(
             "SELECT id, batch_id, recipient_name, awarded_on, valid_until, grade, document, status, created_at, "
@@ -283,9 +287,8 @@ def test_a_credential_must_name_a_batch_that_exists_on_this_engine(db_urls, db_e
         attempts = {
             "bulk insert": lambda: storage.insert_credentials(session, [_credential_row("3", "kept"),
                                                                         _credential_row("4", "missing")]),
-            "orm insert": lambda: (session.add(storage.CredentialRecord(**{
-                ("signed_document" if k == "document" else "stored_status" if k == "status" else k): v
-                for k, v in _credential_row("5", "missing").items()})), session.flush()),
+            "orm insert": lambda: (session.add(storage.CredentialRecord(**_orm_fields(_credential_row("5", "missing")))),
+                                   session.flush()),
             "move": lambda: session.execute(text("UPDATE credentials SET batch_id = 'missing' WHERE id = 'urn:uuid:1'")),
             "delete the batch": lambda: session.execute(text("DELETE FROM credential_batches WHERE id = 'kept'")),
             "rename the batch": lambda: session.execute(text("UPDATE credential_batches SET id = 'renamed' "

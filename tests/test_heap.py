@@ -9,10 +9,10 @@ import threading
 import pytest
 
 from credentials import csvimport, issuance
-from credentials.csvimport import COLUMNS
 from kernel import heap
 from kernel.heap import collector_paused, freeze_startup_heap
 from kernel.jobs import Stage
+from tests.test_issuance_csv import csv_of
 
 
 @pytest.fixture(autouse=True)
@@ -105,13 +105,6 @@ def test_a_frozen_heap_is_out_of_the_collector_s_reach():
         gc.unfreeze()
 
 
-def _csv(n: int) -> bytes:
-    lines = [",".join(COLUMNS)]
-    lines += [f"Student {i},student{i}@example.edu,BSc Physics,BachelorDegree,Three years.,2025-06-30,,2:1"
-              for i in range(n)]
-    return "\n".join(lines).encode()
-
-
 def test_a_batch_is_parsed_and_signed_without_one_collection(session, registry, chain_settings, monkeypatch):
     """The fault as measured: a gc.callbacks timer in the issuing bench found
     about 105 collections in a 10,000-credential batch, one of them a full
@@ -151,7 +144,8 @@ def test_a_batch_is_parsed_and_signed_without_one_collection(session, registry, 
     monkeypatch.setattr(issuance, "_crash_point", crash_point_watched)
     gc.callbacks.append(watch)
     try:
-        parsed = csvimport.parse_csv(_csv(2000))
+        parsed = csvimport.parse_csv(csv_of(*(f"Student {i},student{i}@example.edu,BSc Physics,BachelorDegree,Three years.,"
+                                                  "2025-06-30,,2:1" for i in range(2000))))
         assert not parsed.errors
         result = issuance.issue_batch(session, registry, issuance.issuer_profile(session, registry, chain_settings),
                                       parsed.requests, "tester", progress=progress)
