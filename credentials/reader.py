@@ -287,6 +287,16 @@ class RegistryView:
             block = feed.lookup(fingerprint)
             if block is not None:
                 return ViewedRevocation(False, 0, "", NO_ADDRESS, as_of_block=block)
+        # A revocation the view saw in a final block is permanent: its record, once read, is kept.
+        seen = feed.revoked_at(fingerprint) if feed is not None else None
+        key = ("revocation", self.reader.chain_id(), self.address, fingerprint)
+        if seen is not None:
+            cached = self.reader._facts.get(key)
+            if cached is not None:
+                return cached
         revoked, ts, reason, revoker = self._call(_REVOCATION_OF, ["bytes32"], [fingerprint],
                                                   ["bool", "uint256", "string", "address"])
-        return RevocationRecord(bool(revoked), ts, reason, checksum(revoker))
+        record = RevocationRecord(bool(revoked), ts, reason, checksum(revoker))
+        if record.revoked and seen is not None and self.reader.is_final(seen):
+            self.reader._facts.put(key, record)
+        return record

@@ -22,7 +22,10 @@ The answer therefore says "as of block N", N being the newest block the node
 has announced. After a reorganisation (a head at or below the view's block)
 the last REORG_DEPTH blocks are read again; a revocation seen only on a
 dropped branch stays in the set, which only sends that fingerprint to the
-contract, never a wrong "not revoked".
+contract, never a wrong "not revoked". A revocation is permanent, so the
+contract's record of one seen in a final block is kept (by the reader, with
+its other facts that cannot change): a revoked credential verified again
+costs no `eth_call` either.
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ class RevocationFeed:
     def __init__(self, reader: ChainReader, address: str):
         self.reader = reader
         self.address = address
-        self.revoked: set[bytes] = set()
+        self.revoked: dict[bytes, int] = {}  # fingerprint -> the block of its CredentialRevoked event
         self.block = -1   # every CredentialRevoked log up to this block is in `revoked`
         self.head = -1    # the newest block the node announced
         self.live = False  # subscribed and answering
@@ -78,6 +81,10 @@ class RevocationFeed:
         if not self.live or block < 0 or block < self.head or fingerprint in self.revoked:
             return None
         return block
+
+    def revoked_at(self, fingerprint: bytes) -> int | None:
+        """The block in which the view saw `fingerprint` revoked, or None."""
+        return self.revoked.get(fingerprint)
 
     def wait_current(self, timeout: float = 10.0) -> bool:
         """Until the view has read through the announced head (tests, start-up)."""
@@ -105,7 +112,7 @@ class RevocationFeed:
                                                    "toBlock": hex(head), "topics": [REVOKED_TOPIC]}]) or []
             for entry in logs:
                 if not entry.get("removed"):
-                    self.revoked.add(bytes.fromhex(entry["topics"][1][2:]))
+                    self.revoked.setdefault(bytes.fromhex(entry["topics"][1][2:]), int(entry["blockNumber"], 16))
             self.block = head
 
     def _run(self) -> None:

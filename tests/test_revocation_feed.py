@@ -70,3 +70,57 @@ def test_a_reader_that_does_not_follow_asks_the_contract_every_time(registry):
     answer = reader.registry(registry.address).revocation_of(keccak256(b"x"))
     assert not answer.revoked and getattr(answer, "as_of_block", None) is None
     assert reader.revocation_feed(registry.address) is None
+
+
+def _count_calls(reader: ChainReader) -> list[str]:
+    """The JSON-RPC methods `reader` sends from now on (eth_call, eth_blockNumber, ...)."""
+    sent: list[str] = []
+    rpc = reader.rpc
+
+    def counted(method, params):
+        sent.append(method)
+        return rpc(method, params)
+
+    reader.rpc = counted
+    return sent
+
+
+def test_a_revocation_seen_in_a_final_block_is_read_once(registry):
+    """A revocation is permanent: once the view has seen its event in a
+    final block and the contract has given its record, the record is kept,
+    and a revoked credential verified again costs no eth_call."""
+    reader = ChainReader(registry.rpc_url, follow_revocations=True)
+    try:
+        view = reader.registry(registry.address)
+        feed = reader.revocation_feed(registry.address)
+        assert feed.wait_current()
+        revoked = keccak256(b"revoked once, read once")
+        tx = registry.revoke(revoked, "awarded in error")
+        assert wait_for(lambda: feed.block >= tx.block_number)
+        assert feed.revoked_at(revoked) == tx.block_number
+        sent = _count_calls(reader)
+        first = view.revocation_of(revoked)
+        assert first.revoked and first.reason == "awarded in error" and sent.count("eth_call") == 1
+        again = [view.revocation_of(revoked) for _ in range(3)]
+        assert all(r == first for r in again) and sent.count("eth_call") == 1, "answered from the kept record"
+    finally:
+        reader.close()
+
+
+def test_a_revocation_in_a_block_not_yet_final_is_asked_every_time(registry):
+    """With ATTEST_CONFIRMATIONS (finality_depth) the record is kept only once
+    its block is that deep: before, a reorganisation could still drop it."""
+    reader = ChainReader(registry.rpc_url, finality_depth=1000, follow_revocations=True)
+    try:
+        view = reader.registry(registry.address)
+        feed = reader.revocation_feed(registry.address)
+        assert feed.wait_current()
+        revoked = keccak256(b"revoked, not final")
+        tx = registry.revoke(revoked, "awarded in error")
+        assert wait_for(lambda: feed.block >= tx.block_number)
+        sent = _count_calls(reader)
+        for _ in range(2):
+            assert view.revocation_of(revoked).revoked
+        assert sent.count("eth_call") == 2
+    finally:
+        reader.close()
