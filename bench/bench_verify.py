@@ -39,7 +39,7 @@ from credentials.document import CredentialRequest  # noqa: E402
 from credentials.ed25519 import load_or_create_keyring  # noqa: E402
 from credentials.issuance import issue_batch, issuer_profile, revoke_credential  # noqa: E402
 from credentials.node import free_port  # noqa: E402
-from kernel.production import gunicorn_command  # noqa: E402
+from kernel.production import WORKER_CLASS, gunicorn_command  # noqa: E402
 from kernel.settings import Settings  # noqa: E402
 
 PATH = "/api/v1/credentials/verify"
@@ -130,14 +130,14 @@ def cpu_snapshot(server_pid: int, data_dir: str) -> dict[str, float]:
 
 
 def baseline(app_spec: str, workers: int, threads: int, requests: list[bytes], total: int, concurrency: int,
-             env: dict) -> dict:
+             env: dict, worker_class: str = WORKER_CLASS) -> dict:
     """The same gunicorn shape and load on bench/hello_app.py: requests/s and CPU per request."""
     import subprocess
 
     import requests as http
 
     port = free_port()
-    proc = subprocess.Popen(gunicorn_command(port, workers, threads, app_spec), cwd=ROOT, env=env,
+    proc = subprocess.Popen(gunicorn_command(port, workers, threads, app_spec, worker_class), cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 30
@@ -209,6 +209,9 @@ def main() -> None:
         bases = {name: baseline(f"bench.hello_app:{name}", args.workers, args.threads, load.requests,
                                 args.requests, args.concurrency, env)
                  for name in ("flask_app", "wsgi_app")}
+        # gunicorn's own gthread worker, which Attest's (kernel.gunicorn_worker) replaces.
+        bases["wsgi_gthread"] = baseline("bench.hello_app:wsgi_app", args.workers, args.threads, load.requests,
+                                         args.requests, args.concurrency, env, "gthread")
     expected_valid = round(closed["requests"] * (1 - args.revoked / args.credentials))
     paced = sorted(rounds, key=lambda r: r["p99"])[len(rounds) // 2]  # the median round by p99
     met = closed["rps"] >= 2000 and paced["p99"] < 20 and paced["rps"] >= 0.98 * args.rate \
@@ -217,7 +220,8 @@ def main() -> None:
         f"machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
         f"Python {platform.python_version()}; Anvil, gunicorn and this client share them; "
         f"load average before the run {' '.join(format(x, '.2f') for x in load_before)}",
-        f"server: gunicorn {args.workers} workers x {args.threads} threads (gthread) on 127.0.0.1, "
+        f"server: gunicorn {args.workers} workers x {args.threads} threads ({WORKER_CLASS.rsplit('.', 1)[1]}, "
+        "kernel.gunicorn_worker) on 127.0.0.1, "
         f"embedded Anvil node, credentials anchored as one batch of {args.credentials} ({args.revoked} revoked)",
         "every request: parse, VC 2.0 format, JCS fingerprint, Merkle path, EIP-712 recovery, and revocation "
         "from the event-fed view (eth_call when it is behind); anchor and authorisation from the cache after "
@@ -238,7 +242,8 @@ def main() -> None:
         f"answers (closed loop): {closed['valid']} valid, expected about {expected_valid}; the rest revoked",
         "baselines in the same run (bench/hello_app.py, same gunicorn shape and load, a fixed JSON answer): "
         + "; ".join(f"{label} {bases[name]['rps']:,.0f}/s, {bases[name]['cpu']:,.0f} us of gunicorn CPU a request"
-                    for name, label in (("flask_app", "a Flask view"), ("wsgi_app", "a bare WSGI callable")))
+                    for name, label in (("flask_app", "a Flask view"), ("wsgi_app", "a bare WSGI callable"),
+                                        ("wsgi_gthread", "the bare callable under gunicorn's own gthread worker")))
         + f"; Attest verifies at {closed['rps'] / bases['flask_app']['rps']:.2f}x the Flask view's rate, "
         f"its CPU a request {cpu['web'] / bases['flask_app']['cpu']:.1f}x",
         f"target (>= 2,000/s closed loop; p99 < 20 ms at {args.rate:.0f}/s offered, median round): "

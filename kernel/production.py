@@ -91,12 +91,18 @@ def _stop(proc: subprocess.Popen, timeout: float, sig: int = signal.SIGTERM) -> 
             proc.wait()
 
 
-def gunicorn_command(port: int, workers: int, threads: int, app_spec: str = "app:create_app()") -> list[str]:
-    """gthread always, for keep-alive: an API client keeps its connection."""
+WORKER_CLASS = "kernel.gunicorn_worker.PromptThreadWorker"
+
+
+def gunicorn_command(port: int, workers: int, threads: int, app_spec: str = "app:create_app()",
+                     worker_class: str = WORKER_CLASS) -> list[str]:
+    """gthread, for keep-alive (an API client keeps its connection), in the
+    variant that serves a kept-alive connection's next request on the same
+    thread when it comes promptly (kernel.gunicorn_worker)."""
     gunicorn = Path(sys.executable).with_name("gunicorn")
     return [str(gunicorn), "--config", str(Path(__file__).with_name("gunicorn_config.py")),
             "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
-            "--worker-class", "gthread", "--keep-alive", "5",
+            "--worker-class", worker_class, "--keep-alive", "5",
             "--timeout", "60", "--graceful-timeout", "30", "--log-level", "warning", app_spec]
 
 

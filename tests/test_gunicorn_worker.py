@@ -1,0 +1,96 @@
+"""kernel.gunicorn_worker.PromptThreadWorker under real gunicorn, started
+with the production command on 127.0.0.1 and a free port: a kept-alive
+connection is served on in place while its requests come promptly, and
+never at the expense of another connection waiting for a thread."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+import requests
+
+from credentials.node import free_port
+from kernel.gunicorn_worker import MAX_IN_PLACE
+from kernel.production import gunicorn_command
+from kernel.settings import ROOT
+
+
+@pytest.fixture
+def serve():
+    started = []
+
+    def start(threads: int, app: str = "tests.wsgi_apps:slow_app") -> int:
+        port = free_port()
+        proc = subprocess.Popen(gunicorn_command(port, 1, threads, app), cwd=ROOT, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        started.append(proc)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(f"http://127.0.0.1:{port}/", timeout=1)
+                return port
+            except requests.RequestException:
+                assert proc.poll() is None and time.monotonic() < deadline, "gunicorn did not start"
+                time.sleep(0.1)
+
+    yield start
+    for proc in started:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+
+
+def ask(conn: http.client.HTTPConnection) -> tuple[int, bytes]:
+    conn.request("POST", "/api/v1/credentials/verify", body=b"{}", headers={"Content-Type": "application/json"})
+    response = conn.getresponse()
+    return response.status, response.read()
+
+
+def test_a_kept_alive_connection_is_served_request_after_request(serve):
+    port = serve(threads=2)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    answers = [ask(conn) for _ in range(2 * MAX_IN_PLACE + 10)]  # past the in-place limit, twice
+    assert {status for status, _ in answers} == {200}
+    assert len({body for _, body in answers}) == 1
+    time.sleep(0.3)  # idle past the linger: the connection is back on the poller, and still kept
+    assert ask(conn)[0] == 200
+    conn.close()
+
+
+def test_a_busy_connection_does_not_starve_another(serve):
+    """One thread, two connections. A sends request after request for two
+    seconds; B's requests meanwhile wait at most about one of A's (5 ms),
+    not a run of MAX_IN_PLACE of them (half a second): the thread hands A
+    back as soon as B waits."""
+    port = serve(threads=1)
+    stop = threading.Event()
+    busy_answers = []
+
+    def busy():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        while not stop.is_set():
+            busy_answers.append(ask(conn)[0])
+        conn.close()
+
+    hammer = threading.Thread(target=busy)
+    hammer.start()
+    try:
+        time.sleep(0.3)
+        other = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        waits = []
+        for _ in range(10):
+            started = time.monotonic()
+            assert ask(other)[0] == 200
+            waits.append(time.monotonic() - started)
+            time.sleep(0.05)
+        other.close()
+    finally:
+        stop.set()
+        hammer.join(15)
+    assert len(busy_answers) > 50 and set(busy_answers) == {200}
+    assert max(waits) < 0.2, f"the other connection waited up to {max(waits) * 1000:.0f} ms"
