@@ -289,8 +289,8 @@ class RegistryView:
                 return ViewedRevocation(False, 0, "", NO_ADDRESS, as_of_block=block)
         # A revocation the view saw in a final block is permanent: its record, once read, is kept.
         seen = feed.revoked_at(fingerprint) if feed is not None else None
-        key = ("revocation", self.reader.chain_id(), self.address, fingerprint)
         if seen is not None:
+            key = ("revocation", self.reader.chain_id(), self.address, fingerprint)
             cached = self.reader._facts.get(key)
             if cached is not None:
                 return cached

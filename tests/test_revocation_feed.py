@@ -85,18 +85,25 @@ def _count_calls(reader: ChainReader) -> list[str]:
     return sent
 
 
+def _revoke_in_view(registry, reader: ChainReader, label: bytes):
+    """Revoke keccak256(`label`) once `reader`'s view is current, and wait
+    until the view has read the revocation's block: (view, feed, fingerprint, tx)."""
+    view = reader.registry(registry.address)
+    feed = reader.revocation_feed(registry.address)
+    assert feed.wait_current()
+    fingerprint = keccak256(label)
+    tx = registry.revoke(fingerprint, "awarded in error")
+    assert wait_for(lambda: feed.block >= tx.block_number)
+    return view, feed, fingerprint, tx
+
+
 def test_a_revocation_seen_in_a_final_block_is_read_once(registry):
     """A revocation is permanent: once the view has seen its event in a
     final block and the contract has given its record, the record is kept,
     and a revoked credential verified again costs no eth_call."""
     reader = ChainReader(registry.rpc_url, follow_revocations=True)
     try:
-        view = reader.registry(registry.address)
-        feed = reader.revocation_feed(registry.address)
-        assert feed.wait_current()
-        revoked = keccak256(b"revoked once, read once")
-        tx = registry.revoke(revoked, "awarded in error")
-        assert wait_for(lambda: feed.block >= tx.block_number)
+        view, feed, revoked, tx = _revoke_in_view(registry, reader, b"revoked once, read once")
         assert feed.revoked_at(revoked) == tx.block_number
         sent = _count_calls(reader)
         first = view.revocation_of(revoked)
@@ -112,12 +119,7 @@ def test_a_revocation_in_a_block_not_yet_final_is_asked_every_time(registry):
     its block is that deep: before, a reorganisation could still drop it."""
     reader = ChainReader(registry.rpc_url, finality_depth=1000, follow_revocations=True)
     try:
-        view = reader.registry(registry.address)
-        feed = reader.revocation_feed(registry.address)
-        assert feed.wait_current()
-        revoked = keccak256(b"revoked, not final")
-        tx = registry.revoke(revoked, "awarded in error")
-        assert wait_for(lambda: feed.block >= tx.block_number)
+        view, _, revoked, _ = _revoke_in_view(registry, reader, b"revoked, not final")
         sent = _count_calls(reader)
         for _ in range(2):
             assert view.revocation_of(revoked).revoked

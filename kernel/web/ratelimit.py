@@ -137,11 +137,6 @@ def count(scope: str, limit: str, who: str) -> tuple[int, int]:
     return tightest or (0, 0)
 
 
-def forget_leases() -> None:
-    """Drop every lease this process holds (after the storage is reset)."""
-    LEASES.clear()
-
-
 def enabled() -> bool:
     return bool(current_app.config.get("RATELIMIT_ENABLED", True))
 
