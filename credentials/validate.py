@@ -22,6 +22,7 @@ messages are not.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -187,6 +188,14 @@ def load_document(raw: bytes | str, wrapped_ok: bool = False) -> dict:
         raise NotACredential("the JSON object has none of @context, type, issuer, credentialSubject or "
                              "proof: it is not a verifiable credential")
     return doc
+
+
+def text_digest(raw: bytes | str) -> bytes:
+    """SHA-256 of a credential's text as `load_document` reads it: the
+    `digest` that lets `verify_credential` recognise the same bytes again."""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogatepass")
+    return hashlib.sha256(raw).digest()
 
 
 # ----- small rules -------------------------------------------------------------

@@ -274,23 +274,30 @@ class Context:
     """One verification's inputs and what earlier checks learned."""
 
     def __init__(self, doc: dict, reader: ChainReader | None, trust: TrustPolicy | None, now: datetime,
-                 status_lists: StatusListClient | None = None):
+                 status_lists: StatusListClient | None = None, digest: bytes | None = None):
         self.doc = doc
         self.reader = reader
         self.trust = trust
         self.now = now
         self.status_lists = status_lists
+        self.digest = digest
         self.di_proofs = dataintegrity.find_proofs(doc)
         has_anchor = any(isinstance(p, dict) and p.get("type") == PROOF_TYPE for p in dataintegrity.proof_set(doc))
         # Secured by Data Integrity alone (another issuer's credential): no anchor proof to read.
         self.di_only = bool(self.di_proofs) and not has_anchor
-        self.proof, self.proof_problems = (None, []) if self.di_only else read_proof(doc)
         self.results: dict[str, CheckResult] = {}
-        self.fingerprint: bytes | None = None
         self.anchor: AnchorRecord | None = None
-        self.signer: str | None = None
-        self.di_key: str | None = None
         self.judgement: Judgement | None = None
+        self.di_key: str | None = None
+        # This document, byte for byte, passed every check of its own before (see PROVEN).
+        self.proven = PROVEN.get(digest) if digest is not None else None
+        if self.proven is not None:
+            self.proof, self.proof_problems = self.proven.proof, []
+            self.fingerprint, self.signer = self.proven.fingerprint, self.proven.signer
+        else:
+            self.proof, self.proof_problems = (None, []) if self.di_only else read_proof(doc)
+            self.fingerprint: bytes | None = None
+            self.signer: str | None = None
 
     def registry(self):
         if self.reader is None:
@@ -458,6 +465,10 @@ def check_data_integrity(ctx: Context) -> CheckResult:
     if key is None:
         return CheckResult("data_integrity", SKIPPED, f"Skipped: no key is known for {method}: the method does not "
                                                       "carry its key, and no trust list of this verifier gives it.")
+    if ctx.proven is not None and ctx.proven.di_key == key:
+        # The same document verified with this same key before: the signature has not changed.
+        ctx.di_key = key
+        return ctx.proven.results["data_integrity"]
     outcome = dataintegrity.verify_eddsa_rdfc_2022(ctx.doc, proof, key)
     if not outcome:
         return failed("data_integrity", f"Expected the eddsa-rdfc-2022 proof to verify with the key {short(key)}; "
@@ -657,6 +668,66 @@ CHECK_IDS = tuple(CHECKS)
 CHECK_LABELS = {c.id: c.label for c in CHECKS.values()}
 
 
+# ----- what a document shows of itself, remembered ---------------------------------------
+
+# The checks whose result depends on the document's bytes alone: never on
+# the chain, the trust list, a status list or the time. (data_integrity
+# also depends on the key it was checked with, which the trust list may
+# give: it is replayed only for the same key.)
+OWN_CHECKS = ("format", "integrity", "merkle_proof", "signature", "data_integrity")
+REPLAYED = frozenset(OWN_CHECKS) - {"data_integrity"}
+
+
+@dataclass(frozen=True)
+class Proven:
+    """What one document showed of itself when all its own checks passed
+    (or did not apply)."""
+
+    proof: StatedProof | None
+    fingerprint: bytes | None
+    signer: str | None
+    di_key: str | None
+    results: dict[str, CheckResult]
+
+
+class ProvenDocuments:
+    """The documents, by the SHA-256 of their JSON text, whose own checks
+    (OWN_CHECKS) all passed in this process: verifying one again (an
+    employer's system re-checking for revocation, a QR link opened by
+    several people) skips the parsing of the proof, the format rules, the
+    fingerprint, the Merkle path, the EIP-712 recovery and the Data
+    Integrity proof, about 40% of a verification. Only documents that
+    passed are kept, so a stranger can fill it only with genuinely signed
+    credentials; it holds at most `max_entries` (each about 2 KB) and
+    starts again when full. Thread-safe: one dict, read and written whole."""
+
+    def __init__(self, max_entries: int = 4096):
+        self.max_entries = max_entries
+        self._entries: dict[bytes, Proven] = {}
+
+    def get(self, digest: bytes) -> Proven | None:
+        return self._entries.get(digest)
+
+    def keep_if_proven(self, digest: bytes, ctx: Context) -> None:
+        results = {cid: ctx.results[cid] for cid in OWN_CHECKS}
+        if not all(r.status == PASSED or (r.status == SKIPPED and r.not_applicable) for r in results.values()):
+            return
+        if ctx.di_proofs and ctx.di_key is None:
+            return
+        if len(self._entries) >= self.max_entries:
+            self._entries = {}
+        self._entries[digest] = Proven(ctx.proof, ctx.fingerprint, ctx.signer, ctx.di_key, results)
+
+    def clear(self) -> None:
+        self._entries = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+PROVEN = ProvenDocuments()
+
+
 # ----- running them --------------------------------------------------------------------
 
 def dependency_skip(ctx: Context, cid: str, need: str, allow_skipped: bool = False) -> CheckResult | None:
@@ -686,6 +757,8 @@ def run_check(ctx: Context, spec: Check) -> CheckResult:
         blocked = dependency_skip(ctx, cid, need)
         if blocked is not None:
             return blocked
+    if ctx.proven is not None and cid in REPLAYED:
+        return ctx.proven.results[cid]
     try:
         return spec.fn(ctx)
     except NotARegistry as exc:
@@ -723,13 +796,23 @@ DEFAULT_STATUS_LISTS = StatusListClient()
 
 
 def verify_credential(doc: dict, reader: ChainReader | None, trust: TrustPolicy | None = None,
-                      now: datetime | None = None, status_lists: StatusListClient | None = None) -> VerificationResult:
+                      now: datetime | None = None, status_lists: StatusListClient | None = None,
+                      digest: bytes | None = None) -> VerificationResult:
     """Run every check in order. `valid` only when the verdict is `genuine`: intact,
     anchored (or, for another issuer's credential, signed with Data Integrity),
-    not revoked, in force, and issued by an institution `trust` trusts."""
-    ctx = Context(doc, reader, trust, now or datetime.now(timezone.utc), status_lists or DEFAULT_STATUS_LISTS)
+    not revoked, in force, and issued by an institution `trust` trusts.
+
+    `digest`: the SHA-256 of the exact JSON text `doc` was strictly parsed
+    from (`validate.load_document`), given by a caller that has that text. A
+    document whose own checks all passed is then remembered (PROVEN), and
+    verifying those bytes again repeats only what can change: the chain, the
+    trust list, the status list and the dates."""
+    ctx = Context(doc, reader, trust, now or datetime.now(timezone.utc), status_lists or DEFAULT_STATUS_LISTS,
+                  digest)
     for spec in CHECKS.values():
         ctx.results[spec.id] = run_check(ctx, spec)
+    if digest is not None and ctx.proven is None:
+        PROVEN.keep_if_proven(digest, ctx)
     checks = [ctx.results[cid] for cid in CHECKS]
     verdict = verdict_of(checks)
     issuer = ctx.judgement.confirmed_issuer() if ctx.judgement is not None else None

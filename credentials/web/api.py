@@ -21,7 +21,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 
 from credentials.runtime import get_chain_reader, get_status_lists, get_trust_policy
-from credentials.validate import MAX_DOCUMENT_BYTES, NotACredential, load_document
+from credentials.validate import MAX_DOCUMENT_BYTES, NotACredential, load_document, text_digest
 from credentials.verification import CHECK_IDS, STATUSES, UNKNOWN_NOW, VERDICTS, verify_credential
 from kernel.web.extensions import csrf, limiter
 from kernel.web.ratelimit import LimitExceeded, count, rate_headers
@@ -103,7 +103,9 @@ def answer(raw: bytes | None) -> tuple[int, dict, dict]:
         return 400, {"error": "not a credential this API can check: " + "; ".join(
             f"{p['path']}: {p['message']}" for p in problems[:3]) + " (see /api/v1/openapi.json)",
             "status": 400, "errors": problems}, {}
-    result = verify_credential(document, get_chain_reader(), get_trust_policy(), status_lists=get_status_lists())
+    # The digest of the exact text: verifying the same bytes again repeats only what can change.
+    result = verify_credential(document, get_chain_reader(), get_trust_policy(), status_lists=get_status_lists(),
+                               digest=text_digest(raw))
     if result.verdict == UNKNOWN_NOW:
         # Nothing failed, but the chain or a trust source did not answer: not a
         # verdict on the credential. 503 tells a script to try again later.

@@ -11,7 +11,7 @@ from flask import Blueprint, current_app, render_template, request
 
 from credentials import storage
 from credentials.runtime import get_chain_reader, get_status_lists, get_trust_policy
-from credentials.validate import MAX_DOCUMENT_BYTES, NotACredential, load_document
+from credentials.validate import MAX_DOCUMENT_BYTES, NotACredential, load_document, text_digest
 from credentials.verification import CHECK_LABELS, verify_credential
 from credentials.web.api import rate_limit
 from kernel.web.extensions import limiter
@@ -19,9 +19,10 @@ from kernel.web.extensions import limiter
 verify_bp = Blueprint("verify", __name__)
 
 
-def find_stored(credential_id: str) -> tuple[dict, str] | None:
-    """(document, status) of a credential this service issued, or None.
-    The verifier never trusts the stored status: it verifies the document."""
+def find_stored(credential_id: str) -> tuple[dict, str, bytes] | None:
+    """(document, status, the digest of its text) of a credential this
+    service issued, or None. The verifier never trusts the stored status: it
+    verifies the document."""
     credential_id = credential_id.strip()
     if "/v/" in credential_id:  # the QR link itself, pasted into the id box
         credential_id = credential_id.rsplit("/v/", 1)[1].split("?", 1)[0].strip("/")
@@ -31,11 +32,15 @@ def find_stored(credential_id: str) -> tuple[dict, str] | None:
         record = storage.get_credential(session, credential_id)
         if record is None:
             return None
-        return load_document(record.document), record.status
+        return load_document(record.document), record.status, text_digest(record.document)
 
 
-def render_result(document: dict, status_code: int = 200, **extra):
-    result = verify_credential(document, get_chain_reader(), get_trust_policy(), status_lists=get_status_lists())
+def render_result(document: dict, digest: bytes | None = None, status_code: int = 200, **extra):
+    """The page with the checks of `document`; `digest`: that of the text it
+    was read from, so the same credential verified again (a QR link opened
+    by several people) repeats only what can change."""
+    result = verify_credential(document, get_chain_reader(), get_trust_policy(), status_lists=get_status_lists(),
+                               digest=digest)
     return render_template("verify/page.html", result=result.as_dict(), check_labels=CHECK_LABELS,
                            **extra), status_code
 
@@ -69,13 +74,13 @@ def page():
             return render_template("verify/page.html", result=None, typed_id=content,
                                    error=f"No credential with the id {content.strip()[:100]!r} was issued here. "
                                          "Check the id, or verify the credential's file instead."), 404
-        return render_result(stored[0], stored_status=stored[1], typed_id=content)
+        return render_result(stored[0], stored[2], stored_status=stored[1], typed_id=content)
     try:
         document = load_document(content, wrapped_ok=True)
     except NotACredential as exc:
         return render_template("verify/page.html", result=None, pasted=content if kind == "paste" else "",
                                error=f"This is not a credential: {exc}."), 400
-    return render_result(document, pasted=content if kind == "paste" else "")
+    return render_result(document, text_digest(content), pasted=content if kind == "paste" else "")
 
 
 @verify_bp.get("/v/<path:credential_id>")
@@ -84,7 +89,7 @@ def qr_link(credential_id: str):
     stored = find_stored(credential_id)
     if stored is None:
         return render_template("verify/not_found.html", credential_id=credential_id[:100]), 404
-    return render_result(stored[0], stored_status=stored[1], qr=True)
+    return render_result(stored[0], stored[2], stored_status=stored[1], qr=True)
 
 
 @verify_bp.errorhandler(413)
