@@ -43,6 +43,7 @@ credential verifies with its issuer's server gone.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -696,14 +697,16 @@ class ProvenDocuments:
     employer's system re-checking for revocation, a QR link opened by
     several people) skips the parsing of the proof, the format rules, the
     fingerprint, the Merkle path, the EIP-712 recovery and the Data
-    Integrity proof, about 40% of a verification. Only documents that
-    passed are kept, so a stranger can fill it only with genuinely signed
-    credentials; it holds at most `max_entries` (each about 2 KB) and
-    starts again when full. Thread-safe: one dict, read and written whole."""
+    Integrity proof, most of a verification's own work. Only documents that
+    passed are kept. Anyone can make one that does (a key of their own signs
+    it), so what is kept says nothing about trust, which is asked every time;
+    the oldest entry goes when `max_entries` are held (an entry is 2-5 KB, so
+    at most about 16 MB). Reads take no lock (one dict lookup); writes do."""
 
     def __init__(self, max_entries: int = 4096):
         self.max_entries = max_entries
         self._entries: dict[bytes, Proven] = {}
+        self._lock = threading.Lock()
 
     def get(self, digest: bytes) -> Proven | None:
         return self._entries.get(digest)
@@ -714,12 +717,15 @@ class ProvenDocuments:
             return
         if ctx.di_proofs and ctx.di_key is None:
             return
-        if len(self._entries) >= self.max_entries:
-            self._entries = {}
-        self._entries[digest] = Proven(ctx.proof, ctx.fingerprint, ctx.signer, ctx.di_key, results)
+        proven = Proven(ctx.proof, ctx.fingerprint, ctx.signer, ctx.di_key, results)
+        with self._lock:
+            while len(self._entries) >= self.max_entries:
+                del self._entries[next(iter(self._entries))]  # dicts keep insertion order: the oldest
+            self._entries[digest] = proven
 
     def clear(self) -> None:
-        self._entries = {}
+        with self._lock:
+            self._entries.clear()
 
     def __len__(self) -> int:
         return len(self._entries)

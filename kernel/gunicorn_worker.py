@@ -50,20 +50,20 @@ MAX_DRAINED = 64  # connections taken at once after a deferral
 
 class PromptThreadWorker(ThreadWorker):
     def __init__(self, *args, **kwargs):
-        self._defer_until = 0.0
-        self._deferral_ended = float("-inf")
+        self._defer_until = 0.0  # while set and not yet reached, this worker does not listen
+        self._draining = False  # the loop's one turn after a deferral: take what waits
         super().__init__(*args, **kwargs)
 
     @property
     def worker_connections(self) -> int:
         """gthread's cap on this worker's connections, which its loop reads
-        each turn to decide whether to listen: 0 while an accept is deferred."""
+        each turn to decide whether to listen: 0 while an accept is deferred.
+        When the deferral ends, the next turn drains the backlog."""
         if self._defer_until:
-            now = time.monotonic()
-            if now < self._defer_until:
+            if time.monotonic() < self._defer_until:
                 return 0
             self._defer_until = 0.0
-            self._deferral_ended = now
+            self._draining = True
         return self._connection_cap
 
     @worker_connections.setter
@@ -71,22 +71,30 @@ class PromptThreadWorker(ThreadWorker):
         self._connection_cap = value
 
     def accept(self, listener):
-        now = time.monotonic()
-        if now - self._deferral_ended < 2 * ACCEPT_DEFERRAL:
-            # Back from a deferral: take what the other workers left waiting.
-            self._deferral_ended = float("-inf")
+        if self._draining:
+            # Back from a deferral: what the other workers left waiting is this one's
+            # (never deferred twice, however long this worker took to come back).
             for _ in range(MAX_DRAINED):
                 before = self.nr_conns
                 super().accept(listener)
-                if self.nr_conns == before:
+                if self.nr_conns == before or not self.alive or self.nr_conns >= self._connection_cap:
                     break
             return
+        # Connections, idle kept-alive ones included, are the unit of a worker's share: an idle one
+        # is the next busy one. (`cfg.workers` is the configured count, not who is up right now.)
         if self.cfg.workers > 1 and self.nr_conns >= self.cfg.threads:
-            self._defer_until = now + ACCEPT_DEFERRAL  # this worker has its share: another may take it
+            self._defer_until = time.monotonic() + ACCEPT_DEFERRAL  # another worker may take it meanwhile
             return
         super().accept(listener)
 
     def wait_for_and_dispatch_events(self, timeout):
+        if self._draining:
+            # One look at what is ready now, the listener among it; then the loop goes on as before.
+            try:
+                super().wait_for_and_dispatch_events(0)
+            finally:
+                self._draining = False
+            return
         if self._defer_until:
             timeout = min(timeout, max(0.0, self._defer_until - time.monotonic()))
         super().wait_for_and_dispatch_events(timeout)

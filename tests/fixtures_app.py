@@ -5,6 +5,16 @@ from __future__ import annotations
 import pytest
 
 from app import create_app, open_database
+from credentials.verification import PROVEN
+
+
+@pytest.fixture(autouse=True)
+def nothing_proven_yet():
+    """Every test starts with no credential remembered as verified
+    (credentials.verification.PROVEN is per process, like a worker's)."""
+    PROVEN.clear()
+    yield
+    PROVEN.clear()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ again. Each test verifies real credentials on the session's Anvil node."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import datetime, timedelta, timezone
 
@@ -17,6 +16,7 @@ from credentials.identity import Ed25519Key
 from credentials.reader import ChainReader
 from credentials.statusclient import StatusListClient
 from credentials.trust import StaticSource, TrustEntry, TrustPolicy
+from credentials.validate import load_document, text_digest
 from credentials.verification import PROVEN, ProvenDocuments, verify_credential
 from tests.helpers_credentials import fresh_credential, open_world, other_key_registry, trust_in
 from tests.helpers_dataintegrity import CREATED, DID, unsigned_credential
@@ -34,13 +34,6 @@ def reader(world):
     return ChainReader(world.rpc_url)
 
 
-@pytest.fixture(autouse=True)
-def forgotten():
-    PROVEN.clear()
-    yield
-    PROVEN.clear()
-
-
 @pytest.fixture
 def own_work(monkeypatch) -> list[str]:
     """The names of the document's own checks' workers, each time one runs."""
@@ -53,8 +46,8 @@ def own_work(monkeypatch) -> list[str]:
 
 
 def verify_text(raw: bytes, reader, trust, **kwargs):
-    """verify_credential as the API calls it: the parsed text and its digest."""
-    return verify_credential(json.loads(raw), reader, trust, digest=hashlib.sha256(raw).digest(), **kwargs)
+    """verify_credential as the API calls it: the text read by load_document, and its digest."""
+    return verify_credential(load_document(raw, wrapped_ok=True), reader, trust, digest=text_digest(raw), **kwargs)
 
 
 def statuses(result) -> dict[str, str]:
@@ -144,7 +137,18 @@ def test_the_memory_is_bounded(world, reader, monkeypatch):
     for raw in texts:
         verify_text(raw, reader, world.trust)
         assert 1 <= len(small) <= 2
-    assert small.get(hashlib.sha256(texts[-1]).digest()) is not None
+    # The oldest went; the two newest stay.
+    assert [small.get(text_digest(raw)) is not None for raw in texts] == [False, True, True]
+
+
+def test_an_envelope_and_the_bare_credential_are_two_texts_with_one_answer(world, reader, own_work):
+    bare = json.dumps(world.good).encode()
+    wrapped = json.dumps({"credential": world.good}).encode()
+    first = verify_text(bare, reader, world.trust)
+    own_work.clear()
+    assert verify_text(wrapped, reader, world.trust).as_dict() == first.as_dict()
+    assert "recover_signer" in own_work  # another text: checked in full, then remembered too
+    assert len(PROVEN) == 2
 
 
 def test_a_data_integrity_proof_is_replayed_only_for_the_same_key(tmp_path):
@@ -173,6 +177,9 @@ def test_a_data_integrity_proof_is_replayed_only_for_the_same_key(tmp_path):
     assert wrong.check("data_integrity").status == "failed"
     assert "signature does not match" in wrong.check("data_integrity").message
     assert verify_text(raw, None, trusting(ring), status_lists=offline).check("data_integrity").status == "passed"
+    nobody = TrustPolicy([StaticSource("an empty trust list", [])])
+    unknown = verify_text(raw, None, nobody, status_lists=offline).check("data_integrity")
+    assert unknown.status == "skipped" and "no key is known" in unknown.message
 
 
 def _offline(url: str) -> bytes:
@@ -232,4 +239,32 @@ def test_a_qr_link_opened_again_repeats_only_what_can_change(app, client, monkey
     original = dataintegrity.verify_eddsa_rdfc_2022
     monkeypatch.setattr(dataintegrity, "verify_eddsa_rdfc_2022", lambda *a, **k: own.append(1) or original(*a, **k))
     assert rows.findall(client.get(link).get_data(as_text=True)) == first
+    assert own == []
+
+
+def test_pasted_json_verified_again_on_the_page_is_replayed(app, client, monkeypatch):
+    """The verify page's paste box: the digest is that of the pasted text, as
+    load_document reads it, so pasting the same text again is recognised."""
+    import re
+
+    from kernel.web.extensions import limiter
+    from tests.helpers_credentials import issue_stored
+
+    limiter.reset()
+    pasted = json.dumps(issue_stored(app, 1)[0], indent=2, ensure_ascii=False)
+    rows = re.compile(r'data-check="(\w+)" data-status="(\w+)"')
+
+    def paste() -> list[tuple[str, str]]:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/verify").get_data(as_text=True)).group(1)
+        response = client.post("/verify", data={"credential_json": pasted, "csrf_token": token})
+        assert response.status_code == 200
+        return rows.findall(response.get_data(as_text=True))
+
+    first = paste()
+    assert dict(first)["data_integrity"] == "passed"
+    assert PROVEN.get(text_digest(pasted)) is not None
+    own = []
+    original = dataintegrity.verify_eddsa_rdfc_2022
+    monkeypatch.setattr(dataintegrity, "verify_eddsa_rdfc_2022", lambda *a, **k: own.append(1) or original(*a, **k))
+    assert paste() == first
     assert own == []
