@@ -281,7 +281,6 @@ class Context:
         self.trust = trust
         self.now = now
         self.status_lists = status_lists
-        self.digest = digest
         self.di_proofs = dataintegrity.find_proofs(doc)
         has_anchor = any(isinstance(p, dict) and p.get("type") == PROOF_TYPE for p in dataintegrity.proof_set(doc))
         # Secured by Data Integrity alone (another issuer's credential): no anchor proof to read.
