@@ -13,6 +13,8 @@ import subprocess
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import requests
@@ -53,6 +55,31 @@ def ask(conn: http.client.HTTPConnection) -> tuple[int, bytes]:
     return response.status, response.read()
 
 
+@contextmanager
+def hammering(port: int, connections: int) -> Iterator[list[int]]:
+    """`connections` threads, each sending request after request on a
+    kept-alive connection of its own until the block ends; yields the list
+    of their answers' statuses."""
+    stop = threading.Event()
+    answers: list[int] = []
+
+    def hammer():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        while not stop.is_set():
+            answers.append(ask(conn)[0])
+        conn.close()
+
+    threads = [threading.Thread(target=hammer) for _ in range(connections)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield answers
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(15)
+
+
 def test_a_kept_alive_connection_is_served_request_after_request(serve):
     port = serve(threads=2)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -70,18 +97,7 @@ def test_a_busy_connection_does_not_starve_another(serve):
     not a run of MAX_IN_PLACE of them (half a second): the thread hands A
     back as soon as B waits."""
     port = serve(threads=1)
-    stop = threading.Event()
-    busy_answers = []
-
-    def busy():
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        while not stop.is_set():
-            busy_answers.append(ask(conn)[0])
-        conn.close()
-
-    hammer = threading.Thread(target=busy)
-    hammer.start()
-    try:
+    with hammering(port, 1) as busy_answers:
         time.sleep(0.3)
         other = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         waits = []
@@ -91,9 +107,6 @@ def test_a_busy_connection_does_not_starve_another(serve):
             waits.append(time.monotonic() - started)
             time.sleep(0.05)
         other.close()
-    finally:
-        stop.set()
-        hammer.join(15)
     assert len(busy_answers) > 50 and set(busy_answers) == {200}
     assert max(waits) < 0.2, f"the other connection waited up to {max(waits) * 1000:.0f} ms"
 
@@ -129,20 +142,8 @@ def test_a_new_connection_to_saturated_workers_is_answered_promptly(serve):
     this too on this machine: it bounds the wait rather than reproducing a
     fault seen.)"""
     port = serve(threads=2, app="tests.wsgi_apps:busy_app", workers=2)
-    stop = threading.Event()
-    answers = []
-
-    def hammer():
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        while not stop.is_set():
-            answers.append(ask(conn)[0])
-        conn.close()
-
-    hammers = [threading.Thread(target=hammer) for _ in range(4)]
-    for thread in hammers:
-        thread.start()
     waits = []
-    try:
+    with hammering(port, 4) as answers:
         time.sleep(0.5)
         for _ in range(20):
             started = time.monotonic()
@@ -151,10 +152,6 @@ def test_a_new_connection_to_saturated_workers_is_answered_promptly(serve):
             waits.append(time.monotonic() - started)
             conn.close()
             time.sleep(0.02)
-    finally:
-        stop.set()
-        for thread in hammers:
-            thread.join(15)
     assert set(answers) == {200} and len(answers) > 100
     waits.sort()
     # A request here takes 5 ms of a worker whose 2 threads share one GIL with 2 other connections.
