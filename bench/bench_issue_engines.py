@@ -1,6 +1,7 @@
 """Issuing on SQLite and on PostgreSQL, beside OpenAttestation, in one run.
 
     .venv/bin/python bench/bench_issue_engines.py [--count 10000] [--runs 3] [--no-files]
+        [--pg-setting NAME=VALUE ...]
 
 The same N records (bench_issue.make_csv) are issued from CSV to signed,
 anchored credentials (files written, unless --no-files) by Attest on SQLite and on PostgreSQL
@@ -22,6 +23,7 @@ import io
 import json
 import os
 import platform
+import re
 import subprocess
 import tempfile
 import time
@@ -99,12 +101,25 @@ def oa_wrap(records: list[dict]) -> dict:
     return json.loads(done.stdout)
 
 
+def _setting(text: str) -> tuple[str, str]:
+    """NAME=VALUE as the server's `-c` option. pg_ctl hands its options to a
+    shell, so both sides are kept to letters, digits and . _ : - (8MB, 0.5, off)."""
+    name, sep, value = text.partition("=")
+    if not sep or not re.fullmatch(r"[a-z_][a-z0-9_]*", name) or not re.fullmatch(r"[A-Za-z0-9._:-]+", value):
+        raise SystemExit(f"--pg-setting wants NAME=VALUE (letters, digits, . _ : -), e.g. autovacuum=off; "
+                         f"got {text!r}")
+    return name, value
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-files", action="store_true", help="no --out: the credentials stored, no files")
+    parser.add_argument("--pg-setting", action="append", default=[], metavar="NAME=VALUE",
+                        help="a PostgreSQL server setting for the run, e.g. autovacuum=off (repeatable)")
     args = parser.parse_args()
+    server_settings = dict(_setting(text) for text in args.pg_setting)
     os.environ.pop("ATTEST_RPC_URL", None)
     os.environ.pop("ATTEST_DATABASE_URL", None)
     data = make_csv(args.count)
@@ -115,7 +130,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         pg_folder = tmp / "postgres"
-        server = PostgresServer(pg_folder, durable=True)
+        server = PostgresServer(pg_folder, durable=True, settings=server_settings)
         try:
             sqlite_settings = Settings.from_env(data_dir=tmp / "sqlite", rpc_url=None)
             with open_registry(sqlite_settings) as registry:
@@ -147,7 +162,8 @@ def main() -> None:
         f"{args.count:,} records, best of {args.runs} interleaved runs each:",
         f"  Attest on SQLite      (CSV to signed, anchored credentials, {files}): "
         f"{best['sqlite']:.2f} s = {rate['sqlite']:,.0f}/s (runs {', '.join(f'{x:.2f}' for x in runs['sqlite'])} s)",
-        f"  Attest on PostgreSQL  (the same, PostgreSQL 15 on loopback, fsync on): "
+        f"  Attest on PostgreSQL  (the same, PostgreSQL 15 on loopback, fsync on"
+        f"{''.join(f', {k}={v}' for k, v in server_settings.items())}): "
         f"{best['postgresql']:.2f} s = {rate['postgresql']:,.0f}/s "
         f"(runs {', '.join(f'{x:.2f}' for x in runs['postgresql'])} s)",
         f"  OpenAttestation wrapDocuments (salts + Merkle tree; no signature, database, chain or files): "

@@ -125,7 +125,7 @@ class PostgresServer:
     `durable=False` (the tests) turns fsync off; benchmarks keep it on, as a
     production server has it."""
 
-    def __init__(self, folder: Path, durable: bool = False):
+    def __init__(self, folder: Path, durable: bool = False, settings: dict[str, str] | None = None):
         if not (PG_BIN / "initdb").exists():
             raise ServerError("PostgreSQL 15 is not installed: `make test` installs Debian's postgresql")
         self.folder = folder
@@ -146,6 +146,8 @@ class PostgresServer:
                    "-c max_connections=200")
         if not durable:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        # Server settings a benchmark varies (e.g. {"autovacuum": "off"}), as `-c name=value`.
+        options += "".join(f" -c {name}={value}" for name, value in (settings or {}).items())
         self._run([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(folder / "postgres.log"), "-o", options,
                    "-w", "-t", "60", "start"])
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
