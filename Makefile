@@ -79,6 +79,7 @@ bench: setup services
 	$(PY) bench/bench_issue.py
 	$(PY) bench/bench_dataintegrity.py
 	$(PY) bench/bench_verify.py
+	$(PY) bench/verify_cost.py
 	$(PY) bench/bench_embedding.py
 	$(PY) bench/bench_index.py
 	$(PY) bench/bench_extract.py
