@@ -22,6 +22,7 @@ messages are not.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import math
@@ -138,10 +139,12 @@ def _round_trip(raw: bytes) -> Any:
     orjson raise or write other bytes (infinity as null). Both parsers read
     the same text to the same values, so the result is the one the standard
     library would give. Attest writes its credentials with orjson, compact,
-    so they take this path: a fifth of the standard library's time with the
-    duplicate-key hook. A text written otherwise (spaces, escapes) is parsed
-    the slow way, with the same outcome."""
-    if raw[:3] == b"\xef\xbb\xbf":  # a byte order mark: orjson refuses it, the slow way strips it
+    so they take this path: reading and writing one back takes under half
+    the time of the standard library's parse with the duplicate-key hook
+    (about 10 us against 22 for an issued credential). A text written
+    otherwise (spaces, escapes) is parsed the slow way, with the same outcome,
+    after this try."""
+    if raw.startswith(codecs.BOM_UTF8):  # orjson refuses a byte order mark; the slow way strips it
         return None
     try:
         value = orjson.loads(raw)
