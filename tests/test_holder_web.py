@@ -443,7 +443,17 @@ def test_the_share_page_says_could_not_check_when_the_chain_is_down(tmp_path):
             session.commit()
         client = own.test_client()
         assert 'data-verdict="genuine"' in client.get(f"/s/{slug}").get_data(as_text=True)
+        # Revocation comes from the event-fed view once it has caught up. When the node dies the
+        # view learns it as its WebSocket closes, a few milliseconds later (its answer until then
+        # is "as of block N", still the newest block the node announced); CI once asked within
+        # that window and got that answer. So: the view current, the node stopped, the view down.
+        feed = get_chain_reader(own).revocation_feed(get_registry(own).address)
+        assert feed.wait_current()
         node.stop()
+        deadline = time.monotonic() + 10
+        while feed.live and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not feed.live, "the revocation view noticed its node was gone"
         down = client.get(f"/s/{slug}")
         assert down.status_code == 200
         html = down.get_data(as_text=True)
