@@ -142,20 +142,40 @@ def test_fewer_connections_than_threads_spread_over_the_workers(serve):
     1,548-1,624/s split, bench/bench_verify.py with --concurrency 2)."""
     port = serve(threads=4, workers=2)
     time.sleep(1)  # both workers up (the first answer came from one of them)
-    splits = {2: [], 4: []}
-    for size in (2, 4) * 6:
-        conns = []
-        for _ in range(size):
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            conns.append((conn, ask(conn)[1]))  # the body names the worker's pid; the connection stays open
-        counts = Counter(pid for _, pid in conns)
-        splits[size].append(sorted(counts.values()) if len(counts) == 2 else [0, size])
-        for conn, _ in conns:
-            conn.close()
-        time.sleep(0.2)  # the workers see the connections close
-    even = sum(split == [size // 2] * 2 for size in splits for split in splits[size])
+
+    def trials(sizes) -> tuple[dict, set]:
+        splits, pids = {size: [] for size in sizes}, set()
+        for size in sizes:
+            conns = []
+            for _ in range(size):
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                conns.append((conn, ask(conn)[1]))  # the body names the worker's pid; the connection stays open
+            counts = Counter(pid for _, pid in conns)
+            pids |= set(counts)
+            splits[size].append(sorted(counts.values()) if len(counts) == 2 else [0, size])
+            for conn, _ in conns:
+                conn.close()
+            time.sleep(0.2)  # the workers see the connections close
+        return splits, pids
+
+    def even(splits: dict) -> int:
+        return sum(split == [size // 2] * 2 for size in splits for split in splits[size])
+
+    splits, pids = trials((2, 4) * 6)
     # A worker busy elsewhere on a loaded machine may miss the 1 ms it is given: allow two of twelve.
-    assert even >= 10, f"splits of 2 and of 4 connections: {splits}"
+    assert even(splits) >= 10, f"splits of 2 and of 4 connections: {splits}"
+    # A worker killed (as a crash or max-requests restart ends one): its replacement takes its slot in the table.
+    assert len(pids) == 2
+    os.kill(int(min(pids).split()[-1]), signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while True:
+        _, now = trials((2,) * 2)
+        if len(now - pids) == 1 and len(now) == 2:
+            break
+        assert time.monotonic() < deadline, f"no replacement worker answered: {now} after {pids}"
+        time.sleep(0.3)
+    splits, _ = trials((2, 4) * 3)
+    assert even(splits) >= 5, f"after the restart, splits of 2 and of 4 connections: {splits}"
 
 
 def test_a_new_connection_to_saturated_workers_is_answered_promptly(serve):
