@@ -26,12 +26,22 @@ contract, never a wrong "not revoked". A revocation is permanent, so the
 contract's record of one seen in a final block is kept (by the reader, with
 its other facts that cannot change): a revoked credential verified again
 costs no `eth_call` either.
+
+The feed pings the node every PING_SECONDS and gives the connection up when
+a ping's pong has not come by the next: on a path that went silent (a
+dropped link, a frozen proxy, a node that stopped answering but kept the
+socket) the view is "down" within two intervals, and the contract is asked
+again. It sends these pings itself, with payloads from os.urandom: the
+websockets library's own keepalive draws them from the process's global
+`random`, which is not the library's to use (Hypothesis saw it change
+under a property test, from a feed left running by an earlier test).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -46,6 +56,7 @@ log = logging.getLogger(__name__)
 REVOKED_TOPIC = "0x" + keccak256(b"CredentialRevoked(bytes32,address,string)").hex()
 REORG_DEPTH = 64
 RETRY_SECONDS = 5.0
+PING_SECONDS = 10.0
 
 
 def websocket_url(rpc_url: str) -> str | None:
@@ -123,7 +134,7 @@ class RevocationFeed:
             return
         while not self._stopped.is_set():
             try:
-                with connect(url, open_timeout=5, close_timeout=1, max_size=2**22) as ws:
+                with connect(url, open_timeout=5, close_timeout=1, max_size=2**22, ping_interval=None) as ws:
                     ws.send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_subscribe",
                                         "params": ["newHeads"]}))
                     reply = json.loads(ws.recv(timeout=5))
@@ -134,9 +145,15 @@ class RevocationFeed:
                     self.head = int(self.reader.rpc("eth_blockNumber", []), 16)
                     self._catch_up(self.head)
                     self.live = True
+                    pong, pinged = None, time.monotonic()
                     while not self._stopped.is_set():
+                        if time.monotonic() - pinged >= PING_SECONDS:
+                            if pong is not None and not pong.is_set():
+                                self.live = False  # now, not after the close handshake's timeout
+                                raise TimeoutError(f"no pong from the node within {PING_SECONDS} s")
+                            pong, pinged = ws.ping(os.urandom(8)), time.monotonic()
                         try:
-                            message = json.loads(ws.recv(timeout=1.0))
+                            message = json.loads(ws.recv(timeout=min(1.0, PING_SECONDS)))
                         except TimeoutError:
                             continue
                         number = message.get("params", {}).get("result", {}).get("number")

@@ -6,6 +6,8 @@ not current."""
 
 from __future__ import annotations
 
+import socket
+import threading
 import time
 
 from credentials.canonical import keccak256
@@ -126,3 +128,79 @@ def test_a_revocation_in_a_block_not_yet_final_is_asked_every_time(registry):
         assert sent.count("eth_call") == 2
     finally:
         reader.close()
+
+
+class FreezingProxy:
+    """A TCP relay on 127.0.0.1 in front of a node. `freeze()` makes it stop
+    relaying, both ways, with every connection left open: a network path
+    gone silent, which no FIN or RST announces."""
+
+    def __init__(self, target_port: int):
+        self.target_port = target_port
+        self.frozen = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            self.sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._relay, args=(source, sink), daemon=True).start()
+
+    def _relay(self, source: socket.socket, sink: socket.socket) -> None:
+        while True:
+            try:
+                data = source.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            while self.frozen.is_set():
+                time.sleep(0.05)  # held, never delivered while frozen
+            try:
+                sink.sendall(data)
+            except OSError:
+                return
+
+    def freeze(self) -> None:
+        self.frozen.set()
+
+    def close(self) -> None:
+        self.frozen.clear()
+        self.listener.close()
+        for sock in self.sockets:
+            sock.close()
+
+
+def test_a_silent_path_to_the_node_takes_the_view_down(registry, monkeypatch):
+    """The node's link goes silent (a frozen relay: the socket stays open,
+    nothing arrives). The feed's own pings go unanswered, and within two
+    intervals the view stops answering, so verifiers ask the contract, which
+    then fails as "could not check". Left to the websockets library's
+    keepalive (a ping every 20 s, 20 s for its pong) the view went on saying
+    "not revoked as of block N" for up to 40 s."""
+    from credentials import revocations
+
+    monkeypatch.setattr(revocations, "PING_SECONDS", 0.5)
+    proxy = FreezingProxy(int(registry.rpc_url.rsplit(":", 1)[1]))
+    reader = ChainReader(f"http://127.0.0.1:{proxy.port}", follow_revocations=True)
+    try:
+        feed = reader.revocation_feed(registry.address)
+        assert feed.wait_current()
+        time.sleep(1.5)  # pings answered meanwhile: still live
+        assert feed.live and feed.lookup(keccak256(b"a credential")) == feed.block
+        proxy.freeze()
+        frozen_at = time.monotonic()
+        assert wait_for(lambda: not feed.live, timeout=5), "the view stayed live on a silent path"
+        assert feed.lookup(keccak256(b"a credential")) is None
+        assert time.monotonic() - frozen_at < 2.5
+    finally:
+        reader.close()
+        proxy.close()
