@@ -98,8 +98,9 @@ class _Table:
         return False
 
 
-def _alive(pid: int) -> bool:
-    if pid <= 0:
+def _alive(pid) -> bool:
+    """Is there a process `pid`? gunicorn names a worker that has not forked yet "[booting]": not one."""
+    if not isinstance(pid, int) or pid <= 0:
         return False
     try:
         os.kill(pid, 0)

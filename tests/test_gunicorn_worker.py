@@ -201,3 +201,28 @@ def test_a_new_connection_to_saturated_workers_is_answered_promptly(serve):
     waits.sort()
     # A request here takes 5 ms of a worker whose 2 threads share one GIL with 2 other connections.
     assert waits[len(waits) // 2] < 0.1 and waits[-1] < 0.5, f"new connections waited {[round(w * 1000) for w in waits]} ms"
+
+
+def test_the_connection_table_claims_free_slots_and_compares_counts():
+    """kernel.gunicorn_worker._Table alone: the lowest slot no living worker
+    holds is claimed (a worker that never forked, still named "[booting]" by
+    gunicorn, or one whose process is gone, holds none), and "does another
+    living worker hold fewer?" counts only living ones."""
+    from kernel.gunicorn_worker import _Table
+
+    class Worker:
+        def __init__(self, pid):
+            self.pid = pid
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    table = _Table(4)
+    never_forked, alive, dead = Worker("[booting]"), Worker(os.getpid()), Worker(gone.pid)
+    assert table.claim(never_forked) == 0
+    assert table.claim(alive) == 0, "a worker that never forked holds no slot"
+    assert table.claim(dead) == 1
+    assert table.claim(Worker("[booting]")) == 1, "nor does one whose process is gone"
+    table.cells[2 * 1], table.cells[2 * 1 + 1] = os.getpid(), 2  # slot 1: a living worker with 2 connections
+    assert table.holds_fewer(0, 3) and not table.holds_fewer(0, 2)
+    table.cells[2 * 1] = gone.pid  # the same count, its process gone
+    assert not table.holds_fewer(0, 3) and table.cells[2 * 1] == 0, "a dead worker's slot is skipped from then on"
