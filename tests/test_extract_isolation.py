@@ -118,15 +118,17 @@ def test_a_worker_killed_mid_file_is_reported_for_that_file(book):
 
 
 def test_a_long_pdf_reports_its_pages_while_it_is_read():
+    # A heartbeat of 0.1 s: this machine reads the 2,000 pages in about a second, and CI once saw
+    # only two reports with 0.25 s (pages 1 and 1,031).
     steps: list[tuple[float, int, int, str]] = []
-    with IsolatedExtractor(heartbeat_seconds=0.25) as extractor:
+    with IsolatedExtractor(heartbeat_seconds=0.1) as extractor:
         text = extractor.extract(hostile_files.many_pages_pdf(2_000), "book.pdf",
                                  progress=lambda *s: steps.append((time.monotonic(), *s)))
     assert "Page 2000:" in text
     pages = [done for _, done, total, stage in steps if stage == "reading pages" and total == 2_000]
     assert len(pages) >= 3 and pages == sorted(pages) and 0 < pages[0] < pages[-1] <= 2_000, steps
     gaps = [b[0] - a[0] for a, b in zip(steps, steps[1:], strict=False)]
-    assert min(gaps) >= 0.2, "relayed at most once per heartbeat"
+    assert min(gaps) >= 0.05, f"relayed at most once per heartbeat: {steps}"
 
 
 def test_a_silent_worker_still_gives_heartbeats():
