@@ -211,3 +211,25 @@ def edited(doc: dict, path: list, value=..., delete: bool = False) -> dict:
     else:
         node[path[-1]] = value
     return doc
+
+
+def revocation_view_caught_up(app, timeout: float = 10.0) -> None:
+    """Until the app's event-fed revocation view has read through the node's
+    newest block (or is not following: then verifications ask the contract).
+    The view hears of a new block by its WebSocket a few milliseconds after
+    the block is mined, and until then answers "not revoked as of block N",
+    N the newest block announced to it; a test that revokes and verifies at
+    once waits here first. CI once verified inside that window."""
+    import time
+
+    from credentials.runtime import get_chain_reader, get_registry
+
+    registry = get_registry(app)
+    feed = get_chain_reader(app).revocation_feed(registry.address)
+    if feed is None:
+        return
+    newest = registry.w3.eth.block_number
+    deadline = time.monotonic() + timeout
+    while feed.live and feed.block < newest and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert not feed.live or feed.block >= newest, f"the revocation view is at block {feed.block}, the node at {newest}"

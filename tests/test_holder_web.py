@@ -23,7 +23,7 @@ from credentials.verification import verify_credential
 from kernel.audit import AuditEntry
 from kernel.web.extensions import limiter
 from tests.fixtures_browser import LiveServer
-from tests.helpers_credentials import issue_stored
+from tests.helpers_credentials import issue_stored, revocation_view_caught_up
 from tests.test_registrar_web import EMAIL, PASSWORD, post_form, token_of
 from tests.wallet_client import WalletClient, new_key, sign_proof
 
@@ -421,6 +421,7 @@ def test_the_share_page_shows_a_revocation_live(app, stored, registrar):
     assert 'data-verdict="genuine"' in anyone.get(share_path).get_data(as_text=True)
     with app.extensions["attest.db"].session() as session:
         revoke_credential(session, get_registry(app), stored["id"], "issued in error", EMAIL)
+    revocation_view_caught_up(app)
     html = anyone.get(share_path).get_data(as_text=True)
     assert 'data-verdict="invalid"' in html and "issued in error" in html
 

@@ -19,7 +19,13 @@ from credentials.statusclient import StatusListClient
 from credentials.trust import StaticSource, TrustEntry, TrustPolicy
 from credentials.validate import load_document, text_digest
 from credentials.verification import PROVEN, ProvenDocuments, verify_credential
-from tests.helpers_credentials import fresh_credential, open_world, other_key_registry, trust_in
+from tests.helpers_credentials import (
+    fresh_credential,
+    open_world,
+    other_key_registry,
+    revocation_view_caught_up,
+    trust_in,
+)
 from tests.helpers_dataintegrity import CREATED, DID, unsigned_credential
 
 OWN = ("read_proof", "validate_document", "compute_fingerprint", "root_from_path", "recover_signer")
@@ -227,6 +233,7 @@ def test_the_api_answers_the_same_bytes_again_and_sees_a_revocation(app, client,
     assert post()[0] == first
     with app.extensions["attest.db"].session() as session:
         revoke_credential(session, get_registry(app), stored["id"], "issued in error", "registrar@test")
+    revocation_view_caught_up(app)
     _, found, verdict = post()
     assert verdict == "invalid"
     assert found["revocation"] == found["status_list"] == "failed"

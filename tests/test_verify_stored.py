@@ -11,7 +11,7 @@ import pytest
 from credentials.issuance import revoke_credential
 from credentials.runtime import get_registry
 from kernel.web.extensions import limiter
-from tests.helpers_credentials import issue_stored
+from tests.helpers_credentials import issue_stored, revocation_view_caught_up
 
 CHECK_ROW = re.compile(r'data-check="(\w+)" data-status="(\w+)"')
 
@@ -63,6 +63,7 @@ def test_id_box_verifies_and_unknown_id_says_so(client, stored):
 def test_revoked_credential_shows_the_reason_on_its_qr_link(app, client, stored):
     with app.extensions["attest.db"].session() as session:
         revoke_credential(session, get_registry(app), stored[0]["id"], "degree rescinded by senate", "test")
+    revocation_view_caught_up(app)
     html = client.get(f"/v/{stored[0]['id']}").get_data(as_text=True)
     assert 'data-valid="false"' in html
     assert checks(html)["revocation"] == "failed"
