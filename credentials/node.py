@@ -37,6 +37,7 @@ from pathlib import Path
 import requests
 
 from kernel.locks import file_lock
+from kernel.processes import pid_alive
 from kernel.settings import ROOT
 
 ANVIL_BINARY = ROOT / "node_modules" / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
@@ -75,16 +76,6 @@ def wait_for_rpc(url: str, proc: subprocess.Popen | None = None, timeout: float 
             raise NodeError(f"the node exited with code {proc.returncode} before answering at {url}")
         time.sleep(0.05)
     raise NodeError(f"the node did not answer at {url} within {timeout:.0f} s")
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def processes_using(state_file: Path) -> list[int]:

@@ -53,6 +53,8 @@ import weakref
 
 from gunicorn.workers.gthread import ThreadWorker
 
+from kernel.processes import pid_alive
+
 LINGER_SECONDS = 0.001
 MAX_IN_PLACE = 100
 ACCEPT_DEFERRAL = 0.001
@@ -100,15 +102,7 @@ class _Table:
 
 def _alive(pid) -> bool:
     """Is there a process `pid`? gunicorn names a worker that has not forked yet "[booting]": not one."""
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return isinstance(pid, int) and pid > 0 and pid_alive(pid)
 
 
 TABLE = _Table()
@@ -134,8 +128,7 @@ class PromptThreadWorker(ThreadWorker):
             TABLE.cells[2 * self._slot + 1] = value
 
     def init_process(self):
-        if self._slot is not None:
-            TABLE.cells[2 * self._slot + 1] = self._nr_conns
+        if self._slot is not None:  # its count was set (0) in the arbiter, by claim() and __init__
             TABLE.cells[2 * self._slot] = os.getpid()  # from now on the others count this worker
         super().init_process()
 

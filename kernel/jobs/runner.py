@@ -39,6 +39,7 @@ from sqlalchemy import or_, select, update
 
 from kernel.database import utcnow
 from kernel.jobs.model import Job, JobState, Stage
+from kernel.processes import pid_alive
 
 log = logging.getLogger(__name__)
 
@@ -102,13 +103,7 @@ def owner_is_dead(owner: str | None) -> bool:
     parts = owner.split(":")
     if len(parts) < 2 or parts[0] != socket.gethostname() or not parts[1].isdigit():
         return False
-    try:
-        os.kill(int(parts[1]), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
+    return not pid_alive(int(parts[1]))
 
 
 class JobContext:
